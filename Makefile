@@ -1,0 +1,32 @@
+# booking-rush: `make run` brings up the whole system, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck install clean-run
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+## run: the whole system on embedded servers (Ctrl-C stops all of it)
+run: $(STAMP)
+	$(BIN)/python -m stack run
+
+## test: unit, Lua, integration, API and end-to-end tests on real servers
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy booking gateway workers common stack lua
+
+clean-run:
+	rm -rf .run

@@ -1,0 +1,219 @@
+"""Bookings use-cases: reserve (the hot path), read, list, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from booking import errors
+from booking.domain import CANCELLED, CONFIRMED, EXPIRED, RESERVED, Booking, fingerprint, from_ms
+from booking.events import TOPIC_BOOKINGS, Envelope, add_to_outbox
+from booking.hold_writer import HoldWriter
+from booking.metrics import RESERVATIONS
+from booking.passes import REJECTED_PASS, verify_pass
+from booking.schemas import ReserveBody
+from booking.scripts import EventNotLoadedError, Hold, Scripts
+from booking.store import bookings as booking_store
+from booking.store import events as event_store
+from common.tokens import Identity
+
+MAX_IDEMPOTENCY_KEY = 128
+
+# Lua/domain error -> the reservation outcome label of booking_rush_reservations_total
+_OUTCOMES: dict[type[errors.BookingError], str] = {
+    errors.SoldOutError: "sold_out",
+    errors.SeatUnavailableError: "seat_unavailable",
+    errors.UserLimitExceededError: "user_limit",
+    errors.SaleNotOpenError: "sale_not_open",
+    errors.QueuePassRequiredError: "pass_required",
+    errors.QueuePassInvalidError: "pass_invalid",
+    errors.IdempotencyKeyReusedError: "idempotency_key_reused",
+    errors.IdempotencyInFlightError: "idempotency_in_flight",
+    errors.InvalidRequestError: "invalid_request",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _EventTerms:
+    currency: str
+    max_per_user: int
+
+
+def booking_from_hold(hold: Hold, event_id: str, currency: str) -> Booking:
+    return Booking(
+        booking_id=hold.booking_id,
+        event_id=event_id,
+        zone_id=hold.zone_id,
+        user_id=hold.user_id,
+        quantity=hold.quantity,
+        seats=hold.seats or None,
+        status=RESERVED,
+        amount_minor=hold.amount_minor,
+        currency=currency,
+        created_at=from_ms(hold.created_ms),
+        expires_at=from_ms(hold.deadline_ms),
+    )
+
+
+@dataclass
+class Bookings:
+    pool: asyncpg.Pool
+    scripts: Scripts
+    writer: HoldWriter
+    hold_ttl_s: int
+    pass_secret: str
+    _terms: dict[str, _EventTerms] = field(default_factory=dict)
+
+    async def reserve(
+        self,
+        identity: Identity,
+        body: ReserveBody,
+        *,
+        idempotency_key: str | None,
+        queue_pass: str | None,
+        now_ms: int,
+    ) -> tuple[Booking, bool]:
+        """The booking and whether this was an idempotent replay of an earlier request."""
+        try:
+            booking, replay = await self._reserve(
+                identity, body, idempotency_key, queue_pass, now_ms
+            )
+        except errors.BookingError as exc:
+            RESERVATIONS.labels(_OUTCOMES.get(type(exc), "error")).inc()
+            raise
+        RESERVATIONS.labels("idempotent_replay" if replay else "reserved").inc()
+        return booking, replay
+
+    async def _reserve(
+        self,
+        identity: Identity,
+        body: ReserveBody,
+        idempotency_key: str | None,
+        queue_pass: str | None,
+        now_ms: int,
+    ) -> tuple[Booking, bool]:
+        if not idempotency_key:
+            raise errors.IdempotencyKeyRequiredError("send an Idempotency-Key header")
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise errors.InvalidRequestError.field("Idempotency-Key", "at most 128 characters")
+        event_id = str(body.event_id)
+        request_fingerprint = fingerprint(body.model_dump(mode="json"))
+        pass_id = ""
+        if queue_pass:
+            pass_id = (
+                verify_pass(
+                    self.pass_secret,
+                    queue_pass,
+                    event_id=event_id,
+                    user_id=identity.user_id,
+                    now_ms=now_ms,
+                )
+                or REJECTED_PASS
+            )
+        try:
+            result = await self.scripts.reserve(
+                event_id,
+                booking_id=str(uuid.uuid4()),
+                user_id=identity.user_id,
+                zone_id=str(body.zone_id),
+                quantity=body.quantity or 0,
+                seats=body.seats,
+                idempotency_key=idempotency_key,
+                fingerprint=request_fingerprint,
+                pass_id=pass_id,
+                ttl_ms=self.hold_ttl_s * 1000,
+                now_ms=now_ms,
+            )
+        except EventNotLoadedError:
+            raise await self._not_loaded(event_id) from None
+        terms = await self._event_terms(event_id)
+        booking = booking_from_hold(result.hold, event_id, terms.currency)
+        if result.replay:
+            return booking, True
+        hold = booking_store.NewHold(
+            booking=booking,
+            idempotency_key=idempotency_key,
+            fingerprint=request_fingerprint,
+            max_per_user=terms.max_per_user,
+        )
+        try:
+            await self.writer.write(hold)
+        except errors.BookingError:
+            # Not durable, so never acknowledged: give the seats back at once.
+            await self.scripts.release(event_id, booking.booking_id, reason="CANCELLED")
+            raise
+        await self.scripts.mark_durable(event_id, booking.booking_id)
+        return booking, False
+
+    async def _not_loaded(self, event_id: str) -> errors.BookingError:
+        event = await event_store.find_event(self.pool, event_id)
+        if event is None:
+            return errors.InvalidRequestError.field("event_id", "unknown event")
+        if event.status != "on_sale":
+            return errors.SaleNotOpenError(f"the event is {event.status}")
+        return errors.ServiceUnavailableError("inventory is being restored; try again")
+
+    async def _event_terms(self, event_id: str) -> _EventTerms:
+        terms = self._terms.get(event_id)
+        if terms is None:
+            event = await event_store.find_event(self.pool, event_id)
+            if event is None:
+                raise errors.InvalidRequestError.field("event_id", "unknown event")
+            terms = _EventTerms(event.currency, event.max_per_user)
+            self._terms[event_id] = terms
+        return terms
+
+    async def get(self, identity: Identity, booking_id: str) -> Booking:
+        booking = await booking_store.find_booking(self.pool, booking_id)
+        if booking is None or (booking.user_id != identity.user_id and not identity.is_admin):
+            raise errors.NotFoundError("no such booking")
+        return booking
+
+    async def list_mine(self, identity: Identity) -> list[Booking]:
+        return await booking_store.list_bookings(self.pool, identity.user_id)
+
+    async def cancel(self, identity: Identity, booking_id: str) -> Booking:
+        booking = await self.get(identity, booking_id)
+        if booking.status == CANCELLED:
+            return booking
+        if booking.status == CONFIRMED:
+            raise errors.InvalidStateError("a confirmed booking is cancelled through a refund")
+        if booking.status != RESERVED:
+            raise errors.InvalidStateError(f"the booking is {booking.status}")
+        ended_as = CANCELLED
+        try:
+            result = await self.scripts.release(booking.event_id, booking_id, reason="CANCELLED")
+            if not result.released and result.hold.status == EXPIRED:
+                ended_as = EXPIRED
+        except errors.NotFoundError:
+            pass  # Redis lost it (restart): the database ends it below
+        await record_ended(self.pool, [booking_id], status=ended_as)
+        if ended_as == EXPIRED:
+            raise errors.ReservationExpiredError("the hold had already lapsed")
+        return await self.get(identity, booking_id)
+
+
+async def record_ended(pool: asyncpg.Pool, booking_ids: list[str], *, status: str) -> list[str]:
+    """Records in PostgreSQL that Redis ended these holds, and announces each change (outbox).
+    Bookings already ended are skipped, so repeating it is harmless."""
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        ended = await booking_store.end_bookings(conn, booking_ids, status=status, now=now)
+        for item in ended:
+            envelope = Envelope.new(
+                f"booking.{status.lower()}",
+                item.booking_id,
+                {
+                    "booking_id": item.booking_id,
+                    "event_id": item.event_id,
+                    "zone_id": item.zone_id,
+                    "quantity": item.quantity,
+                    "status": status,
+                },
+                now,
+            )
+            await add_to_outbox(conn, TOPIC_BOOKINGS, envelope)
+    return [item.booking_id for item in ended]

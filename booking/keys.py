@@ -1,0 +1,108 @@
+"""Redis key layout: the only place key names are spelled.
+
+Every key of one event carries the hash tag `{ev:<event_id>}`, so all of them hash to one
+Redis Cluster slot and every Lua script runs unchanged on a cluster. Each script receives the
+event's whole fixed key set, in `SCRIPT_KEYS` order, so `KEYS[n]` means the same thing in every
+`lua/*.lua` file and no script ever builds a key name.
+
+Per-event keys (hash tag omitted below):
+- `meta` hash: event_id, status (draft|on_sale|closed), sale_starts_ms, max_per_user (0 = no
+  limit), queue_enabled (0|1), currency.
+- `inv` hash: per zone `<zone_id>:kind` (ga|seated), `:capacity`, `:available`, `:held`, `:sold`,
+  `:suspended`, `:price`; event totals `total:capacity`, `total:available`, `total:held`,
+  `total:sold`, `total:suspended`. Always available + held + sold + suspended == capacity.
+- `seats` hash: `<zone_id>:<label>` -> "" when free, the booking id when held or sold, "S" when
+  suspended.
+- `holds` hash: booking_id -> JSON hold record (see `booking.scripts.Hold`).
+- `expiry` zset: booking_id scored by deadline_ms, live (RESERVED) holds only.
+- `users` hash: user_id -> tickets held + confirmed.
+- `idem` hash: `<user_id>:<idempotency_key>` -> `<booking_id>|<fingerprint>`.
+- `pending` hash: booking_id -> 1 until the hold is durable in PostgreSQL.
+- `passes` hash: pass_id -> `<user_id>|<expires_ms>`; `passes:active` zset pass_id -> expires_ms.
+- `feed`: the pub/sub channel of seat updates (a channel, not a key; it carries the tag too so
+  a sharded-pubsub move is a one-word change).
+
+Global keys (never touched by a script): `br:events:live` zset of event ids with inventory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+PREFIX = "br"
+LIVE_EVENTS = f"{PREFIX}:events:live"
+
+# The KEYS order every script receives; each lua file starts with the matching locals.
+SCRIPT_KEYS: tuple[str, ...] = (
+    "meta",
+    "inv",
+    "seats",
+    "holds",
+    "expiry",
+    "users",
+    "idem",
+    "pending",
+    "passes",
+    "passes_active",
+    "feed",
+)
+
+
+def hash_tag(event_id: str) -> str:
+    return f"{{ev:{event_id}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class EventKeys:
+    event_id: str
+    meta: str
+    inv: str
+    seats: str
+    holds: str
+    expiry: str
+    users: str
+    idem: str
+    pending: str
+    passes: str
+    passes_active: str
+    feed: str
+
+    @classmethod
+    def of(cls, event_id: str) -> EventKeys:
+        if not event_id or "{" in event_id or "}" in event_id:
+            raise ValueError(f"event id unusable in a hash tag: {event_id!r}")
+        base = f"{PREFIX}:{hash_tag(event_id)}"
+        return cls(
+            event_id=event_id,
+            meta=f"{base}:meta",
+            inv=f"{base}:inv",
+            seats=f"{base}:seats",
+            holds=f"{base}:holds",
+            expiry=f"{base}:expiry",
+            users=f"{base}:users",
+            idem=f"{base}:idem",
+            pending=f"{base}:pending",
+            passes=f"{base}:passes",
+            passes_active=f"{base}:passes:active",
+            feed=f"{base}:feed",
+        )
+
+    def script_keys(self) -> tuple[str, ...]:
+        """The KEYS list of every inventory script (order: `SCRIPT_KEYS`)."""
+        return tuple(getattr(self, name) for name in SCRIPT_KEYS)
+
+    def stored(self) -> tuple[str, ...]:
+        """Every key that holds data (the feed channel is not one)."""
+        return tuple(getattr(self, name) for name in SCRIPT_KEYS if name != "feed")
+
+
+@lru_cache(maxsize=4096)
+def event_keys(event_id: str) -> EventKeys:
+    """Cached `EventKeys.of`: the hot path builds the same few events' keys over and over."""
+    return EventKeys.of(event_id)
+
+
+@lru_cache(maxsize=4096)
+def script_keys(event_id: str) -> tuple[str, ...]:
+    return event_keys(event_id).script_keys()

@@ -1,0 +1,41 @@
+"""HTTP routes for /admin: operators' views."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from booking.auth import require_role
+from booking.errors import ServiceUnavailableError
+from booking.http import JSONResponse, identity
+from booking.reconcile import compare_event
+
+
+async def event_stats(request: Request) -> JSONResponse:
+    caller = identity(request)
+    require_role(caller, "admin")
+    state = request.app.state
+    event = await state.catalog.get_event(request.path_params["event_id"], caller)
+    zones = await compare_event(state.pool, state.scripts, event)
+    if zones is None:
+        if event.status == "draft":
+            zones = []
+        else:
+            raise ServiceUnavailableError(
+                "inventory is not loaded in Redis; the reconciler rebuilds it"
+            )
+    return JSONResponse(
+        {
+            "event_id": event.event_id,
+            "status": event.status,
+            "capacity": sum(zone.capacity for zone in event.zones),
+            "available": sum(zone.redis_available for zone in zones),
+            "held": sum(zone.redis_held for zone in zones),
+            "sold": sum(zone.redis_sold for zone in zones),
+            "drift": sum(zone.drift for zone in zones),
+            "zones": [zone.body() for zone in zones],
+        }
+    )
+
+
+routes = [Route("/admin/events/{event_id}/stats", event_stats, methods=["GET"])]

@@ -1,0 +1,48 @@
+"""HTTP routes for /auth: thin, they validate, call the use-case and render."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from booking.http import JSONResponse, identity, read_body
+from booking.schemas import LoginBody, RefreshBody, RegisterBody
+
+
+async def register(request: Request) -> JSONResponse:
+    body = await read_body(request, RegisterBody)
+    user = await request.app.state.auth.register(
+        email=body.email, password=body.password, name=body.name
+    )
+    return JSONResponse(user.public(), status_code=201)
+
+
+async def login(request: Request) -> JSONResponse:
+    body = await read_body(request, LoginBody)
+    pair = await request.app.state.auth.login(
+        email=body.email, password=body.password, now=datetime.now(UTC)
+    )
+    return JSONResponse(pair.body())
+
+
+async def refresh(request: Request) -> JSONResponse:
+    body = await read_body(request, RefreshBody)
+    pair = await request.app.state.auth.refresh(
+        refresh_token=body.refresh_token, now=datetime.now(UTC)
+    )
+    return JSONResponse(pair.body())
+
+
+async def me(request: Request) -> JSONResponse:
+    user = await request.app.state.auth.me(identity(request))
+    return JSONResponse(user.public())
+
+
+routes = [
+    Route("/auth/register", register, methods=["POST"]),
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/refresh", refresh, methods=["POST"]),
+    Route("/auth/me", me, methods=["GET"]),
+]

@@ -1,0 +1,50 @@
+"""HTTP routes for /bookings."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from booking.http import JSONResponse, identity, read_body
+from booking.schemas import ReserveBody
+from booking.scripts import epoch_ms
+
+
+async def reserve(request: Request) -> JSONResponse:
+    caller = identity(request)
+    body = await read_body(request, ReserveBody)
+    booking, _replay = await request.app.state.bookings.reserve(
+        caller,
+        body,
+        idempotency_key=request.headers.get("idempotency-key"),
+        queue_pass=request.headers.get("x-queue-pass"),
+        now_ms=epoch_ms(),
+    )
+    return JSONResponse(booking.body(), status_code=201)
+
+
+async def get_booking(request: Request) -> JSONResponse:
+    booking = await request.app.state.bookings.get(
+        identity(request), request.path_params["booking_id"]
+    )
+    return JSONResponse(booking.body())
+
+
+async def list_bookings(request: Request) -> JSONResponse:
+    bookings = await request.app.state.bookings.list_mine(identity(request))
+    return JSONResponse({"items": [booking.body() for booking in bookings]})
+
+
+async def cancel(request: Request) -> JSONResponse:
+    booking = await request.app.state.bookings.cancel(
+        identity(request), request.path_params["booking_id"]
+    )
+    return JSONResponse(booking.body())
+
+
+routes = [
+    Route("/bookings/reserve", reserve, methods=["POST"]),
+    Route("/bookings", list_bookings, methods=["GET"]),
+    Route("/bookings/{booking_id}", get_booking, methods=["GET"]),
+    Route("/bookings/{booking_id}/cancel", cancel, methods=["POST"]),
+]

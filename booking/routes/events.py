@@ -1,0 +1,64 @@
+"""HTTP routes for /events (catalog and availability)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from booking.catalog import event_body
+from booking.errors import UnauthorizedError
+from booking.http import JSONResponse, identity, read_body
+from booking.schemas import EventBody
+from common.tokens import Identity
+
+
+def _optional_identity(request: Request) -> Identity | None:
+    if "authorization" not in request.headers:
+        return None
+    try:
+        return identity(request)
+    except UnauthorizedError:
+        return None
+
+
+async def create_event(request: Request) -> JSONResponse:
+    caller = identity(request)
+    body = await read_body(request, EventBody)
+    event = await request.app.state.catalog.create_event(caller, body)
+    return JSONResponse(event_body(event), status_code=201)
+
+
+async def list_events(request: Request) -> JSONResponse:
+    events = await request.app.state.catalog.list_events()
+    return JSONResponse({"items": [event_body(event) for event in events]})
+
+
+async def get_event(request: Request) -> JSONResponse:
+    event = await request.app.state.catalog.get_event(
+        request.path_params["event_id"], _optional_identity(request)
+    )
+    return JSONResponse(event_body(event))
+
+
+async def publish_event(request: Request) -> JSONResponse:
+    event = await request.app.state.catalog.publish_event(
+        identity(request), request.path_params["event_id"], datetime.now(UTC)
+    )
+    return JSONResponse(event_body(event))
+
+
+async def availability(request: Request) -> JSONResponse:
+    return JSONResponse(
+        await request.app.state.catalog.availability(request.path_params["event_id"])
+    )
+
+
+routes = [
+    Route("/events", create_event, methods=["POST"]),
+    Route("/events", list_events, methods=["GET"]),
+    Route("/events/{event_id}", get_event, methods=["GET"]),
+    Route("/events/{event_id}/publish", publish_event, methods=["POST"]),
+    Route("/events/{event_id}/availability", availability, methods=["GET"]),
+]

@@ -1,0 +1,254 @@
+"""Bookings in PostgreSQL, with the zone and per-user counters that carry the invariants.
+
+Every write here changes a booking and its counters in one statement group inside the caller's
+transaction, so `zones.held/sold` always equal the sum of the live bookings, and the CHECK
+constraints refuse an oversell or a breached per-user limit outright.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from booking.domain import Booking
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+
+@dataclass(frozen=True, slots=True)
+class NewHold:
+    booking: Booking
+    idempotency_key: str
+    fingerprint: str
+    max_per_user: int
+
+
+async def insert_holds(conn: asyncpg.Connection, holds: Sequence[NewHold]) -> None:
+    """Writes RESERVED bookings and raises their counters (call inside a transaction)."""
+    await conn.executemany(
+        """INSERT INTO bookings (booking_id, event_id, zone_id, user_id, quantity, seats, status,
+               amount_minor, currency, idempotency_key, request_fingerprint, created_at,
+               expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, 'RESERVED', $7, $8, $9, $10, $11, $12)""",
+        [
+            (
+                uuid.UUID(h.booking.booking_id),
+                uuid.UUID(h.booking.event_id),
+                uuid.UUID(h.booking.zone_id),
+                uuid.UUID(h.booking.user_id),
+                h.booking.quantity,
+                list(h.booking.seats) if h.booking.seats is not None else None,
+                h.booking.amount_minor,
+                h.booking.currency,
+                h.idempotency_key,
+                h.fingerprint,
+                h.booking.created_at,
+                h.booking.expires_at,
+            )
+            for h in holds
+        ],
+    )
+    seat_rows = [
+        (uuid.UUID(h.booking.booking_id), uuid.UUID(h.booking.zone_id), label)
+        for h in holds
+        for label in (h.booking.seats or ())
+    ]
+    if seat_rows:
+        await conn.executemany(
+            "INSERT INTO booking_seats (booking_id, zone_id, label) VALUES ($1, $2, $3)",
+            seat_rows,
+        )
+    held: dict[str, int] = defaultdict(int)
+    tickets: dict[tuple[str, str], int] = defaultdict(int)
+    limits: dict[tuple[str, str], int] = {}
+    for h in holds:
+        held[h.booking.zone_id] += h.booking.quantity
+        key = (h.booking.event_id, h.booking.user_id)
+        tickets[key] += h.booking.quantity
+        limits[key] = h.max_per_user
+    await _add_held(conn, held)
+    await conn.executemany(
+        """INSERT INTO user_tickets (event_id, user_id, tickets, max_tickets)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (event_id, user_id)
+           DO UPDATE SET tickets = user_tickets.tickets + EXCLUDED.tickets""",
+        [
+            (uuid.UUID(event_id), uuid.UUID(user_id), count, limits[(event_id, user_id)])
+            for (event_id, user_id), count in sorted(tickets.items())
+        ],
+    )
+
+
+async def _add_held(conn: asyncpg.Connection, held: dict[str, int]) -> None:
+    # Sorted, so concurrent batches lock zone rows in one order and never deadlock.
+    await conn.executemany(
+        "UPDATE zones SET held = held + $2 WHERE zone_id = $1",
+        [(uuid.UUID(zone_id), delta) for zone_id, delta in sorted(held.items())],
+    )
+
+
+def _uuids(values: Sequence[str]) -> list[uuid.UUID]:
+    """The values that are UUIDs (anything else cannot be a booking in the database)."""
+    out = []
+    for value in values:
+        try:
+            out.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class EndedBooking:
+    booking_id: str
+    event_id: str
+    zone_id: str
+    user_id: str
+    quantity: int
+    previous_status: str
+
+
+async def end_bookings(
+    conn: asyncpg.Connection,
+    booking_ids: Sequence[str],
+    *,
+    status: str,
+    now: datetime,
+    from_statuses: Sequence[str] = ("RESERVED",),
+) -> list[EndedBooking]:
+    """Moves live bookings to an end status (CANCELLED, EXPIRED, REFUNDED), freeing their seats
+    and tickets. Bookings already ended are left alone, so calling it twice changes nothing."""
+    keys = _uuids(booking_ids)
+    if not keys:
+        return []
+    rows = await conn.fetch(
+        """WITH target AS (
+               SELECT booking_id, status AS previous_status FROM bookings
+               WHERE booking_id = ANY($1::uuid[]) AND status = ANY($4::text[])
+               ORDER BY booking_id FOR UPDATE)
+           UPDATE bookings b SET status = $2, ended_at = $3
+           FROM target t WHERE b.booking_id = t.booking_id
+           RETURNING b.booking_id, b.event_id, b.zone_id, b.user_id, b.quantity,
+                     t.previous_status""",
+        keys,
+        status,
+        now,
+        list(from_statuses),
+    )
+    ended = [
+        EndedBooking(
+            booking_id=str(row["booking_id"]),
+            event_id=str(row["event_id"]),
+            zone_id=str(row["zone_id"]),
+            user_id=str(row["user_id"]),
+            quantity=row["quantity"],
+            previous_status=row["previous_status"],
+        )
+        for row in rows
+    ]
+    if not ended:
+        return []
+    await conn.execute(
+        "UPDATE booking_seats SET live = false WHERE booking_id = ANY($1::uuid[]) AND live",
+        [uuid.UUID(e.booking_id) for e in ended],
+    )
+    held: dict[str, int] = defaultdict(int)
+    sold: dict[str, int] = defaultdict(int)
+    tickets: dict[tuple[str, str], int] = defaultdict(int)
+    for e in ended:
+        (held if e.previous_status == "RESERVED" else sold)[e.zone_id] += e.quantity
+        tickets[(e.event_id, e.user_id)] += e.quantity
+    zone_ids = sorted(set(held) | set(sold))
+    await conn.executemany(
+        "UPDATE zones SET held = held - $2, sold = sold - $3 WHERE zone_id = $1",
+        [(uuid.UUID(z), held.get(z, 0), sold.get(z, 0)) for z in zone_ids],
+    )
+    await conn.executemany(
+        """UPDATE user_tickets SET tickets = tickets - $3
+           WHERE event_id = $1 AND user_id = $2""",
+        [(uuid.UUID(ev), uuid.UUID(user), n) for (ev, user), n in sorted(tickets.items())],
+    )
+    return ended
+
+
+async def confirm_booking(
+    conn: asyncpg.Connection, booking_id: str, *, now: datetime, payment_id: str | None
+) -> bool:
+    """RESERVED -> CONFIRMED, moving its tickets from held to sold. False if it was not held."""
+    row = await conn.fetchrow(
+        """UPDATE bookings SET status = 'CONFIRMED', confirmed_at = $2,
+               payment_id = coalesce($3, payment_id)
+           WHERE booking_id = $1 AND status = 'RESERVED'
+           RETURNING zone_id, quantity""",
+        uuid.UUID(booking_id),
+        now,
+        uuid.UUID(payment_id) if payment_id else None,
+    )
+    if row is None:
+        return False
+    await conn.execute(
+        "UPDATE zones SET held = held - $2, sold = sold + $2 WHERE zone_id = $1",
+        row["zone_id"],
+        row["quantity"],
+    )
+    return True
+
+
+def _booking(row: asyncpg.Record) -> Booking:
+    return Booking(
+        booking_id=str(row["booking_id"]),
+        event_id=str(row["event_id"]),
+        zone_id=str(row["zone_id"]),
+        user_id=str(row["user_id"]),
+        quantity=row["quantity"],
+        seats=tuple(row["seats"]) if row["seats"] is not None else None,
+        status=row["status"],
+        amount_minor=row["amount_minor"],
+        currency=row["currency"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        confirmed_at=row["confirmed_at"],
+        payment_id=str(row["payment_id"]) if row["payment_id"] else None,
+    )
+
+
+async def find_booking(conn: Conn, booking_id: str) -> Booking | None:
+    try:
+        key = uuid.UUID(booking_id)
+    except ValueError:
+        return None
+    row = await conn.fetchrow("SELECT * FROM bookings WHERE booking_id = $1", key)
+    return None if row is None else _booking(row)
+
+
+async def list_bookings(conn: Conn, user_id: str, *, limit: int = 100) -> list[Booking]:
+    rows = await conn.fetch(
+        "SELECT * FROM bookings WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2",
+        uuid.UUID(user_id),
+        limit,
+    )
+    return [_booking(row) for row in rows]
+
+
+async def due_reserved(conn: Conn, *, before: datetime, limit: int) -> list[tuple[str, str]]:
+    """(event_id, booking_id) of RESERVED bookings whose hold ended before `before`."""
+    rows = await conn.fetch(
+        """SELECT event_id, booking_id FROM bookings
+           WHERE status = 'RESERVED' AND expires_at < $1 ORDER BY expires_at LIMIT $2""",
+        before,
+        limit,
+    )
+    return [(str(row["event_id"]), str(row["booking_id"])) for row in rows]
+
+
+async def live_bookings(conn: Conn, event_id: str) -> list[asyncpg.Record]:
+    """Every RESERVED or CONFIRMED booking of the event (to rebuild Redis from the truth)."""
+    return await conn.fetch(
+        """SELECT * FROM bookings WHERE event_id = $1 AND status IN ('RESERVED', 'CONFIRMED')""",
+        uuid.UUID(event_id),
+    )

@@ -1,0 +1,109 @@
+"""Wiring: `create_app(settings)` builds the gateway's ASGI app; the lifespan owns the pools."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from common.problems import problem_response
+from gateway import ops
+from gateway.endpoint import proxy_endpoint
+from gateway.guard import Authenticator
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import MetricsMiddleware, RequestIdMiddleware
+from gateway.proxy import Upstreams
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+
+# A slow or dead limiter Redis must cost a request little: short timeouts and no retries,
+# the limiter then fails open (see gateway/ratelimit.py).
+REDIS_TIMEOUT_S = 0.25
+
+PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+OWN_PATHS = frozenset(
+    {"/health", "/api/v1/health", "/api/v1/ready", "/ready", "/metrics", "/api/v1/metrics"}
+)
+
+
+def _routes() -> list[Route]:
+    return [
+        Route("/health", ops.health, methods=["GET"]),
+        Route("/api/v1/health", ops.health, methods=["GET"]),
+        Route("/ready", ops.ready, methods=["GET"]),
+        Route("/api/v1/ready", ops.ready, methods=["GET"]),
+        Route("/metrics", ops.metrics, methods=["GET"]),
+        Route("/api/v1/metrics", ops.metrics, methods=["GET"]),
+        Route("/api/v1/{path:path}", proxy_endpoint, methods=PROXIED_METHODS),
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return problem_response("not_found", f"No route for {request.url.path}")
+    if status == 405:
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else None
+        return problem_response("method_not_allowed", headers=headers)
+    return problem_response("internal_error")
+
+
+def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None) -> ASGIApp:
+    metrics = metrics if metrics is not None else GatewayMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        redis = Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
+        limiter = RateLimiter(
+            redis,
+            per_ip=settings.per_ip,
+            per_user=settings.per_user,
+            auth_per_ip=settings.auth_per_ip,
+            metrics=metrics,
+            prefix=settings.rate_limit_prefix,
+        )
+        upstreams = Upstreams(
+            settings.upstreams, timeout_s=settings.upstream_timeout_s, metrics=metrics
+        )
+        await limiter.load_script()
+        await upstreams.start()
+        try:
+            yield {
+                "settings": settings,
+                "metrics": metrics,
+                "redis": redis,
+                "limiter": limiter,
+                "upstreams": upstreams,
+                "authenticator": Authenticator(settings.token_keys),
+            }
+        finally:
+            await upstreams.stop()
+            await redis.aclose()
+
+    app = Starlette(
+        routes=_routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
+    )
+    return RequestIdMiddleware(MetricsMiddleware(app, metrics, OWN_PATHS))
+
+
+def create_app_from_env() -> ASGIApp:
+    """Factory for uvicorn with several workers: each worker process builds its own app."""
+    return create_app(GatewaySettings.from_env())

@@ -1,0 +1,84 @@
+"""The one endpoint behind every /api/v1 path: authenticate, rate-limit, then proxy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from common.problems import problem_response
+from gateway.guard import Authenticator, AuthError
+from gateway.metrics import UPSTREAM_CONNECT, UPSTREAM_TIMEOUT
+from gateway.middleware import REQUEST_ID_SCOPE_KEY, ROUTE_SCOPE_KEY, incoming_request_id
+from gateway.proxy import BodyTooLargeError, UpstreamError, read_body, resolve_forwarding
+from gateway.ratelimit import RateLimiter
+from gateway.routes import classify
+
+# How long a client should wait before retrying when the booking service is unreachable.
+UPSTREAM_RETRY_AFTER_S = 2
+
+
+class ProxyEndpoint:
+    """A raw ASGI endpoint (a class, so Starlette does not wrap it in Request/Response)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: dict[str, Any] = scope["state"]
+        settings = state["settings"]
+        spec = classify(scope["path"])
+        scope[ROUTE_SCOPE_KEY] = spec.template
+        method = scope["method"]
+
+        try:
+            authenticator: Authenticator = state["authenticator"]
+            identity = authenticator.authenticate(scope, spec, method)
+        except AuthError as exc:
+            response = problem_response(
+                "unauthorized", exc.detail, headers={"WWW-Authenticate": exc.challenge}
+            )
+            await response(scope, receive, send)
+            return
+
+        request_id = scope.get(REQUEST_ID_SCOPE_KEY) or incoming_request_id(scope)
+        forwarding = resolve_forwarding(scope, settings.trusted_proxy_hops, request_id)
+        limiter: RateLimiter = state["limiter"]
+        decision = await limiter.check_request(
+            forwarding.client_ip, identity.user_id if identity else None, spec.group
+        )
+        rate_headers = decision.headers()
+        if not decision.allowed:
+            detail = (
+                f"Too many requests for this {'user' if decision.scope == 'user' else 'client'}"
+            )
+            response = problem_response(
+                "rate_limited", detail, headers={k.decode(): v.decode() for k, v in rate_headers}
+            )
+            await response(scope, receive, send)
+            return
+
+        try:
+            body = await read_body(scope, receive, settings.max_body_bytes)
+        except BodyTooLargeError:
+            limit = settings.max_body_bytes
+            response = problem_response("payload_too_large", f"The body exceeds {limit} bytes")
+            await response(scope, receive, send)
+            return
+
+        try:
+            relayed = await state["upstreams"].forward_request(
+                scope, body, forwarding, streams=spec.streams, extra_headers=rate_headers
+            )
+        except UpstreamError as exc:
+            if exc.kind in (UPSTREAM_CONNECT, UPSTREAM_TIMEOUT):
+                response = problem_response(
+                    "service_unavailable",
+                    str(exc),
+                    headers={"Retry-After": str(UPSTREAM_RETRY_AFTER_S)},
+                )
+            else:
+                response = problem_response("bad_gateway", str(exc))
+            await response(scope, receive, send)
+            return
+        await relayed(scope, receive, send)
+
+
+proxy_endpoint = ProxyEndpoint()

@@ -1,0 +1,91 @@
+"""Plain ASGI middleware (not BaseHTTPMiddleware, which breaks context variables): request ids
+and request metrics. Both sit outside Starlette's error handling, so even a 500 carries the id
+and is counted.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.logs import request_id_var
+from gateway.metrics import GatewayMetrics
+from gateway.routes import UNMATCHED
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+
+# Set by the endpoint that handled the request: the route template, for the metric label.
+ROUTE_SCOPE_KEY = "gateway.route"
+REQUEST_ID_SCOPE_KEY = "gateway.request_id"
+
+
+def incoming_request_id(scope: Scope) -> bytes:
+    """The client's X-Request-ID if it is sane (<= 128 of [A-Za-z0-9._-]), else a fresh one."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            if _SANE_REQUEST_ID.fullmatch(value):
+                return bytes(value)
+            break
+    return uuid.uuid4().hex.encode()
+
+
+class RequestIdMiddleware:
+    """Picks the request id, exposes it to logs and the proxy, echoes it on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope)
+        scope[REQUEST_ID_SCOPE_KEY] = request_id
+        token = request_id_var.set(request_id.decode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by route template, method and status class."""
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, own_paths: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.own_paths = own_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get(ROUTE_SCOPE_KEY)
+            if route is None:
+                path = scope["path"]
+                route = path if path in self.own_paths else UNMATCHED
+            self.metrics.observe_request(
+                route, scope["method"], status, time.perf_counter() - started
+            )

@@ -1,0 +1,192 @@
+"""Redis token-bucket rate limiting: per client IP (stricter for the auth group) and per user.
+
+One EVALSHA of `lua/rate_limit.lua` per request checks the IP bucket and, for an authenticated
+caller, the user bucket together: one round trip, and a request refused by one bucket charges
+neither. The price is that the two keys share no hash tag, so the limiter needs a standalone
+Redis (which `REDIS_URL` is in every deployment we ship); on a Redis Cluster the gateway's
+`REDIS_URL` should point at a separate small standalone Redis. Limiter state is disposable: a
+lost bucket is simply full again.
+
+If Redis fails, the limiter fails open for `FAIL_OPEN_S`: requests pass unchecked (counted by
+`booking_rush_gateway_rate_limit_fail_open_total`, logged once per outage) rather than failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+import lua
+from gateway.metrics import GatewayMetrics
+from gateway.routes import AUTH_GROUP
+from gateway.settings import Budget
+
+logger = logging.getLogger(__name__)
+
+FAIL_OPEN_S = 1.0
+SCRIPT_NAME = "rate_limit"
+
+
+def ip_key(prefix: str, group: str, client_ip: str) -> str:
+    return f"{prefix}ip:{group}:{client_ip}"
+
+
+def user_key(prefix: str, user_id: str) -> str:
+    return f"{prefix}user:{user_id}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int = 0
+    remaining: int = 0
+    reset_s: int = 0
+    retry_after_s: int = 0
+    scope: str = ""  # "ip" or "user": the bucket that refused
+    checked: bool = True  # False when Redis was unavailable and the limiter failed open
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """RateLimit-* headers (IETF draft), plus Retry-After when refused."""
+        if not self.checked:
+            return []
+        headers = [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_s).encode()),
+        ]
+        if not self.allowed:
+            headers.append((b"retry-after", str(self.retry_after_s).encode()))
+        return headers
+
+
+UNCHECKED = Decision(allowed=True, checked=False)
+
+
+def _ceil_seconds(milliseconds: int) -> int:
+    return max(1, math.ceil(int(milliseconds) / 1000))
+
+
+class ScriptBatcher:
+    """Runs a Lua script, coalescing the calls made in one event-loop turn into one pipeline.
+
+    Under load many requests check their buckets in the same turn; one pipeline for all of them
+    saves most of redis-py's per-command cost (measured: ~80 us of CPU per lone EVALSHA, ~25 us
+    per command in a pipeline of 10) and most round trips. Each call still runs its own atomic
+    script; pipelining only shares the trip.
+    """
+
+    def __init__(self, redis: Redis, source: str) -> None:
+        self._redis = redis
+        self.source = source
+        self._sha = hashlib.sha1(source.encode()).hexdigest()
+        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run(self, keys: list[str], args: list[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((keys, args, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._execute(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _execute(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._pipeline(batch)
+            if any(isinstance(result, NoScriptError) for result in results):
+                await self._redis.script_load(self.source)  # Redis restarted or was flushed
+                results = await self._pipeline(batch)
+        except Exception as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (*_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue  # the request went away meanwhile
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> Any:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args, _future in batch:
+                pipe.evalsha(self._sha, len(keys), *keys, *args)
+            return await pipe.execute(raise_on_error=False)
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        per_ip: Budget,
+        per_user: Budget,
+        auth_per_ip: Budget,
+        metrics: GatewayMetrics,
+        prefix: str = "rl:",
+    ) -> None:
+        self._redis = redis
+        self._script = ScriptBatcher(redis, lua.source(SCRIPT_NAME))
+        self._per_ip = per_ip
+        self._per_user = per_user
+        self._auth_per_ip = auth_per_ip
+        self._metrics = metrics
+        self._prefix = prefix
+        self._failing_until = 0.0
+
+    async def load_script(self) -> None:
+        """Load the script at start-up so a syntax error fails fast; Redis down is tolerated."""
+        try:
+            await self._redis.script_load(self._script.source)
+        except ResponseError:
+            raise
+        except (RedisError, OSError) as exc:
+            logger.warning("rate limiter: Redis unavailable at start-up: %s", exc)
+
+    async def check_request(self, client_ip: str, user_id: str | None, group: str) -> Decision:
+        if time.monotonic() < self._failing_until:
+            self._metrics.rate_limit_fail_open.inc()
+            return UNCHECKED
+        ip_budget = self._auth_per_ip if group == AUTH_GROUP else self._per_ip
+        keys = [ip_key(self._prefix, group, client_ip)]
+        args: list[str | int | float] = ["", 1, ip_budget.rate, ip_budget.burst]
+        if user_id is not None:
+            keys.append(user_key(self._prefix, user_id))
+            args += [self._per_user.rate, self._per_user.burst]
+        try:
+            result = await self._script.run(keys, args)
+        except (RedisError, OSError) as exc:
+            self._failing_until = time.monotonic() + FAIL_OPEN_S
+            self._metrics.rate_limit_fail_open.inc()
+            logger.warning("rate limiter failing open for %.1fs: %r", FAIL_OPEN_S, exc)
+            return UNCHECKED
+        if int(result[0]) == 1:
+            _, limit, remaining, reset_ms = result
+            return Decision(True, int(limit), int(remaining), _ceil_seconds(reset_ms))
+        _, _code, index, limit, remaining, reset_ms, retry_ms = result
+        scope = "ip" if int(index) == 1 else "user"
+        self._metrics.rate_limited(group, scope)
+        return Decision(
+            False,
+            int(limit),
+            int(remaining),
+            _ceil_seconds(reset_ms),
+            _ceil_seconds(retry_ms),
+            scope,
+        )

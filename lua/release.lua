@@ -1,0 +1,121 @@
+--[[ release: give a booking's seats back to the sale (cancel, payment failure, expiry, refund).
+
+KEYS (every script, booking.keys.SCRIPT_KEYS order):
+  1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
+  10 passes_active  11 feed (pub/sub channel)
+ARGV:
+  1 booking_id
+  2 reason           CANCELLED | EXPIRED | FAILED | REFUNDED
+                     final status = reason, except FAILED (payment failed) -> CANCELLED
+  3 allow_confirmed  "1": a CONFIRMED booking may be released too (refund of a confirmed
+                     booking: its sold seats go back on sale); "0": CONFIRMED -> INVALID_STATE
+  4 now_ms
+  5 now_iso          RFC 3339 timestamp for the feed messages
+Returns:
+  {1, changed (0|1), hold_json}
+  changed = 0: the booking was already CANCELLED / EXPIRED / REFUNDED; nothing is touched
+  (so a second call is a harmless no-op returning the current record).
+Errors:
+  NOT_FOUND        unknown booking
+  INVALID_STATE    CONFIRMED without allow_confirmed; EXPIRED asked for a CONFIRMED booking or
+                   for a hold whose deadline has not passed yet
+  INVALID_REASON   reason not one of the four above
+Effects: seats -> free ("" in `seats` when still owned by this booking), held (or sold) ->
+  available in zone + totals, user count decremented, removed from the expiry index and from
+  `pending`, record status + ended_ms. PUBLISH SEAT_CANCELLED then SEAT_AVAILABLE (an expiry
+  publishes only SEAT_AVAILABLE).
+  Idempotency: a durable booking keeps its `idem` entry (a retry answers this record); a hold
+  still in `pending` was never acknowledged (e.g. its PostgreSQL write failed), so its `idem`
+  entry is dropped and a retry with the same key reserves afresh.
+]]
+local META = KEYS[1]
+local INV = KEYS[2]
+local SEATS = KEYS[3]
+local HOLDS = KEYS[4]
+local EXPIRY = KEYS[5]
+local USERS = KEYS[6]
+local IDEM = KEYS[7]
+local PENDING = KEYS[8]
+local PASSES = KEYS[9]
+local PASSES_ACTIVE = KEYS[10]
+local FEED = KEYS[11]
+
+local booking_id, reason, allow_confirmed = ARGV[1], ARGV[2], ARGV[3] == '1'
+local now, now_iso = tonumber(ARGV[4]), ARGV[5]
+
+local final_status = ({
+  CANCELLED = 'CANCELLED', EXPIRED = 'EXPIRED', FAILED = 'CANCELLED', REFUNDED = 'REFUNDED',
+})[reason]
+if not final_status then
+  return {0, 'INVALID_REASON'}
+end
+
+local raw = redis.call('HGET', HOLDS, booking_id)
+if not raw then
+  return {0, 'NOT_FOUND'}
+end
+local hold = cjson.decode(raw)
+local status = hold.status
+if status == 'CANCELLED' or status == 'EXPIRED' or status == 'REFUNDED' then
+  return {1, 0, raw}
+end
+
+local counter
+if status == 'CONFIRMED' then
+  if not allow_confirmed or final_status == 'EXPIRED' then
+    return {0, 'INVALID_STATE'}
+  end
+  counter = 'sold'
+elseif status == 'RESERVED' then
+  if final_status == 'EXPIRED' and now < hold.deadline_ms then
+    return {0, 'INVALID_STATE'}
+  end
+  counter = 'held'
+else
+  return {0, 'INVALID_STATE'}
+end
+
+local zone, qty = hold.zone, hold.qty
+if hold.seats then
+  for _, label in ipairs(hold.seats) do
+    local field = zone .. ':' .. label
+    if redis.call('HGET', SEATS, field) == booking_id then
+      redis.call('HSET', SEATS, field, '')
+    end
+  end
+end
+redis.call('HINCRBY', INV, zone .. ':' .. counter, -qty)
+redis.call('HINCRBY', INV, 'total:' .. counter, -qty)
+redis.call('HINCRBY', INV, 'total:available', qty)
+local available = redis.call('HINCRBY', INV, zone .. ':available', qty)
+if redis.call('HINCRBY', USERS, hold.user, -qty) <= 0 then
+  redis.call('HDEL', USERS, hold.user)
+end
+redis.call('ZREM', EXPIRY, booking_id)
+if redis.call('HDEL', PENDING, booking_id) == 1 and hold.idem ~= '' then
+  -- never acknowledged (not durable): a retry with the same key must start afresh
+  redis.call('HDEL', IDEM, hold.user .. ':' .. hold.idem)
+end
+
+hold.status = final_status
+hold.ended_ms = now
+local hold_json = cjson.encode(hold)
+redis.call('HSET', HOLDS, booking_id, hold_json)
+
+local event_id = redis.call('HGET', META, 'event_id')
+local function publish(event_type, zone_available)
+  local message = {
+    type = 'seat_update', event_id = event_id, zone_id = zone, event_type = event_type,
+    quantity = qty, available = zone_available, booking_id = booking_id, timestamp = now_iso,
+  }
+  if hold.seats then
+    message.seats = hold.seats
+  end
+  redis.call('PUBLISH', FEED, cjson.encode(message))
+end
+if final_status ~= 'EXPIRED' then
+  publish('SEAT_CANCELLED', available - qty)
+end
+publish('SEAT_AVAILABLE', available)
+
+return {1, 1, hold_json}

@@ -1,0 +1,1 @@
+"""Local development stack: infrastructure launcher (`stack.infra`) and process supervisor."""

@@ -1,0 +1,1 @@
+"""Local Redis, PostgreSQL and Kafka-protocol servers started under a run directory."""

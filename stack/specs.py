@@ -1,0 +1,167 @@
+"""What `make run` starts: settings from the environment and the list of process specs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.tokens import generate_secret
+from stack.infra import Endpoints
+
+DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_BOOKING_PORT = 8081
+DEFAULT_METRICS_BASE_PORT = 9100
+DEFAULT_ADMIN_EMAIL = "admin@booking-rush.local"
+DEFAULT_ADMIN_PASSWORD = "admin-change-me"
+HEALTH_PATH = "/api/v1/health"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One long-running (or one-shot setup) OS process."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    health_url: str | None = None
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    gateway_port: int = DEFAULT_GATEWAY_PORT
+    booking_port: int = DEFAULT_BOOKING_PORT
+    metrics_base_port: int = DEFAULT_METRICS_BASE_PORT
+    admin_email: str = DEFAULT_ADMIN_EMAIL
+    admin_password: str = DEFAULT_ADMIN_PASSWORD
+    database_name: str = "booking_rush"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StackSettings:
+        """GATEWAY_PORT, BOOKING_PORT, WORKER_METRICS_BASE_PORT, ADMIN_EMAIL, ADMIN_PASSWORD."""
+        return cls(
+            gateway_port=int(env.get("GATEWAY_PORT") or DEFAULT_GATEWAY_PORT),
+            booking_port=int(env.get("BOOKING_PORT") or DEFAULT_BOOKING_PORT),
+            metrics_base_port=int(env.get("WORKER_METRICS_BASE_PORT") or DEFAULT_METRICS_BASE_PORT),
+            admin_email=env.get("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL,
+            admin_password=env.get("ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD,
+        )
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def booking_url(self) -> str:
+        return f"http://127.0.0.1:{self.booking_port}"
+
+
+def keep_secret(run_dir: Path, filename: str) -> str:
+    """A secret generated once and kept in `run_dir/filename` (mode 0600) across restarts."""
+    path = run_dir / filename
+    try:
+        existing = path.read_text().strip()
+    except FileNotFoundError:
+        existing = ""
+    if existing:
+        return existing
+    value = generate_secret()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def secrets_env(run_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """JWT_SECRET (unless RS256) and INTERNAL_SECRET: the configured ones, else kept ones."""
+    out: dict[str, str] = {}
+    if env.get("JWT_ALGORITHM", "HS256").upper() != "RS256" and not env.get("JWT_SECRET"):
+        out["JWT_SECRET"] = keep_secret(run_dir, "jwt_secret")
+    if not env.get("INTERNAL_SECRET"):
+        out["INTERNAL_SECRET"] = keep_secret(run_dir, "internal_secret")
+    return out
+
+
+def process_env(
+    env: Mapping[str, str], endpoints: Endpoints, settings: StackSettings
+) -> dict[str, str]:
+    """The environment every started process shares (settings are passed through as given)."""
+    return {
+        **env,
+        "REDIS_URL": endpoints.redis_url,
+        "DATABASE_URL": endpoints.database_url,
+        "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+        "GATEWAY_PORT": str(settings.gateway_port),
+        "BOOKING_PORT": str(settings.booking_port),
+        "BOOKING_URL": settings.booking_url,
+        "ADMIN_EMAIL": settings.admin_email,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def setup_specs(settings: StackSettings, env: Mapping[str, str]) -> list[ProcessSpec]:
+    """One-shot steps before the services start; `seed-demo` is skipped when it does not exist."""
+    python = sys.executable
+    admin = [
+        "users", "add",
+        "--email", settings.admin_email,
+        "--password", settings.admin_password,
+        "--role", "admin",
+        "--update",
+    ]  # fmt: skip
+    return [
+        ProcessSpec("migrate", [python, "-m", "booking", "migrate"], dict(env)),
+        ProcessSpec("admin", [python, "-m", "booking", *admin], dict(env)),
+        ProcessSpec("seed-demo", [python, "-m", "booking", "seed-demo"], dict(env)),
+    ]
+
+
+def list_workers(env: Mapping[str, str]) -> list[str]:
+    """Worker names from `python -m workers list`; empty when that command fails."""
+    result = subprocess.run(
+        [sys.executable, "-m", "workers", "list"],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        return []
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def build_process_specs(
+    settings: StackSettings, env: Mapping[str, str], worker_names: list[str]
+) -> list[ProcessSpec]:
+    """gateway, booking and one process per worker (metrics on base port + index)."""
+    python = sys.executable
+    specs = [
+        ProcessSpec(
+            "gateway",
+            [python, "-m", "gateway", "serve"],
+            {**env, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(settings.gateway_port)},
+            health_url=settings.gateway_url + HEALTH_PATH,
+        ),
+        ProcessSpec(
+            "booking",
+            [python, "-m", "booking", "serve"],
+            {**env, "BOOKING_HOST": "127.0.0.1", "BOOKING_PORT": str(settings.booking_port)},
+            health_url=settings.booking_url + HEALTH_PATH,
+        ),
+    ]
+    for index, worker in enumerate(worker_names):
+        port = settings.metrics_base_port + index
+        specs.append(
+            ProcessSpec(
+                worker,
+                [python, "-m", "workers", worker],
+                {**env, "WORKER_METRICS_PORT": str(port)},
+            )
+        )
+    return specs

@@ -1,0 +1,147 @@
+"""Session fixtures: real Redis, PostgreSQL and Kafka-protocol broker from the project's launcher.
+
+Tests isolate themselves with fresh keys (unique event ids), truncated tables and unique
+topic/group names; nothing here mocks a server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from stack.infra import Endpoints, start_infra
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_RUN_DIR = ROOT / ".run" / "test"
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Endpoints]:
+    """Servers for the whole session: the configured ones when they answer, else local ones."""
+    handle = start_infra(TEST_RUN_DIR, dict(os.environ), database_name="booking_rush_test")
+    try:
+        yield handle.endpoints
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(infra: Endpoints) -> str:
+    return infra.redis_url
+
+
+@pytest.fixture(scope="session")
+def database_url(infra: Endpoints) -> str:
+    return infra.database_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: Endpoints) -> str:
+    return infra.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh id for keys, topics and groups of one test."""
+    return uuid.uuid4().hex[:12]
+
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def service_env(infra: Endpoints) -> dict[str, str]:
+    """The environment a booking-rush process gets in tests (no Kafka idempotence: Tansu)."""
+    return {
+        "REDIS_URL": infra.redis_url,
+        "DATABASE_URL": infra.database_url,
+        "KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "INTERNAL_SECRET": "internal-" + "y" * 40,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+async def migrated_database(database_url: str) -> str:
+    from booking.db import migrate
+
+    await migrate(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+async def pg_pool(migrated_database: str) -> AsyncIterator[Any]:
+    from booking.db import create_pool
+
+    pool = await create_pool(migrated_database, min_size=1, max_size=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def clean_db(pg_pool: Any) -> Any:
+    """Empties every table (but the migration ledger) before the test."""
+    tables = await pg_pool.fetch(
+        """SELECT tablename FROM pg_tables
+           WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"""
+    )
+    if tables:
+        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+        await pg_pool.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    return pg_pool
+
+
+@pytest.fixture
+async def booking_parts(redis_url: str, clean_db: Any) -> AsyncIterator[Any]:
+    """The booking service's use-cases wired to the real servers, without HTTP."""
+    from types import SimpleNamespace
+
+    from booking.bookings import Bookings
+    from booking.catalog import Catalog
+    from booking.hold_writer import HoldWriter
+    from booking.scripts import Scripts
+
+    client = aioredis.Redis.from_url(redis_url)
+    scripts = Scripts(client)
+    await scripts.load()
+    writer = HoldWriter(clean_db)
+    writer.start()
+
+    def bookings(hold_ttl_s: int = 600) -> Bookings:
+        return Bookings(
+            pool=clean_db,
+            scripts=scripts,
+            writer=writer,
+            hold_ttl_s=hold_ttl_s,
+            pass_secret="internal-" + "y" * 40,
+        )
+
+    try:
+        yield SimpleNamespace(
+            pool=clean_db,
+            redis=client,
+            scripts=scripts,
+            catalog=Catalog(pool=clean_db, scripts=scripts),
+            bookings=bookings,
+        )
+    finally:
+        await writer.stop()
+        await client.aclose()

@@ -1,0 +1,104 @@
+"""Rate limits through the real gateway: 429 with Retry-After and RateLimit-* headers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+
+from gateway.settings import Budget, GatewaySettings
+
+
+def assert_rate_limited(answer: httpx.Response) -> None:
+    assert answer.status_code == 429, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "rate_limited"
+    assert int(answer.headers["retry-after"]) >= 1
+    assert int(answer.headers["ratelimit-remaining"]) == 0
+    assert int(answer.headers["ratelimit-limit"]) >= 1
+    assert int(answer.headers["ratelimit-reset"]) >= 1
+    assert answer.headers["x-request-id"]
+
+
+async def test_burst_beyond_the_ip_limit_gets_429_then_refills(
+    start_gateway: Callable[..., Any],
+) -> None:
+    async with start_gateway(per_ip=Budget(rate=5, burst=10)) as client:
+        answers = [await client.get("/api/v1/events") for _ in range(10)]
+        assert [a.status_code for a in answers] == [200] * 10
+        assert answers[0].headers["ratelimit-limit"] == "10"
+        assert answers[0].headers["ratelimit-remaining"] == "9"
+        assert answers[-1].headers["ratelimit-remaining"] == "0"
+        refused = await client.get("/api/v1/events")
+        assert_rate_limited(refused)
+        assert refused.headers["retry-after"] == "1"
+
+        await asyncio.sleep(0.45)  # 5/s: two tokens come back
+        assert (await client.get("/api/v1/events")).status_code == 200
+        assert (await client.get("/api/v1/events")).status_code == 200
+        assert_rate_limited(await client.get("/api/v1/events"))
+
+        metrics = (await client.get("/metrics")).text
+        assert 'booking_rush_gateway_rate_limited_total{group="default",scope="ip"} 2.0' in metrics
+
+
+async def test_per_user_limit_is_separate_from_per_ip(
+    start_gateway: Callable[..., Any], token_for: Callable[..., str]
+) -> None:
+    alice = {"Authorization": f"Bearer {token_for('alice')}"}
+    bob = {"Authorization": f"Bearer {token_for('bob')}"}
+    async with start_gateway(per_user=Budget(rate=1, burst=3)) as client:
+        for _ in range(3):
+            assert (await client.get("/api/v1/bookings", headers=alice)).status_code == 200
+        refused = await client.get("/api/v1/bookings", headers=alice)
+        assert_rate_limited(refused)
+        assert "user" in refused.json()["detail"]
+        # Same IP, another user, and anonymous public calls still pass.
+        assert (await client.get("/api/v1/bookings", headers=bob)).status_code == 200
+        assert (await client.get("/api/v1/events")).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        assert (
+            'booking_rush_gateway_rate_limited_total{group="default",scope="user"} 1.0' in metrics
+        )
+
+
+async def test_auth_group_has_a_stricter_ip_budget(
+    start_gateway: Callable[..., Any], gateway_settings: GatewaySettings
+) -> None:
+    async with start_gateway(auth_per_ip=Budget.per_second(5)) as client:
+        logins = [
+            (await client.post("/api/v1/auth/login", json={"email": "x@y.z"})).status_code
+            for _ in range(12)
+        ]
+        assert logins[:10] == [200] * 10
+        assert logins[10:] == [429, 429]
+        assert_rate_limited(await client.post("/api/v1/auth/register", json={}))
+        # The default group is untouched.
+        assert (await client.get("/api/v1/events")).status_code == 200
+
+
+async def test_redis_down_fails_open(start_gateway: Callable[..., Any]) -> None:
+    from tests.gateway.conftest import free_port
+
+    async with start_gateway(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", per_ip=Budget(rate=1, burst=1)
+    ) as client:
+        answers = [await client.get("/api/v1/events") for _ in range(5)]
+        assert [a.status_code for a in answers] == [200] * 5
+        assert "ratelimit-limit" not in answers[0].headers
+        metrics = (await client.get("/metrics")).text
+        assert "booking_rush_gateway_rate_limit_fail_open_total 5.0" in metrics
+
+
+async def test_keys_carry_the_prefix_and_expire(
+    start_gateway: Callable[..., Any], gateway_settings: GatewaySettings, redis: aioredis.Redis
+) -> None:
+    async with start_gateway() as client:
+        await client.get("/api/v1/events")
+    key = f"{gateway_settings.rate_limit_prefix}ip:default:127.0.0.1"
+    assert await redis.exists(key)
+    assert 0 < await redis.pttl(key) <= 2_000
+    await redis.delete(key)

@@ -1,0 +1,1 @@
+"""Background workers, each its own process: `python -m workers <name> [--burst] [--check]`."""

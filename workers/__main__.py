@@ -1,0 +1,89 @@
+"""`python -m workers list` and `python -m workers <name> [--burst] [--check]`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from common.logs import configure_logging
+from workers.runtime import run_periodic, serve_metrics
+from workers.settings import WorkerSettings
+
+
+def _outbox_relay(settings: WorkerSettings) -> Any:
+    from workers.outbox_relay import OutboxRelay
+
+    return OutboxRelay(settings)
+
+
+def _seat_release(settings: WorkerSettings) -> Any:
+    from workers.seat_release import SeatRelease
+
+    return SeatRelease(settings)
+
+
+def _reconciler(settings: WorkerSettings) -> Any:
+    from workers.reconciler import Reconciler
+
+    return Reconciler(settings)
+
+
+# name -> factory; `make run` starts one process per entry.
+WORKERS: dict[str, Callable[[WorkerSettings], Any]] = {
+    "outbox-relay": _outbox_relay,
+    "seat-release": _seat_release,
+    "reconciler": _reconciler,
+}
+
+
+@click.group()
+def cli() -> None:
+    """booking-rush background workers."""
+
+
+@cli.command("list")
+def list_workers() -> None:
+    """Print every worker name, one a line."""
+    for name in WORKERS:
+        click.echo(name)
+
+
+def _worker_command(name: str) -> click.Command:
+    @click.command(name)
+    @click.option("--burst", is_flag=True, help="drain the work there is, then exit")
+    @click.option("--check", is_flag=True, help="check the worker's dependencies and exit")
+    def command(burst: bool, check: bool) -> None:
+        settings = WorkerSettings.from_env()
+        configure_logging(name, settings.log_level)
+        worker = WORKERS[name](settings)
+        if check:
+
+            async def probe() -> None:
+                await worker.start()
+                await worker.stop()
+
+            asyncio.run(probe())
+            click.echo(f"{name}: ok")
+            return
+        if not burst:
+            serve_metrics(settings.metrics_host, settings.metrics_port)
+        import uvloop
+
+        handled = uvloop.run(run_periodic(worker, interval_s=settings.interval_s, burst=burst))
+        if burst:
+            click.echo(f"{name}: handled {handled}")
+
+    command.help = f"Run the {name} worker."
+    return command
+
+
+for _name in WORKERS:
+    cli.add_command(_worker_command(_name))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,35 @@
+"""Worker settings: one frozen object built from the environment by the entrypoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/booking_rush"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_idempotence: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    log_level: str = "INFO"
+    interval_s: float = 1.0
+    batch_size: int = 500
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("REDIS_URL") or cls.redis_url,
+            database_url=env.get("DATABASE_URL") or cls.database_url,
+            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or cls.kafka_bootstrap,
+            kafka_idempotence=env.get("KAFKA_IDEMPOTENCE", "0").lower() in ("1", "true", "yes"),
+            metrics_host=env.get("WORKER_METRICS_HOST") or cls.metrics_host,
+            metrics_port=int(env.get("WORKER_METRICS_PORT") or cls.metrics_port),
+            log_level=env.get("LOG_LEVEL") or cls.log_level,
+            interval_s=float(env.get("WORKER_INTERVAL_S") or cls.interval_s),
+            batch_size=int(env.get("WORKER_BATCH_SIZE") or cls.batch_size),
+        )

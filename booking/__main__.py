@@ -45,6 +45,8 @@ def serve() -> None:
         log_config=logging_config("booking", settings.log_level),
         timeout_graceful_shutdown=5,
         backlog=4096,
+        # Only the gateway talks to us; never take a client address from a forwarded header.
+        proxy_headers=False,
     )
     uvicorn.Server(config).run()
 

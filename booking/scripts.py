@@ -288,15 +288,8 @@ class Scripts:
 
     async def load(self) -> None:
         """SCRIPT LOAD every script (at start-up: a syntax error fails here, not mid-sale)."""
-        for script in (
-            self._reserve,
-            self._release,
-            self._confirm,
-            self._sweep,
-            self._load_event,
-            self._suspend,
-            self._unsuspend,
-        ):
+        for name in SCRIPT_NAMES:
+            script = getattr(self, f"_{name}")
             script.sha = _text(await self._redis.script_load(script.script))
 
     async def reserve(

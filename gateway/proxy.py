@@ -93,7 +93,8 @@ def resolve_forwarding(scope: Scope, trusted_hops: int, request_id: bytes) -> Fo
     incoming, proto = "", scope["scheme"]
     for name, value in scope["headers"]:
         if name == b"x-forwarded-for":
-            incoming = f"{incoming}, {value.decode('latin-1')}" if incoming else value.decode()
+            entries = value.decode("latin-1")
+            incoming = f"{incoming}, {entries}" if incoming else entries
         elif name == b"x-forwarded-proto":
             proto = value.decode("latin-1").strip() or proto
     chain = [part.strip() for part in incoming.split(",") if part.strip()] + [peer]

@@ -108,8 +108,8 @@ async def _sse(request: Request) -> Response:
         for index in range(SSE_CHUNKS):
             if index:
                 await asyncio.sleep(SSE_GAP_S)
-            sent = time.time()
-            yield f"event: tick\ndata: {orjson.dumps({'i': index, 'sent': sent}).decode()}\n\n".encode()
+            data = orjson.dumps({"i": index, "sent": time.time()})
+            yield b"event: tick\ndata: " + data + b"\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
 

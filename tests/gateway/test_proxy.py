@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +40,7 @@ async def test_sse_chunks_arrive_one_by_one_before_the_upstream_finishes(
         # Each chunk reached the client well before the upstream even produced the last one.
         assert received - event["sent"] < SSE_GAP_S / 2
         assert received < last_sent
-    gaps = [b[0] - a[0] for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
     assert all(gap > SSE_GAP_S * 0.7 for gap in gaps)
 
 

@@ -102,3 +102,27 @@ async def test_keys_carry_the_prefix_and_expire(
     assert await redis.exists(key)
     assert 0 < await redis.pttl(key) <= 2_000
     await redis.delete(key)
+
+
+async def test_concurrent_burst_admits_exactly_the_burst(
+    start_gateway: Callable[..., Any],
+) -> None:
+    async with start_gateway(per_ip=Budget(rate=0.1, burst=10)) as client:
+        answers = await asyncio.gather(*(client.get("/api/v1/events") for _ in range(40)))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [200] * 10 + [429] * 30
+
+
+async def test_client_ip_from_trusted_proxy_hops(
+    start_gateway: Callable[..., Any], gateway_settings: GatewaySettings, redis: aioredis.Redis
+) -> None:
+    async with start_gateway(trusted_proxy_hops=1) as client:
+        answer = await client.get(
+            "/api/v1/events", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"}
+        )
+    assert answer.status_code == 200
+    seen = {name: value for name, value in answer.json()["headers"]}
+    assert seen["x-forwarded-for"] == "6.6.6.6, 203.0.113.7, 127.0.0.1"
+    key = f"{gateway_settings.rate_limit_prefix}ip:default:203.0.113.7"
+    assert await redis.exists(key)
+    await redis.delete(key)

@@ -29,7 +29,7 @@ async def test_sane_id_passes_through(gateway: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("insane", ["a" * 129, "has space", "semi;colon", "<script>", "ü"])
 async def test_insane_id_is_replaced(gateway: httpx.AsyncClient, insane: str) -> None:
-    answer = await gateway.get("/api/v1/events", headers={"X-Request-ID": insane.encode()})
+    answer = await gateway.get("/api/v1/events", headers={b"X-Request-ID": insane.encode()})
     replaced = answer.headers["x-request-id"]
     assert GENERATED.fullmatch(replaced)
     assert seen_headers(answer)["x-request-id"] == [replaced]

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from booking.keys import LIVE_EVENTS, event_keys
 from booking.scripts import Scripts
 
 
@@ -39,5 +40,9 @@ async def pooled_scripts(pooled_redis: aioredis.Redis) -> Scripts:
 
 
 @pytest.fixture
-def event_id(unique: str) -> str:
-    return f"test-{unique}"
+async def event_id(unique: str, redis: aioredis.Redis) -> AsyncIterator[str]:
+    """A fresh event id; its keys and its live-events entry are removed afterwards."""
+    event_id = f"test-{unique}"
+    yield event_id
+    await redis.delete(*event_keys(event_id).stored())
+    await redis.zrem(LIVE_EVENTS, event_id)

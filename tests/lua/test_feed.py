@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from booking.errors import SeatUnavailableError
 from booking.keys import event_keys
-from booking.scripts import Scripts
+from booking.scripts import Scripts, iso_of
 from tests.lua.invariants import NOW, TTL_MS, load_event, next_message, reserve
 
 
@@ -47,7 +47,7 @@ async def test_reserve_cancel_confirm_expiry_publish(
         "quantity": 2,
         "available": 2,
         "booking_id": booking_id,
-        "timestamp": "2023-11-14T22:13:20.000Z",
+        "timestamp": iso_of(NOW),
     }
 
     await scripts.release(event_id, booking_id, now_ms=NOW + 1)

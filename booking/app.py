@@ -15,12 +15,15 @@ from booking.bookings import Bookings
 from booking.catalog import Catalog
 from booking.hold_writer import HoldWriter
 from booking.middleware import RequestContextMiddleware
+from booking.payments import Payments
 from booking.problems import EXCEPTION_HANDLERS
+from booking.providers import create_provider
 from booking.routes import admin as admin_routes
 from booking.routes import auth as auth_routes
 from booking.routes import bookings as booking_routes
 from booking.routes import events as event_routes
 from booking.routes import ops as ops_routes
+from booking.routes import payments as payment_routes
 from booking.scripts import Scripts
 from booking.settings import Settings
 
@@ -58,9 +61,13 @@ def create_app(settings: Settings) -> Starlette:
             hold_ttl_s=settings.hold_ttl_s,
             pass_secret=settings.internal_secret,
         )
+        provider = create_provider(settings.payments)
+        app.state.payments = Payments(pool=pool, provider=provider)
+        app.state.bookings.payments = app.state.payments
         try:
             yield
         finally:
+            await provider.aclose()
             await writer.stop()
             await pool.close()
             await redis.aclose()
@@ -70,6 +77,7 @@ def create_app(settings: Settings) -> Starlette:
         *auth_routes.routes,
         *event_routes.routes,
         *booking_routes.routes,
+        *payment_routes.routes,
         *admin_routes.routes,
     ]
     app = Starlette(

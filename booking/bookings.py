@@ -5,11 +5,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from booking import errors
-from booking.domain import CANCELLED, CONFIRMED, EXPIRED, RESERVED, Booking, fingerprint, from_ms
+from booking.domain import (
+    CANCELLED,
+    CONFIRMED,
+    EXPIRED,
+    REFUNDED,
+    RESERVED,
+    Booking,
+    fingerprint,
+    from_ms,
+)
 from booking.events import TOPIC_BOOKINGS, Envelope, add_to_outbox
 from booking.hold_writer import HoldWriter
 from booking.metrics import RESERVATIONS
@@ -19,6 +29,9 @@ from booking.scripts import EventNotLoadedError, Hold, Scripts
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
 from common.tokens import Identity
+
+if TYPE_CHECKING:
+    from booking.payments import Payments
 
 MAX_IDEMPOTENCY_KEY = 128
 
@@ -65,6 +78,7 @@ class Bookings:
     writer: HoldWriter
     hold_ttl_s: int
     pass_secret: str
+    payments: Payments | None = None  # refunds a confirmed booking on cancel
     _terms: dict[str, _EventTerms] = field(default_factory=dict)
 
     async def reserve(
@@ -177,10 +191,12 @@ class Bookings:
 
     async def cancel(self, identity: Identity, booking_id: str) -> Booking:
         booking = await self.get(identity, booking_id)
-        if booking.status == CANCELLED:
+        if booking.status in (CANCELLED, REFUNDED):
             return booking
         if booking.status == CONFIRMED:
-            raise errors.InvalidStateError("a confirmed booking is cancelled through a refund")
+            if self.payments is None:
+                raise errors.InvalidStateError("refunds are not available here")
+            return await self.payments.refund_confirmed(booking)
         if booking.status != RESERVED:
             raise errors.InvalidStateError(f"the booking is {booking.status}")
         ended_as = CANCELLED

@@ -14,6 +14,8 @@ TOPIC_USERS = "booking-rush.users"
 TOPIC_BOOKINGS = "booking-rush.bookings"
 TOPIC_PAYMENTS = "booking-rush.payments"
 TOPIC_SAGA = "booking-rush.saga"
+TOPIC_SAGA_REPLIES = "booking-rush.saga.replies"
+TOPIC_NOTIFICATIONS = "booking-rush.notifications"
 
 
 def dlq_topic(topic: str) -> str:

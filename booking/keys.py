@@ -106,3 +106,72 @@ def event_keys(event_id: str) -> EventKeys:
 @lru_cache(maxsize=4096)
 def script_keys(event_id: str) -> tuple[str, ...]:
     return event_keys(event_id).script_keys()
+
+
+# The virtual queue. Its keys share the event's hash tag; its scripts (`lua/queue_*.lua`) receive
+# them in `QUEUE_SCRIPT_KEYS` order:
+# - `q` hash: event_id, open (0|1), sale_starts_ms, max_concurrent, release_per_tick, pass_ttl_ms,
+#   paused (0|1), seed (hex), seq (join counter), shuffled (0|1), sold_out (0|1), next_tick_ms,
+#   last_tick_ms, tick_ms, rate (EWMA of admitted users/s), admitted_total, dirty (0|1).
+# - `q:waiting` zset: user_id scored by join order (shuffled pre-queue 1..n, later joiners
+#   10^12 + seq); `q:pre` zset: users who joined before the sale opened.
+# - `q:admitted` hash: user_id -> `<pass_id>|<expires_ms>|<signed pass>`.
+# - `q:feed` channel (one message per tick: progress, sold_out); `q:user:<user_id>` channels
+#   carry that user's pass.
+OPEN_QUEUES = f"{PREFIX}:queues:open"  # global zset of event ids whose queue may admit
+QUEUE_SCRIPT_KEYS: tuple[str, ...] = (
+    "queue",
+    "waiting",
+    "pre",
+    "admitted",
+    "passes",
+    "passes_active",
+    "inv",
+    "feed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    event_id: str
+    queue: str
+    waiting: str
+    pre: str
+    admitted: str
+    passes: str
+    passes_active: str
+    inv: str
+    feed: str
+    user_channel_prefix: str
+
+    @classmethod
+    def of(cls, event_id: str) -> QueueKeys:
+        inventory = event_keys(event_id)
+        base = f"{PREFIX}:{hash_tag(event_id)}:q"
+        return cls(
+            event_id=event_id,
+            queue=base,
+            waiting=f"{base}:waiting",
+            pre=f"{base}:pre",
+            admitted=f"{base}:admitted",
+            passes=inventory.passes,
+            passes_active=inventory.passes_active,
+            inv=inventory.inv,
+            feed=f"{base}:feed",
+            user_channel_prefix=f"{base}:user:",
+        )
+
+    def user_channel(self, user_id: str) -> str:
+        return self.user_channel_prefix + user_id
+
+    def script_keys(self) -> tuple[str, ...]:
+        return tuple(getattr(self, name) for name in QUEUE_SCRIPT_KEYS)
+
+    def stored(self) -> tuple[str, ...]:
+        """The queue's own data keys (passes and inventory belong to the event)."""
+        return (self.queue, self.waiting, self.pre, self.admitted)
+
+
+@lru_cache(maxsize=4096)
+def queue_keys(event_id: str) -> QueueKeys:
+    return QueueKeys.of(event_id)

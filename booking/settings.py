@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from booking.providers import PaymentConfig
 from common.tokens import TokenKeys
 
 
@@ -42,6 +43,7 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     redis_max_connections: int = 200
+    payments: PaymentConfig = field(default_factory=PaymentConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,4 +68,5 @@ class Settings:
             db_pool_min=_int(env, "DB_POOL_MIN", cls.db_pool_min),
             db_pool_max=_int(env, "DB_POOL_MAX", cls.db_pool_max),
             redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", cls.redis_max_connections),
+            payments=PaymentConfig.from_env(env),
         )

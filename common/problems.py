@@ -34,6 +34,7 @@ CODES: dict[str, tuple[int, str]] = {
     "queue_pass_invalid": (403, "The queue pass is not valid"),
     "invalid_state": (409, "Not possible in the current state"),
     "reservation_expired": (410, "The reservation has expired"),
+    "invalid_signature": (400, "The webhook signature is not valid"),
     "rate_limited": (429, "Too many requests"),
     "service_unavailable": (503, "Service unavailable"),
     "bad_gateway": (502, "The upstream service did not answer"),

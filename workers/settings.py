@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from booking.providers import PaymentConfig
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,10 @@ class WorkerSettings:
     log_level: str = "INFO"
     interval_s: float = 1.0
     batch_size: int = 500
+    kafka_session_timeout_ms: int = 6000
+    kafka_partitions: int = 3
+    saga_timeout_s: float = 30.0
+    payments: PaymentConfig = field(default_factory=PaymentConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -32,4 +38,10 @@ class WorkerSettings:
             log_level=env.get("LOG_LEVEL") or cls.log_level,
             interval_s=float(env.get("WORKER_INTERVAL_S") or cls.interval_s),
             batch_size=int(env.get("WORKER_BATCH_SIZE") or cls.batch_size),
+            kafka_session_timeout_ms=int(
+                env.get("KAFKA_SESSION_TIMEOUT_MS") or cls.kafka_session_timeout_ms
+            ),
+            kafka_partitions=int(env.get("KAFKA_PARTITIONS") or cls.kafka_partitions),
+            saga_timeout_s=float(env.get("SAGA_TIMEOUT_S") or cls.saga_timeout_s),
+            payments=PaymentConfig.from_env(env),
         )

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from booking.http import JSONResponse
 from booking.metrics import DEPENDENCY_UP
+from booking.openapi import document
 from common.problems import problem_response
 
 _CHECK_TIMEOUT_S = 2.0
@@ -48,6 +49,10 @@ async def ready(request: Request) -> Response:
     return JSONResponse({"status": "ready", "dependencies": dependencies})
 
 
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(document())
+
+
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -56,4 +61,5 @@ routes = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
 ]

@@ -1,0 +1,316 @@
+"""Payments use-cases: pay for a hold, read a payment, take in provider webhooks, and start the
+refund of a confirmed booking. Also the saga vocabulary the saga workers share with them.
+
+Nothing here confirms a booking: a webhook only records the provider event and writes the
+resulting message to the outbox in the same transaction; the saga workers do the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from booking import errors
+from booking.domain import CONFIRMED, EXPIRED, RESERVED, Booking, fingerprint
+from booking.events import (
+    TOPIC_BOOKINGS,
+    TOPIC_NOTIFICATIONS,
+    TOPIC_PAYMENTS,
+    TOPIC_SAGA,
+    TOPIC_SAGA_REPLIES,
+    Envelope,
+    add_to_outbox,
+)
+from booking.metrics import PAYMENTS_CREATED, PAYMENTS_WEBHOOKS
+from booking.providers.base import PaymentProvider, PaymentRequest, ProviderRefusedError
+from booking.store import bookings as booking_store
+from booking.store import payments as payment_store
+from booking.store import sagas as saga_store
+from booking.store.payments import FAILED, PENDING, Payment
+from booking.store.sagas import Saga
+from common.tokens import Identity
+
+MAX_IDEMPOTENCY_KEY = 128
+
+# Saga steps (each a command the saga-step worker executes) and the state waiting on each.
+STEP_CONFIRM = "confirm_booking"
+STEP_NOTIFY = "notify"
+STEP_REFUND = "refund_payment"
+STEP_RELEASE = "release_booking"
+STATE_OF_STEP = {
+    STEP_CONFIRM: "CONFIRMING",
+    STEP_NOTIFY: "NOTIFYING",
+    STEP_REFUND: "REFUNDING",
+    STEP_RELEASE: "RELEASING",
+}
+COMPLETED = "COMPLETED"
+COMPENSATED = "COMPENSATED"
+SAGA_FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class SagaTopics:
+    """Topic names (tests isolate themselves with a suffix)."""
+
+    payments: str = TOPIC_PAYMENTS
+    commands: str = TOPIC_SAGA
+    replies: str = TOPIC_SAGA_REPLIES
+    bookings: str = TOPIC_BOOKINGS
+    notifications: str = TOPIC_NOTIFICATIONS
+
+    @classmethod
+    def with_suffix(cls, suffix: str) -> SagaTopics:
+        base = cls()
+        return cls(
+            payments=f"{base.payments}.{suffix}",
+            commands=f"{base.commands}.{suffix}",
+            replies=f"{base.replies}.{suffix}",
+            bookings=f"{base.bookings}.{suffix}",
+            notifications=f"{base.notifications}.{suffix}",
+        )
+
+
+class PaymentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    booking_id: uuid.UUID
+    test_outcome: Literal["succeed", "decline", "no_answer"] | None = None
+
+
+async def advance_saga(
+    conn: asyncpg.Connection,
+    saga: Saga,
+    *,
+    step: str | None,
+    state: str | None = None,
+    now: datetime,
+    topics: SagaTopics,
+    retry: bool = False,
+    last_error: str | None = None,
+) -> None:
+    """Moves the saga on and, when there is a next step, sends its command (outbox, same
+    transaction). A retry sends the current step's command again with a fresh message id."""
+    state = state or STATE_OF_STEP[step or ""]
+    await saga_store.update_saga(
+        conn,
+        saga.saga_id,
+        state=state,
+        step=step,
+        now=now,
+        last_error=last_error,
+        new_attempt=retry,
+    )
+    if step is None:
+        return
+    command = {
+        "saga_id": saga.saga_id,
+        "kind": saga.kind,
+        "step": step,
+        "payment_id": saga.payment_id,
+        "booking_id": saga.booking_id,
+        "event_id": saga.event_id,
+        "release_reason": "REFUNDED" if saga.kind == "cancel" else "FAILED",
+        "attempt": saga.attempts + 1 if retry else 0,
+    }
+    envelope = Envelope.new(f"saga.{step}", saga.booking_id, command, now)
+    await add_to_outbox(conn, topics.commands, envelope)
+
+
+@dataclass
+class Payments:
+    pool: asyncpg.Pool
+    provider: PaymentProvider
+    topics: SagaTopics = field(default_factory=SagaTopics)
+    cancel_wait_s: float = 5.0
+
+    async def create(
+        self, identity: Identity, body: PaymentBody, *, idempotency_key: str | None
+    ) -> dict[str, Any]:
+        """The 201 body (the first one again for a replay of the same key and body)."""
+        if not idempotency_key:
+            raise errors.IdempotencyKeyRequiredError("send an Idempotency-Key header")
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise errors.InvalidRequestError.field("Idempotency-Key", "at most 128 characters")
+        request_fingerprint = fingerprint(body.model_dump(mode="json", exclude_none=True))
+        earlier = await self._replay(identity, idempotency_key, request_fingerprint)
+        if earlier is not None:
+            return earlier
+        if body.test_outcome is not None and not self.provider.supports_test_outcome:
+            raise errors.InvalidRequestError.field(
+                "test_outcome", "only accepted with the mock provider"
+            )
+        booking = await self._live_hold(identity, str(body.booking_id))
+        now = datetime.now(UTC)
+        payment = Payment(
+            payment_id=str(uuid.uuid4()),
+            booking_id=booking.booking_id,
+            event_id=booking.event_id,
+            user_id=identity.user_id,
+            amount_minor=booking.amount_minor,
+            currency=booking.currency,
+            provider=self.provider.name,
+            provider_ref=None,
+            status=PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+        response = {key: value for key, value in payment.body().items() if key != "updated_at"}
+        try:
+            await payment_store.insert_payment(
+                self.pool,
+                payment,
+                idempotency_key=idempotency_key,
+                fingerprint=request_fingerprint,
+                test_outcome=body.test_outcome,
+                first_response=response,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "payments_one_per_idempotency_key":
+                # The same key raced us: answer what the first request stored.
+                again = await self._replay(identity, idempotency_key, request_fingerprint)
+                if again is not None:
+                    return again
+            raise errors.InvalidStateError("a payment for this booking is already running") from exc
+        await self._open_at_provider(payment, body.test_outcome)
+        PAYMENTS_CREATED.labels(self.provider.name).inc()
+        return response
+
+    async def _replay(
+        self, identity: Identity, idempotency_key: str, request_fingerprint: str
+    ) -> dict[str, Any] | None:
+        keyed = await payment_store.find_by_idempotency_key(
+            self.pool, identity.user_id, idempotency_key
+        )
+        if keyed is None:
+            return None
+        if keyed.fingerprint != request_fingerprint:
+            raise errors.IdempotencyKeyReusedError()
+        return keyed.first_response
+
+    async def _live_hold(self, identity: Identity, booking_id: str) -> Booking:
+        booking = await booking_store.find_booking(self.pool, booking_id)
+        if booking is None or booking.user_id != identity.user_id:
+            raise errors.NotFoundError("no such booking")
+        if booking.status == EXPIRED or (
+            booking.status == RESERVED and booking.expires_at <= datetime.now(UTC)
+        ):
+            raise errors.ReservationExpiredError("the hold has lapsed")
+        if booking.status != RESERVED:
+            raise errors.InvalidStateError(f"the booking is {booking.status}")
+        return booking
+
+    async def _open_at_provider(self, payment: Payment, test_outcome: str | None) -> None:
+        request = PaymentRequest(
+            payment_id=payment.payment_id,
+            booking_id=payment.booking_id,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            test_outcome=test_outcome,
+        )
+        try:
+            created = await self.provider.create_payment(request)
+        except ProviderRefusedError:
+            await payment_store.set_status(
+                self.pool,
+                payment.payment_id,
+                FAILED,
+                now=datetime.now(UTC),
+                from_statuses=(PENDING,),
+            )
+            raise
+        # Unavailable: the payment stays PENDING; the saga timeout fails it if nothing comes.
+        await payment_store.set_provider_ref(self.pool, payment.payment_id, created.provider_ref)
+
+    async def get(self, identity: Identity, payment_id: str) -> Payment:
+        payment = await payment_store.find_payment(self.pool, payment_id)
+        if payment is None or (payment.user_id != identity.user_id and not identity.is_admin):
+            raise errors.NotFoundError("no such payment")
+        return payment
+
+    async def receive_webhook(self, body: bytes, headers: Mapping[str, str]) -> str:
+        """`recorded`, `duplicate` or `ignored`; raises InvalidSignatureError (nothing stored)."""
+        try:
+            event = self.provider.parse_webhook(body, headers, now_s=time.time())
+        except errors.BookingError as exc:
+            PAYMENTS_WEBHOOKS.labels(self.provider.name, exc.code).inc()
+            raise
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            payment = None
+            if event.payment_id:
+                payment = await payment_store.find_payment(conn, event.payment_id)
+            if payment is None and event.provider_ref:
+                payment = await payment_store.find_by_provider_ref(
+                    conn, self.provider.name, event.provider_ref
+                )
+            fresh = await payment_store.record_provider_event(
+                conn,
+                provider=self.provider.name,
+                event_id=event.event_id,
+                event_type=event.type,
+                payment_id=payment.payment_id if payment else None,
+                payload=orjson.loads(body),
+            )
+            if not fresh:
+                result = "duplicate"
+            elif payment is None or event.outcome not in ("succeeded", "failed"):
+                result = "ignored"
+            else:
+                envelope = Envelope.new(
+                    f"payment.{event.outcome}",
+                    payment.booking_id,
+                    {
+                        "payment_id": payment.payment_id,
+                        "booking_id": payment.booking_id,
+                        "event_id": payment.event_id,
+                        "provider_event_id": event.event_id,
+                    },
+                    now,
+                )
+                await add_to_outbox(conn, self.topics.payments, envelope)
+                result = "recorded"
+        PAYMENTS_WEBHOOKS.labels(self.provider.name, result).inc()
+        return result
+
+    async def refund_confirmed(self, booking: Booking) -> Booking:
+        """Cancel of a confirmed booking: a `cancel` saga refunds the payment, then releases the
+        seats (final status REFUNDED). Waits up to `cancel_wait_s` for it to finish."""
+        if booking.status != CONFIRMED:
+            raise errors.InvalidStateError(f"the booking is {booking.status}")
+        payment = await payment_store.paid_payment_of(self.pool, booking.booking_id)
+        if payment is None:
+            raise errors.InvalidStateError("the booking has no settled payment to refund")
+        now = datetime.now(UTC)
+        saga = Saga(
+            saga_id=str(uuid.uuid4()),
+            kind="cancel",
+            payment_id=payment.payment_id,
+            booking_id=booking.booking_id,
+            event_id=booking.event_id,
+            state=STATE_OF_STEP[STEP_REFUND],
+            step=STEP_REFUND,
+            attempts=0,
+            last_error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await saga_store.insert_saga(conn, saga):
+                await saga_store.record_step(conn, saga.saga_id, "cancel", "requested")
+                await advance_saga(conn, saga, step=STEP_REFUND, now=now, topics=self.topics)
+        deadline = time.monotonic() + self.cancel_wait_s
+        current = booking
+        while current.status == CONFIRMED and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            found = await booking_store.find_booking(self.pool, booking.booking_id)
+            current = found or current
+        return current

@@ -1,0 +1,62 @@
+"""Payment providers behind one small interface (`base.PaymentProvider`), chosen by
+PAYMENT_PROVIDER (`mock`, the default, or `stripe`)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from booking.providers.base import PaymentProvider
+
+PROVIDERS = ("mock", "stripe")
+
+
+def derived_webhook_secret(internal_secret: str) -> str:
+    """The mock's signing secret when PAYMENT_WEBHOOK_SECRET is unset (stable per deployment)."""
+    return hmac.new(internal_secret.encode(), b"payment-webhook", hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class PaymentConfig:
+    provider: str = "mock"
+    webhook_url: str = "http://127.0.0.1:8081/api/v1/payments/webhook"
+    webhook_secret: str = ""
+    mock_delay_s: float = 0.2
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PaymentConfig:
+        provider = (env.get("PAYMENT_PROVIDER") or cls.provider).lower()
+        if provider not in PROVIDERS:
+            raise ValueError(f"PAYMENT_PROVIDER must be one of {', '.join(PROVIDERS)}")
+        port = env.get("BOOKING_PORT") or "8081"
+        internal = env.get("INTERNAL_SECRET") or env.get("JWT_SECRET") or ""
+        return cls(
+            provider=provider,
+            webhook_url=env.get("PAYMENT_WEBHOOK_URL")
+            or f"http://127.0.0.1:{port}/api/v1/payments/webhook",
+            webhook_secret=env.get("PAYMENT_WEBHOOK_SECRET")
+            or (derived_webhook_secret(internal) if internal else ""),
+            mock_delay_s=float(env.get("MOCK_PAYMENT_DELAY_S") or cls.mock_delay_s),
+            stripe_secret_key=env.get("STRIPE_SECRET_KEY") or "",
+            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or "",
+        )
+
+
+def create_provider(config: PaymentConfig) -> PaymentProvider:
+    if config.provider == "stripe":
+        from booking.providers.stripe import StripeProvider
+
+        return StripeProvider(
+            secret_key=config.stripe_secret_key, webhook_secret=config.stripe_webhook_secret
+        )
+    from booking.providers.mock import MockProvider
+
+    return MockProvider(
+        webhook_url=config.webhook_url,
+        webhook_secret=config.webhook_secret,
+        delay_s=config.mock_delay_s,
+    )

@@ -1,0 +1,178 @@
+"""Stripe over its HTTP API: PaymentIntents and refunds (form-encoded, secret-key auth,
+Idempotency-Key per payment), and webhooks verified by `Stripe-Signature`.
+
+The request building is separate from the sending, so it is tested without a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import orjson
+
+from booking.errors import InvalidRequestError
+from booking.providers.base import (
+    DEFAULT_TOLERANCE_S,
+    CreatedPayment,
+    PaymentRequest,
+    ProviderRefusedError,
+    ProviderUnavailableError,
+    RefundRequest,
+    WebhookEvent,
+    verify_signature,
+)
+
+API_BASE = "https://api.stripe.com"
+SIGNATURE_HEADER = "Stripe-Signature"
+_OUTCOMES = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.canceled": "failed",
+    "charge.refunded": "refunded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StripeRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    form: list[tuple[str, str]] = field(default_factory=list)
+
+    def body(self) -> bytes:
+        return urlencode(self.form).encode()
+
+
+def _headers(secret_key: str, idempotency_key: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {secret_key}",
+        "Idempotency-Key": idempotency_key,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def payment_intent_request(
+    request: PaymentRequest, *, secret_key: str, api_base: str = API_BASE
+) -> StripeRequest:
+    return StripeRequest(
+        "POST",
+        f"{api_base}/v1/payment_intents",
+        _headers(secret_key, f"payment-{request.payment_id}"),
+        [
+            ("amount", str(request.amount_minor)),
+            ("currency", request.currency.lower()),
+            ("automatic_payment_methods[enabled]", "true"),
+            ("metadata[payment_id]", request.payment_id),
+            ("metadata[booking_id]", request.booking_id),
+        ],
+    )
+
+
+def refund_request(
+    request: RefundRequest, *, secret_key: str, api_base: str = API_BASE
+) -> StripeRequest:
+    if not request.provider_ref:
+        raise ProviderRefusedError("no PaymentIntent to refund")
+    return StripeRequest(
+        "POST",
+        f"{api_base}/v1/refunds",
+        _headers(secret_key, f"refund-{request.payment_id}"),
+        [
+            ("payment_intent", request.provider_ref),
+            ("amount", str(request.amount_minor)),
+            ("metadata[payment_id]", request.payment_id),
+        ],
+    )
+
+
+def parse_event(body: bytes) -> WebhookEvent:
+    try:
+        event = orjson.loads(body)
+        type_ = str(event["type"])
+        obj: dict[str, Any] = event["data"]["object"]
+        metadata = obj.get("metadata") or {}
+        ref = obj.get("payment_intent") if type_.startswith("charge.") else obj.get("id")
+        return WebhookEvent(
+            event_id=str(event["id"]),
+            type=type_,
+            outcome=_OUTCOMES.get(type_, "ignored"),  # type: ignore[arg-type]
+            payment_id=str(metadata["payment_id"]) if metadata.get("payment_id") else None,
+            provider_ref=str(ref) if ref else None,
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidRequestError(f"not a Stripe event: {exc}") from None
+
+
+class StripeProvider:
+    name = "stripe"
+    supports_test_outcome = False
+
+    def __init__(
+        self,
+        *,
+        secret_key: str,
+        webhook_secret: str,
+        api_base: str = API_BASE,
+        tolerance_s: int = DEFAULT_TOLERANCE_S,
+    ) -> None:
+        if not secret_key or not webhook_secret:
+            raise ValueError("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET")
+        self.secret_key = secret_key
+        self.webhook_secret = webhook_secret
+        self.api_base = api_base
+        self.tolerance_s = tolerance_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def create_payment(self, request: PaymentRequest) -> CreatedPayment:
+        answer = await self._send(
+            payment_intent_request(request, secret_key=self.secret_key, api_base=self.api_base)
+        )
+        return CreatedPayment(provider_ref=str(answer["id"]))
+
+    async def refund(self, request: RefundRequest) -> str:
+        answer = await self._send(
+            refund_request(request, secret_key=self.secret_key, api_base=self.api_base)
+        )
+        return str(answer["id"])
+
+    def parse_webhook(
+        self, body: bytes, headers: Mapping[str, str], *, now_s: float
+    ) -> WebhookEvent:
+        verify_signature(
+            self.webhook_secret,
+            body,
+            headers.get(SIGNATURE_HEADER),
+            now_s=now_s,
+            tolerance_s=self.tolerance_s,
+        )
+        return parse_event(body)
+
+    async def _send(self, request: StripeRequest) -> dict[str, Any]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+        try:
+            async with self._session.request(
+                request.method, request.url, data=request.body(), headers=request.headers
+            ) as response:
+                text = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProviderUnavailableError(f"stripe unreachable: {exc}") from exc
+        if status == 429 or status >= 500:
+            raise ProviderUnavailableError(f"stripe answered {status}")
+        try:
+            answer: dict[str, Any] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise ProviderUnavailableError(f"stripe answered {status} without JSON") from None
+        if status >= 400:
+            message = (answer.get("error") or {}).get("message") or f"status {status}"
+            raise ProviderRefusedError(f"stripe refused: {message}")
+        return answer
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,50 @@
+"""HTTP routes for /payments (the webhook is public: its signature is its authentication)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from booking import openapi
+from booking.errors import InvalidRequestError
+from booking.http import MAX_BODY_BYTES, JSONResponse, identity, read_body
+from booking.payments import PaymentBody
+
+
+async def create_payment(request: Request) -> JSONResponse:
+    caller = identity(request)
+    body = await read_body(request, PaymentBody)
+    answer = await request.app.state.payments.create(
+        caller, body, idempotency_key=request.headers.get("idempotency-key")
+    )
+    return JSONResponse(answer, status_code=201)
+
+
+async def get_payment(request: Request) -> JSONResponse:
+    payment = await request.app.state.payments.get(
+        identity(request), request.path_params["payment_id"]
+    )
+    return JSONResponse(payment.body())
+
+
+async def webhook(request: Request) -> JSONResponse:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidRequestError.field("body", "too large")
+    result = await request.app.state.payments.receive_webhook(raw, request.headers)
+    return JSONResponse({"received": True, "result": result})
+
+
+routes = [
+    Route("/payments", create_payment, methods=["POST"]),
+    Route("/payments/webhook", webhook, methods=["POST"]),
+    Route("/payments/{payment_id}", get_payment, methods=["GET"]),
+]
+
+openapi.register(
+    [
+        ("post", "/payments", "Pay for a hold (Idempotency-Key required)", PaymentBody, 201, False),
+        ("get", "/payments/{payment_id}", "One payment (owner or admin)", None, 200, False),
+        ("post", "/payments/webhook", "Provider webhook (signed)", None, 200, True),
+    ]
+)

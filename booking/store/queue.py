@@ -1,0 +1,281 @@
+"""The virtual queue's state: Redis (the `lua/queue_*.lua` scripts and plain reads) and its
+PostgreSQL columns (settings, the pre-queue seed)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+import lua
+from booking import errors
+from booking.keys import OPEN_QUEUES, queue_keys
+
+QUEUE_SCRIPT_NAMES = ("queue_init", "queue_join", "queue_admit", "queue_shuffle", "queue_leave")
+
+
+class QueueNotLoadedError(Exception):
+    """Redis has no queue for the event yet (or lost it): set it up from PostgreSQL."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    event_id: str
+    sale_starts_ms: int
+    max_concurrent: int
+    release_per_tick: int
+    pass_ttl_s: int
+    paused: bool
+    seed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a user stands: waiting (position), pre (joined before the sale), or admitted."""
+
+    status: str
+    position: int | None = None
+    queue_pass: str | None = None
+    expires_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outflow:
+    """What an estimate of the wait needs: the measured admission rate and the configuration."""
+
+    rate: float  # EWMA of admitted users per second; 0 before the first tick measured it
+    release_per_tick: int
+    tick_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitResult:
+    admitted: int
+    status: str
+    waiting: int
+    passes_active: int
+    rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class TickPlan:
+    """The worker's view of one queue before a tick (read without a script; the script decides)."""
+
+    open: bool
+    paused: bool
+    sale_starts_ms: int
+    shuffled: bool
+    seed: bytes
+    pass_ttl_ms: int
+    candidates: int  # how many of the head the script may admit at most
+    pre_count: int
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return default if value is None else int(_text(value))
+
+
+class QueueStore:
+    """The queue scripts bound to one Redis client. Build once per process."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._scripts = {name: redis.register_script(lua.source(name)) for name in QUEUE_SCRIPT_NAMES}
+
+    async def load(self) -> None:
+        """SCRIPT LOAD every queue script (a syntax error fails at start-up)."""
+        for script in self._scripts.values():
+            script.sha = _text(await self._redis.script_load(script.script))
+
+    async def _run(self, name: str, event_id: str, args: Sequence[Any]) -> list[Any]:
+        return await self._scripts[name](keys=queue_keys(event_id).script_keys(), args=args)
+
+    async def init_queue(self, config: QueueConfig) -> None:
+        await self._run(
+            "queue_init",
+            config.event_id,
+            (
+                config.event_id,
+                config.sale_starts_ms,
+                config.max_concurrent,
+                config.release_per_tick,
+                config.pass_ttl_s * 1000,
+                1 if config.paused else 0,
+                config.seed.hex(),
+            ),
+        )
+        await self._redis.zadd(OPEN_QUEUES, {config.event_id: config.sale_starts_ms})
+
+    async def join(self, event_id: str, user_id: str, now_ms: int) -> Placement:
+        reply = await self._run("queue_join", event_id, (user_id, now_ms))
+        if int(reply[0]) == 0:
+            code = _text(reply[1])
+            if code == "QUEUE_NOT_LOADED":
+                raise QueueNotLoadedError(event_id)
+            if code == "SOLD_OUT":
+                raise errors.SoldOutError("the event sold out; the queue is closed")
+            raise errors.InvalidStateError("the queue of this event is closed")
+        status = _text(reply[1])
+        if status == "admitted":
+            return Placement("admitted", queue_pass=_text(reply[2]), expires_ms=_int(reply[3]))
+        return Placement(status, position=_int(reply[2]))
+
+    async def placement(self, event_id: str, user_id: str, now_ms: int) -> Placement | None:
+        """Where the user stands (one MULTI: a consistent view); None when not in the queue."""
+        keys = queue_keys(event_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hget(keys.admitted, user_id)
+            pipe.zrank(keys.waiting, user_id)
+            pipe.zscore(keys.pre, user_id)
+            pipe.zcard(keys.pre)
+            record, rank, pre_score, pre_count = await pipe.execute()
+        if rank is not None:
+            return Placement("waiting", position=int(rank) + 1 + int(pre_count))
+        if pre_score is not None:
+            return Placement("pre", position=int(pre_count))
+        if record is None:
+            return None
+        pass_id, expires, token = _text(record).split("|", 2)
+        if int(expires) <= now_ms or not await self._redis.hexists(keys.passes, pass_id):
+            return None  # used or lapsed: done with the queue
+        return Placement("admitted", queue_pass=token, expires_ms=int(expires))
+
+    async def outflow(self, event_id: str) -> Outflow:
+        rate, per_tick, tick = await self._redis.hmget(
+            queue_keys(event_id).queue, ["rate", "release_per_tick", "tick_ms"]
+        )
+        return Outflow(
+            rate=float(_text(rate)) if rate is not None else 0.0,
+            release_per_tick=_int(per_tick, 1),
+            tick_ms=_int(tick, 1000),
+        )
+
+    async def is_sold_out(self, event_id: str) -> bool:
+        return _int(await self._redis.hget(queue_keys(event_id).queue, "sold_out")) == 1
+
+    async def leave(self, event_id: str, user_id: str) -> bool:
+        reply = await self._run("queue_leave", event_id, (user_id,))
+        return int(reply[1]) == 1
+
+    async def update_settings(self, event_id: str, fields: dict[str, int]) -> None:
+        """Live change of the outflow: the next tick reads it (only when the queue is set up)."""
+        keys = queue_keys(event_id)
+        if fields and await self._redis.exists(keys.queue):
+            await self._redis.hset(keys.queue, mapping=fields)
+
+    # the worker's side
+
+    async def open_queue_ids(self) -> list[str]:
+        return [_text(raw) for raw in await self._redis.zrange(OPEN_QUEUES, 0, -1)]
+
+    async def forget_queue(self, event_id: str) -> None:
+        """The queue will never admit again (sold out, or gone): ticks stop visiting it."""
+        await self._redis.zrem(OPEN_QUEUES, event_id)
+
+    async def plan_tick(self, event_id: str, now_ms: int) -> TickPlan | None:
+        keys = queue_keys(event_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(
+                keys.queue,
+                [
+                    "open",
+                    "paused",
+                    "sale_starts_ms",
+                    "shuffled",
+                    "seed",
+                    "pass_ttl_ms",
+                    "max_concurrent",
+                    "release_per_tick",
+                ],
+            )
+            pipe.zcount(keys.passes_active, f"({now_ms}", "+inf")
+            pipe.zcard(keys.pre)
+            fields, live, pre_count = await pipe.execute()
+        is_open, paused, starts, shuffled, seed, ttl, most, per_tick = fields
+        if is_open is None:
+            return None
+        return TickPlan(
+            open=_int(is_open) == 1,
+            paused=_int(paused) == 1,
+            sale_starts_ms=_int(starts),
+            shuffled=_int(shuffled) == 1,
+            seed=bytes.fromhex(_text(seed or b"")),
+            pass_ttl_ms=_int(ttl, 120_000),
+            candidates=max(0, min(_int(per_tick, 1), _int(most, 1) - int(live))),
+            pre_count=int(pre_count),
+        )
+
+    async def head(self, event_id: str, count: int) -> list[str]:
+        if count <= 0:
+            return []
+        return [_text(user) for user in await self._redis.zrange(queue_keys(event_id).waiting, 0, count - 1)]
+
+    async def pre_queue(self, event_id: str) -> list[str]:
+        return [_text(user) for user in await self._redis.zrange(queue_keys(event_id).pre, 0, -1)]
+
+    async def shuffle(self, event_id: str, order: Sequence[str]) -> int:
+        """Places the pre-queue in `order`; 0 when another copy did it or the set changed."""
+        reply = await self._run("queue_shuffle", event_id, tuple(order))
+        return int(reply[1]) if int(reply[0]) == 1 else 0
+
+    async def admit(
+        self,
+        event_id: str,
+        *,
+        now_ms: int,
+        tick_ms: int,
+        expires_ms: int,
+        candidates: Sequence[tuple[str, str, str]],
+    ) -> AdmitResult:
+        args: list[Any] = [now_ms, tick_ms, expires_ms, queue_keys(event_id).user_channel_prefix]
+        for triple in candidates:
+            args.extend(triple)
+        reply = await self._run("queue_admit", event_id, args)
+        return AdmitResult(
+            admitted=int(reply[1]),
+            status=_text(reply[2]),
+            waiting=int(reply[3]),
+            passes_active=int(reply[4]),
+            rate=float(_text(reply[5])),
+        )
+
+
+# PostgreSQL
+
+
+async def find_seeds(conn: asyncpg.Connection | asyncpg.Pool, event_ids: Sequence[str]) -> dict[str, bytes]:
+    """The pre-queue seed of each event (drawn by PostgreSQL when the event row was created)."""
+    rows = await conn.fetch(
+        "SELECT event_id, queue_seed FROM events WHERE event_id = ANY($1::uuid[])",
+        [uuid.UUID(event_id) for event_id in event_ids],
+    )
+    return {str(row["event_id"]): bytes(row["queue_seed"]) for row in rows}
+
+
+async def update_queue_settings(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    event_id: str,
+    *,
+    max_concurrent: int | None,
+    release_per_tick: int | None,
+    paused: bool | None,
+) -> None:
+    await conn.execute(
+        """UPDATE events SET
+               queue_max_concurrent = coalesce($2, queue_max_concurrent),
+               queue_release_per_tick = coalesce($3, queue_release_per_tick),
+               queue_paused = coalesce($4, queue_paused)
+           WHERE event_id = $1""",
+        uuid.UUID(event_id),
+        max_concurrent,
+        release_per_tick,
+        paused,
+    )

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -26,9 +26,9 @@ from common.tokens import (
     Identity,
     TokenError,
     TokenKeys,
+    TokenVerifier,
     bearer_token,
     issue_access_token,
-    verify_access_token,
 )
 
 _hasher = PasswordHasher()
@@ -75,6 +75,10 @@ class AuthService:
     keys: TokenKeys
     access_ttl_s: int
     refresh_ttl_s: int
+    verifier: TokenVerifier = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verifier", TokenVerifier(self.keys))
 
     async def register(self, *, email: str, password: str, name: str) -> UserRow:
         password_hash = await hash_password(password)
@@ -141,7 +145,7 @@ class AuthService:
         if token is None:
             raise UnauthorizedError("a bearer token is required")
         try:
-            return verify_access_token(self.keys, token)
+            return self.verifier.verify(token)
         except TokenError as exc:
             raise UnauthorizedError("the access token is not valid") from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from booking.schemas import ReserveBody
 from booking.scripts import EventNotLoadedError, Hold, Scripts
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
+from booking.store.bookings import NewHold
 from common.tokens import Identity
 
 if TYPE_CHECKING:
@@ -159,7 +161,6 @@ class Bookings:
             # Not durable, so never acknowledged: give the seats back at once.
             await self.scripts.release(event_id, booking.booking_id, reason="CANCELLED")
             raise
-        await self.scripts.mark_durable(event_id, booking.booking_id)
         return booking, False
 
     async def _not_loaded(self, event_id: str) -> errors.BookingError:
@@ -210,6 +211,17 @@ class Bookings:
         if ended_as == EXPIRED:
             raise errors.ReservationExpiredError("the hold had already lapsed")
         return await self.get(identity, booking_id)
+
+
+def mark_durable_after_commit(scripts: Scripts) -> Callable[[list[NewHold]], Awaitable[None]]:
+    """The HoldWriter hook: once committed, holds leave Redis's `pending` (one round trip)."""
+
+    async def mark(holds: list[NewHold]) -> None:
+        await scripts.mark_all_durable(
+            [(hold.booking.event_id, hold.booking.booking_id) for hold in holds]
+        )
+
+    return mark
 
 
 async def record_ended(pool: asyncpg.Pool, booking_ids: list[str], *, status: str) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -41,8 +42,15 @@ def _refusal(exc: Exception) -> errors.BookingError:
 
 
 class HoldWriter:
-    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        on_committed: Callable[[list[NewHold]], Awaitable[None]] | None = None,
+        max_batch: int = 500,
+    ) -> None:
         self._pool = pool
+        self._on_committed = on_committed
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[NewHold, asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -97,6 +105,12 @@ class HoldWriter:
     async def _commit(self, holds: list[NewHold]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await insert_holds(conn, holds)
+        if self._on_committed is not None:
+            try:
+                await self._on_committed(holds)
+            except Exception:
+                # Committed all the same: the holds stand; only a replay may see "in flight".
+                log.exception("after-commit hook failed for %d holds", len(holds))
 
 
 def _settle(future: asyncio.Future[None], exc: Exception | None) -> None:

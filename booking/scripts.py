@@ -444,6 +444,13 @@ class Scripts:
         """The hold is committed in PostgreSQL: idempotent replays may now answer it."""
         await self._redis.hdel(event_keys(event_id).pending, booking_id)
 
+    async def mark_all_durable(self, holds: Sequence[tuple[str, str]]) -> None:
+        """`mark_durable` for many (event_id, booking_id) pairs in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for event_id, booking_id in holds:
+            pipe.hdel(event_keys(event_id).pending, booking_id)
+        await pipe.execute()
+
     async def availability(self, event_id: str) -> dict[str, ZoneAvailability]:
         """Per-zone counters (one HGETALL); empty when the event has no inventory."""
         fields: Mapping[Any, Any] = await self._redis.hgetall(event_keys(event_id).inv)

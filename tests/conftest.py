@@ -114,7 +114,7 @@ async def booking_parts(redis_url: str, clean_db: Any) -> AsyncIterator[Any]:
     """The booking service's use-cases wired to the real servers, without HTTP."""
     from types import SimpleNamespace
 
-    from booking.bookings import Bookings
+    from booking.bookings import Bookings, mark_durable_after_commit
     from booking.catalog import Catalog
     from booking.hold_writer import HoldWriter
     from booking.scripts import Scripts
@@ -122,7 +122,7 @@ async def booking_parts(redis_url: str, clean_db: Any) -> AsyncIterator[Any]:
     client = aioredis.Redis.from_url(redis_url)
     scripts = Scripts(client)
     await scripts.load()
-    writer = HoldWriter(clean_db)
+    writer = HoldWriter(clean_db, on_committed=mark_durable_after_commit(scripts))
     writer.start()
 
     def bookings(hold_ttl_s: int = 600) -> Bookings:

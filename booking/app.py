@@ -11,21 +11,25 @@ from starlette.routing import Mount
 
 from booking import db
 from booking.auth import AuthService
-from booking.bookings import Bookings
+from booking.bookings import Bookings, mark_durable_after_commit
 from booking.catalog import Catalog
 from booking.hold_writer import HoldWriter
 from booking.middleware import RequestContextMiddleware
 from booking.payments import Payments
 from booking.problems import EXCEPTION_HANDLERS
 from booking.providers import create_provider
+from booking.pubsub import Hub
+from booking.queue import QUEUE_HEARTBEAT_S, Queue
 from booking.routes import admin as admin_routes
 from booking.routes import auth as auth_routes
 from booking.routes import bookings as booking_routes
 from booking.routes import events as event_routes
 from booking.routes import ops as ops_routes
 from booking.routes import payments as payment_routes
+from booking.routes import queue as queue_routes
 from booking.scripts import Scripts
 from booking.settings import Settings
+from booking.store.queue import QueueStore
 
 API_PREFIX = "/api/v1"
 
@@ -50,7 +54,7 @@ def create_app(settings: Settings) -> Starlette:
         )
         scripts = Scripts(redis)
         await scripts.load()
-        writer = HoldWriter(pool)
+        writer = HoldWriter(pool, on_committed=mark_durable_after_commit(scripts))
         writer.start()
         app.state.scripts = scripts
         app.state.catalog = Catalog(pool=pool, scripts=scripts)
@@ -64,9 +68,17 @@ def create_app(settings: Settings) -> Starlette:
         provider = create_provider(settings.payments)
         app.state.payments = Payments(pool=pool, provider=provider)
         app.state.bookings.payments = app.state.payments
+        queue_store = QueueStore(redis)
+        await queue_store.load()
+        hub = Hub(settings.redis_url)
+        await hub.start()
+        app.state.hub = hub
+        app.state.queue = Queue(pool=pool, store=queue_store, catalog=app.state.catalog, hub=hub)
+        app.state.queue_heartbeat_s = getattr(settings, "queue_heartbeat_s", QUEUE_HEARTBEAT_S)
         try:
             yield
         finally:
+            await hub.stop()
             await provider.aclose()
             await writer.stop()
             await pool.close()
@@ -78,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
         *event_routes.routes,
         *booking_routes.routes,
         *payment_routes.routes,
+        *queue_routes.routes,
         *admin_routes.routes,
     ]
     app = Starlette(

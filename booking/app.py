@@ -13,23 +13,28 @@ from booking import db
 from booking.auth import AuthService
 from booking.bookings import Bookings, mark_durable_after_commit
 from booking.catalog import Catalog
+from booking.feed import LiveFeed
 from booking.hold_writer import HoldWriter
 from booking.middleware import RequestContextMiddleware
-from booking.payments import Payments
+from booking.payments import Payments, SagaTopics
 from booking.problems import EXCEPTION_HANDLERS
 from booking.providers import create_provider
 from booking.pubsub import Hub
-from booking.queue import QUEUE_HEARTBEAT_S, Queue
+from booking.queue import QUEUE_REDIS_CONNECTIONS, Queue
+from booking.queue_stream import QueueStreams
 from booking.routes import admin as admin_routes
 from booking.routes import auth as auth_routes
 from booking.routes import bookings as booking_routes
 from booking.routes import events as event_routes
+from booking.routes import feed as feed_routes
 from booking.routes import ops as ops_routes
 from booking.routes import payments as payment_routes
 from booking.routes import queue as queue_routes
+from booking.routes import seats as seat_routes
 from booking.scripts import Scripts
 from booking.settings import Settings
 from booking.store.queue import QueueStore
+from booking.suspensions import Suspensions
 
 API_PREFIX = "/api/v1"
 
@@ -37,8 +42,11 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = aioredis.Redis.from_url(
-            settings.redis_url, max_connections=settings.redis_max_connections
+        # A blocking pool: a burst beyond the pool waits for a connection rather than failing.
+        redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
+            )
         )
         pool = await db.create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
@@ -66,23 +74,42 @@ def create_app(settings: Settings) -> Starlette:
             pass_secret=settings.internal_secret,
         )
         provider = create_provider(settings.payments)
-        app.state.payments = Payments(pool=pool, provider=provider)
+        app.state.payments = Payments(
+            pool=pool,
+            provider=provider,
+            topics=SagaTopics.for_namespace(settings.kafka_namespace),
+        )
         app.state.bookings.payments = app.state.payments
-        queue_store = QueueStore(redis)
+        # The queue's own bounded pool: a burst of stream connects waits for a connection
+        # instead of failing, and never starves the reserve path's pool.
+        queue_redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=QUEUE_REDIS_CONNECTIONS, timeout=10
+            )
+        )
+        queue_store = QueueStore(queue_redis)
         await queue_store.load()
         hub = Hub(settings.redis_url)
         await hub.start()
+        app.state.queue = Queue(pool=pool, store=queue_store, catalog=app.state.catalog)
+        app.state.queue_streams = QueueStreams(hub, queue_store, app.state.queue.clock)
+        app.state.queue_heartbeat_s = settings.queue_heartbeat_s
         app.state.hub = hub
-        app.state.queue = Queue(pool=pool, store=queue_store, catalog=app.state.catalog, hub=hub)
-        app.state.queue_heartbeat_s = getattr(settings, "queue_heartbeat_s", QUEUE_HEARTBEAT_S)
+        # The live availability feed shares the process's one pub/sub connection (the Hub).
+        app.state.feed = LiveFeed(hub, app.state.catalog.availability)
+        app.state.suspensions = Suspensions(pool=pool, scripts=scripts)
         try:
             yield
         finally:
+            await app.state.feed.stop()
             await hub.stop()
+            await queue_redis.aclose()
+            await queue_redis.connection_pool.aclose()
             await provider.aclose()
             await writer.stop()
             await pool.close()
             await redis.aclose()
+            await redis.connection_pool.aclose()
 
     api_routes = [
         *ops_routes.routes,
@@ -92,6 +119,8 @@ def create_app(settings: Settings) -> Starlette:
         *payment_routes.routes,
         *queue_routes.routes,
         *admin_routes.routes,
+        *feed_routes.routes,
+        *seat_routes.routes,
     ]
     app = Starlette(
         routes=[Mount(API_PREFIX, routes=api_routes), *ops_routes.routes],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -14,13 +16,33 @@ from booking.schemas import EventBody
 from booking.scripts import EventSpec, Scripts, ZoneSpec
 from booking.store import events as event_store
 from booking.store.events import EventRow
+from booking.store.queue import find_seeds
 from common.tokens import Identity
 
 PUBLIC_STATUSES = ("on_sale", "closed")
 LIST_LIMIT = 200
 
 
-def event_body(event: EventRow) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SeededEvent(EventRow):
+    """An event with its pre-queue seed (queue-enabled events read through the catalog)."""
+
+    queue_seed: bytes | None = None
+
+
+def _queue_seed_fields(event: EventRow, now: datetime | None) -> dict[str, Any]:
+    """sha256(seed) always, the seed itself once the sale opened (the shuffle has then used
+    it): anyone can check that booking.queue.shuffled_order(seed, joiners) gives the order."""
+    seed = getattr(event, "queue_seed", None)
+    if seed is None:
+        return {}
+    fields = {"seed_sha256": hashlib.sha256(seed).hexdigest()}
+    if (now or datetime.now(UTC)) >= event.sale_starts_at:
+        fields["seed"] = seed.hex()
+    return fields
+
+
+def event_body(event: EventRow, now: datetime | None = None) -> dict[str, Any]:
     zones = []
     for zone in event.zones:
         entry: dict[str, Any] = {
@@ -49,6 +71,7 @@ def event_body(event: EventRow) -> dict[str, Any]:
             "release_per_tick": event.queue_release_per_tick,
             "pass_ttl_s": event.queue_pass_ttl_s,
             "paused": event.queue_paused,
+            **_queue_seed_fields(event, now),
         },
     }
 
@@ -101,7 +124,7 @@ class Catalog:
             event.status == "draft" and (identity is None or not _may_manage(identity, event))
         ):
             raise NotFoundError("no such event")
-        return event
+        return (await self._with_seeds([event]))[0]
 
     async def get_managed_event(self, identity: Identity, event_id: str) -> EventRow:
         event = await self.get_event(event_id, identity)
@@ -114,7 +137,25 @@ class Catalog:
         return event
 
     async def list_events(self) -> list[EventRow]:
-        return await event_store.list_events(self.pool, statuses=PUBLIC_STATUSES, limit=LIST_LIMIT)
+        events = await event_store.list_events(
+            self.pool, statuses=PUBLIC_STATUSES, limit=LIST_LIMIT
+        )
+        return await self._with_seeds(events)
+
+    async def _with_seeds(self, events: list[EventRow]) -> list[EventRow]:
+        queued = [event.event_id for event in events if event.queue_enabled]
+        if not queued:
+            return events
+        seeds = await find_seeds(self.pool, queued)
+        return [
+            SeededEvent(
+                **{f.name: getattr(event, f.name) for f in dataclasses.fields(event)},
+                queue_seed=seeds.get(event.event_id),
+            )
+            if event.event_id in seeds
+            else event
+            for event in events
+        ]
 
     async def publish_event(self, identity: Identity, event_id: str, now: datetime) -> EventRow:
         """Loads the inventory into Redis, then marks the event on sale. Safe to repeat: a

@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from common.tracing import current_headers
+
 TOPIC_USERS = "booking-rush.users"
 TOPIC_BOOKINGS = "booking-rush.bookings"
 TOPIC_PAYMENTS = "booking-rush.payments"
@@ -74,7 +76,13 @@ async def add_to_outbox(
     envelope: Envelope,
     headers: dict[str, str] | None = None,
 ) -> None:
-    """Call inside the transaction of the state change the message announces."""
+    """Call inside the transaction of the state change the message announces.
+
+    The active trace context (when tracing is on) travels in the headers, so the consumers'
+    spans join the request's trace."""
+    traced = current_headers()
+    if traced:
+        headers = {**traced, **(headers or {})}
     await conn.execute(
         """INSERT INTO outbox (message_id, topic, key, payload, headers)
            VALUES ($1, $2, $3, $4, $5)""",

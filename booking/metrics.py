@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -81,3 +85,94 @@ SAGA_TIMEOUTS = Counter(
     "Sagas or payments the orchestrator's timeout acted on",
     ["action"],
 )
+
+# The virtual queue (booking service side; the queue-release worker exports the outflow ones).
+QUEUE_JOINS = Counter(
+    "booking_rush_queue_joins_total",
+    "Queue joins by the place they got (waiting, pre, admitted)",
+    ["status"],
+)
+QUEUE_STREAMS = Gauge(
+    "booking_rush_queue_sse_connections",
+    "Queue position streams (SSE) open in this process",
+)
+QUEUE_PASS_DELIVERY = Histogram(
+    "booking_rush_queue_pass_delivery_seconds",
+    "From admission (the tick that minted the pass) to the pass event written to the stream",
+    buckets=LATENCY_BUCKETS,
+)
+
+
+# The live availability feed (booking/feed.py): watchers over SSE and WebSocket.
+FEED_CONNECTIONS = Gauge(
+    "booking_rush_feed_connections",
+    "Live availability watchers connected to this process, by transport (sse, ws)",
+    ["transport"],
+)
+FEED_ROOMS = Gauge(
+    "booking_rush_feed_rooms",
+    "Events with at least one local watcher (one Redis subscription each)",
+)
+FEED_REDIS_MESSAGES = Counter(
+    "booking_rush_feed_redis_messages_total",
+    "Seat updates received from Redis pub/sub (one per change, whatever the watcher count)",
+)
+FEED_MESSAGES_SENT = Counter(
+    "booking_rush_feed_messages_sent_total",
+    "Feed messages written to watchers (snapshots, seat updates, replies), by transport",
+    ["transport"],
+)
+FEED_RESYNCS = Counter(
+    "booking_rush_feed_resyncs_total",
+    "Lagging watchers whose backlog was replaced by a fresh availability snapshot",
+)
+FEED_DROPPED = Counter(
+    "booking_rush_feed_dropped_clients_total",
+    "Watchers disconnected for being too slow, by transport",
+    ["transport"],
+)
+
+
+class PoolCollector(Collector):
+    """PostgreSQL and Redis connection pools of this process, read at scrape time (no cost per
+    request). `watch(state)` takes the app state; its `pool` and `redis` are looked up lazily,
+    so it may be called before the lifespan has created them."""
+
+    def __init__(self) -> None:
+        self._state: Any = None
+
+    def watch(self, state: Any) -> None:
+        self._state = state
+
+    def collect(self) -> Any:
+        size = GaugeMetricFamily(
+            "booking_rush_postgres_pool_connections",
+            "PostgreSQL pool connections by state (open = in use + idle; max = the limit)",
+            labels=["state"],
+        )
+        redis = GaugeMetricFamily(
+            "booking_rush_redis_pool_connections",
+            "Redis client pool connections by state (in_use, idle, max)",
+            labels=["state"],
+        )
+        pool = getattr(self._state, "pool", None)
+        if pool is not None:
+            idle = pool.get_idle_size()
+            size.add_metric(["open"], pool.get_size())
+            size.add_metric(["idle"], idle)
+            size.add_metric(["in_use"], pool.get_size() - idle)
+            size.add_metric(["max"], pool.get_max_size())
+        client = getattr(self._state, "redis", None)
+        connections = getattr(client, "connection_pool", None)
+        if connections is not None:
+            # redis-py keeps no public counters; these sets are its pool's own bookkeeping.
+            in_use = len(getattr(connections, "_in_use_connections", ()))
+            redis.add_metric(["in_use"], in_use)
+            redis.add_metric(["idle"], len(getattr(connections, "_available_connections", ())))
+            redis.add_metric(["max"], getattr(connections, "max_connections", 0) or 0)
+        yield size
+        yield redis
+
+
+POOLS = PoolCollector()
+REGISTRY.register(POOLS)

@@ -1,5 +1,5 @@
 """Plain ASGI middleware (not BaseHTTPMiddleware, which breaks context variables): request id,
-and per-route request metrics."""
+per-route request metrics, and (when tracing is on) the request span."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from booking.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from booking.metrics import HTTP_LATENCY, HTTP_REQUESTS, POOLS
+from common import tracing
 from common.logs import request_id_var
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -37,8 +38,33 @@ class RequestContextMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and "app" in scope:
+                # The pools appear on the app state during startup; the collector reads them
+                # at scrape time.
+                POOLS.watch(scope["app"].state)
             await self.app(scope, receive, send)
             return
+        if not tracing.enabled():
+            await self._serve(scope, receive, send)
+            return
+        method = scope["method"]
+        with tracing.start_span(
+            method,
+            kind=tracing.SpanKind.SERVER,
+            carrier=tracing.carrier_from_asgi(scope["headers"]),
+            attributes={"http.request.method": method, "booking_rush.service": "booking"},
+        ) as span:
+            status = 500
+            try:
+                status = await self._serve(scope, receive, send)
+            finally:
+                route = route_template(scope)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Runs the request with its id; counts and times it. Returns the response status."""
         request_id = _request_id(scope)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -60,3 +86,4 @@ class RequestContextMiddleware:
             status_class = f"{status // 100}xx"
             HTTP_REQUESTS.labels(route, scope["method"], status_class).inc()
             HTTP_LATENCY.labels(route, status_class).observe(time.perf_counter() - started)
+        return status

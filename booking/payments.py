@@ -68,6 +68,11 @@ class SagaTopics:
     notifications: str = TOPIC_NOTIFICATIONS
 
     @classmethod
+    def for_namespace(cls, namespace: str) -> SagaTopics:
+        """KAFKA_NAMESPACE: deployments sharing a broker keep to their own topics."""
+        return cls.with_suffix(namespace) if namespace else cls()
+
+    @classmethod
     def with_suffix(cls, suffix: str) -> SagaTopics:
         base = cls()
         return cls(

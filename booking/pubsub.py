@@ -30,6 +30,7 @@ DROPPED = Counter(
 RESYNC = ("", b"")
 _ALIVE_CHANNEL = "br:hub:alive"  # keeps the connection subscribed while no client listens
 _RETRY_S = 0.5
+CLIENT_NAME = "booking-rush-hub"  # CLIENT LIST shows the one subscriber connection by this name
 
 
 class Subscriber:
@@ -52,14 +53,14 @@ class Subscriber:
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(RESYNC)  # wakes a waiting reader
 
-    async def get(self, timeout: float | None = None) -> tuple[str, bytes] | None:
-        """The next message, `RESYNC` after a loss, None when `timeout` passes first."""
+    async def get(self, wait_s: float | None = None) -> tuple[str, bytes] | None:
+        """The next message, `RESYNC` after a loss, None when `wait_s` passes first."""
         if self._missed:
             self._missed = False
             self._drain()
             return RESYNC
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(wait_s):
                 message = await self._queue.get()
         except TimeoutError:
             return None
@@ -76,19 +77,24 @@ class Subscriber:
 
 class Hub:
     def __init__(self, redis_url: str, *, queue_size: int = 16) -> None:
-        self._client = aioredis.Redis.from_url(redis_url, max_connections=1)
+        self._client = aioredis.Redis.from_url(
+            redis_url, max_connections=1, client_name=CLIENT_NAME
+        )
         self._queue_size = queue_size
         self._pubsub: aioredis.client.PubSub | None = None
         self._subscribers: dict[str, set[Subscriber]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self._connect()
         self._reader = asyncio.create_task(self._read_forever(), name="pubsub-hub")
 
     async def stop(self) -> None:
+        for task in tuple(self._background):
+            task.cancel()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -122,19 +128,32 @@ class Hub:
         if waits:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=10)
 
-    async def unsubscribe(self, subscriber: Subscriber) -> None:
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Removes the subscriber at once (safe in a cancelled task's cleanup); channels left
+        without listeners are unsubscribed from Redis in the background."""
+        emptied = []
+        for channel in subscriber.channels:
+            listeners = self._subscribers.get(channel)
+            if listeners is None:
+                continue
+            listeners.discard(subscriber)
+            if not listeners:
+                del self._subscribers[channel]
+                self._confirmed.pop(channel, None)
+                emptied.append(channel)
+        subscriber.channels.clear()
+        if emptied:
+            task = asyncio.get_running_loop().create_task(self._unsubscribe(emptied))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _unsubscribe(self, channels: list[str]) -> None:
         async with self._lock:
-            for channel in subscriber.channels:
-                listeners = self._subscribers.get(channel)
-                if listeners is None:
-                    continue
-                listeners.discard(subscriber)
-                if not listeners:
-                    del self._subscribers[channel]
-                    self._confirmed.pop(channel, None)
-                    with contextlib.suppress(Exception):  # a reconnect forgets it anyway
-                        await self._command().unsubscribe(channel)
-            subscriber.channels.clear()
+            # A subscriber may have come back for a channel meanwhile: keep those.
+            gone = [channel for channel in channels if channel not in self._subscribers]
+            if gone and self._pubsub is not None:
+                with contextlib.suppress(Exception):  # a reconnect forgets them anyway
+                    await self._pubsub.unsubscribe(*gone)
 
     def _command(self) -> aioredis.client.PubSub:
         if self._pubsub is None:
@@ -146,7 +165,16 @@ class Hub:
         await pubsub.subscribe(_ALIVE_CHANNEL)
         if self._subscribers:
             await pubsub.subscribe(*self._subscribers)
+        assert pubsub.connection is not None
+        # redis-py reconnects a dropped pub/sub connection by itself and resubscribes; messages
+        # published meanwhile are lost, so every subscriber re-reads its state.
+        pubsub.connection.register_connect_callback(self._on_silent_reconnect)
         self._pubsub = pubsub
+
+    async def _on_silent_reconnect(self, connection: object) -> None:
+        for listeners in tuple(self._subscribers.values()):
+            for listener in tuple(listeners):
+                listener.mark_missed()
 
     async def _read_forever(self) -> None:
         while True:

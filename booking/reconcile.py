@@ -3,7 +3,8 @@
 While a sale is open the live counters in Redis are never overwritten: drift is reported (metric
 and admin stats) for a human to look at. Only when Redis has lost an event entirely (a restart
 without persistence) is it rebuilt, from the bookings PostgreSQL holds: sold seats stay sold,
-live holds stay held with their deadlines, so nothing can be sold twice.
+live holds stay held with their deadlines, suspended seats stay out of sale, so nothing can be
+sold twice.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncpg
 
 from booking.catalog import inventory_spec
 from booking.domain import to_ms
-from booking.scripts import Hold, RebuildBooking, Scripts
+from booking.scripts import Hold, RebuildBooking, Scripts, Suspension
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
 from booking.store.events import EventRow
@@ -103,9 +104,11 @@ async def rebuild_event(pool: asyncpg.Pool, scripts: Scripts, event_id: str) -> 
     if event is None:
         raise LookupError(f"no event {event_id}")
     rows = await booking_store.live_bookings(pool, event_id)
+    suspended = await event_store.find_suspensions(pool, event_id)
     await scripts.load_event(
         inventory_spec(event, event.status),
         mode="rebuild",
         bookings=[_rebuild_booking(row) for row in rows],
+        suspensions=[Suspension(zone, seats, quantity) for zone, seats, quantity in suspended],
     )
     return len(rows)

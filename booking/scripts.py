@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 import lua
 from booking import errors
 from booking.keys import LIVE_EVENTS, event_keys, script_keys
+from booking.metrics import SCRIPT_LATENCY
 
 SCRIPT_NAMES = ("reserve", "release", "confirm", "sweep", "load_event", "suspend", "unsuspend")
 ReleaseReason = Literal["CANCELLED", "EXPIRED", "FAILED", "REFUNDED"]
@@ -243,6 +244,21 @@ ERRORS: dict[str, Callable[[str | None], errors.BookingError]] = {
 }
 
 
+class TimedScript:
+    """A registered script whose calls observe `booking_rush_lua_script_duration_seconds`."""
+
+    def __init__(self, name: str, script: Any) -> None:
+        self.script = script  # redis-py's AsyncScript: EVALSHA, SCRIPT LOAD again on NOSCRIPT
+        self._latency = SCRIPT_LATENCY.labels(name)
+
+    async def __call__(self, *, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self.script(keys=keys, args=args)
+        finally:
+            self._latency.observe(time.perf_counter() - started)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -278,18 +294,21 @@ class Scripts:
     def __init__(self, redis: Redis, *, clock: Callable[[], int] = epoch_ms) -> None:
         self._redis = redis
         self._clock = clock
-        self._reserve = redis.register_script(lua.source("reserve"))
-        self._release = redis.register_script(lua.source("release"))
-        self._confirm = redis.register_script(lua.source("confirm"))
-        self._sweep = redis.register_script(lua.source("sweep"))
-        self._load_event = redis.register_script(lua.source("load_event"))
-        self._suspend = redis.register_script(lua.source("suspend"))
-        self._unsuspend = redis.register_script(lua.source("unsuspend"))
+        self._reserve = self._register("reserve")
+        self._release = self._register("release")
+        self._confirm = self._register("confirm")
+        self._sweep = self._register("sweep")
+        self._load_event = self._register("load_event")
+        self._suspend = self._register("suspend")
+        self._unsuspend = self._register("unsuspend")
+
+    def _register(self, name: str) -> TimedScript:
+        return TimedScript(name, self._redis.register_script(lua.source(name)))
 
     async def load(self) -> None:
         """SCRIPT LOAD every script (at start-up: a syntax error fails here, not mid-sale)."""
         for name in SCRIPT_NAMES:
-            script = getattr(self, f"_{name}")
+            script = getattr(self, f"_{name}").script
             script.sha = _text(await self._redis.script_load(script.script))
 
     async def reserve(

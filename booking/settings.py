@@ -44,6 +44,8 @@ class Settings:
     db_pool_max: int = 10
     redis_max_connections: int = 200
     payments: PaymentConfig = field(default_factory=PaymentConfig)
+    kafka_namespace: str = ""
+    queue_heartbeat_s: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +56,7 @@ class Settings:
         return cls(
             token_keys=TokenKeys.from_env(env, need_signing=True),
             internal_secret=internal_secret,
+            queue_heartbeat_s=float(env.get("QUEUE_HEARTBEAT_S") or cls.queue_heartbeat_s),
             redis_url=env.get("REDIS_URL") or cls.redis_url,
             database_url=env.get("DATABASE_URL") or cls.database_url,
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or cls.kafka_bootstrap,
@@ -69,4 +72,5 @@ class Settings:
             db_pool_max=_int(env, "DB_POOL_MAX", cls.db_pool_max),
             redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", cls.redis_max_connections),
             payments=PaymentConfig.from_env(env),
+            kafka_namespace=env.get("KAFKA_NAMESPACE") or "",
         )

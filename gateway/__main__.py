@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from common.logs import logging_config
+from common.tracing import configure_tracing
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
@@ -20,7 +21,7 @@ def serve(settings: GatewaySettings) -> None:
         "port": settings.port,
         "loop": "uvloop",
         "http": "httptools",
-        "ws": "none",
+        "ws": "websockets-sansio",  # the live feed's WebSocket proxy (gateway/ws.py)
         "lifespan": "on",
         "access_log": False,
         "log_config": logging_config("gateway", settings.log_level),
@@ -35,6 +36,7 @@ def serve(settings: GatewaySettings) -> None:
             "gateway.app:create_app_from_env", factory=True, workers=settings.workers, **options
         )
     else:
+        configure_tracing("gateway")
         uvicorn.run(create_app(settings), **options)
 
 

@@ -13,18 +13,20 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from common import tracing
 from common.problems import problem_response
 from gateway import ops
 from gateway.endpoint import proxy_endpoint
 from gateway.guard import Authenticator
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import MetricsMiddleware, RequestIdMiddleware
+from gateway.middleware import MetricsMiddleware, RequestIdMiddleware, TracingMiddleware
 from gateway.proxy import Upstreams
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
+from gateway.ws import WebSocketProxy
 
 # A slow or dead limiter Redis must cost a request little: short timeouts and no retries,
 # the limiter then fails open (see gateway/ratelimit.py).
@@ -36,7 +38,7 @@ OWN_PATHS = frozenset(
 )
 
 
-def _routes() -> list[Route]:
+def _routes() -> list[Route | WebSocketRoute]:
     return [
         Route("/health", ops.health, methods=["GET"]),
         Route("/api/v1/health", ops.health, methods=["GET"]),
@@ -45,6 +47,7 @@ def _routes() -> list[Route]:
         Route("/metrics", ops.metrics, methods=["GET"]),
         Route("/api/v1/metrics", ops.metrics, methods=["GET"]),
         Route("/api/v1/{path:path}", proxy_endpoint, methods=PROXIED_METHODS),
+        WebSocketRoute("/api/v1/events/{event_id}/live", WebSocketProxy()),
     ]
 
 
@@ -101,9 +104,13 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _http_error},
     )
-    return RequestIdMiddleware(MetricsMiddleware(app, metrics, OWN_PATHS))
+    observed: ASGIApp = MetricsMiddleware(app, metrics, OWN_PATHS)
+    if tracing.enabled():  # configured before the app is built; off costs nothing per request
+        observed = TracingMiddleware(observed, OWN_PATHS)
+    return RequestIdMiddleware(observed)
 
 
 def create_app_from_env() -> ASGIApp:
     """Factory for uvicorn with several workers: each worker process builds its own app."""
+    tracing.configure_tracing("gateway")
     return create_app(GatewaySettings.from_env())

@@ -6,8 +6,16 @@ Labels are small closed sets: `route` is a template from `gateway.routes` (never
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gateway.routes import AUTH_GROUP, DEFAULT_GROUP
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -17,13 +25,21 @@ UPSTREAM_CONNECT = "connect"
 UPSTREAM_TIMEOUT = "timeout"
 UPSTREAM_PROTOCOL = "protocol"
 UPSTREAM_STREAM = "stream"
+UPSTREAM_KINDS = (UPSTREAM_CONNECT, UPSTREAM_TIMEOUT, UPSTREAM_PROTOCOL, UPSTREAM_STREAM)
+# Rate-limit label values (gateway.routes groups, gateway.ratelimit buckets).
+RATE_LIMIT_GROUPS = (DEFAULT_GROUP, AUTH_GROUP)
+RATE_LIMIT_SCOPES = ("ip", "user")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            # CPU, memory, open fds of this process (the default registry has it; ours needs it).
+            ProcessCollector(registry=registry)
+        self.registry = registry
         self.requests = Counter(
             "booking_rush_gateway_requests_total",
             "Requests answered by the gateway.",
@@ -54,6 +70,12 @@ class GatewayMetrics:
             "Requests let through unchecked because the rate-limit Redis was unavailable.",
             registry=self.registry,
         )
+        # Closed label sets start at 0, so rates and alerts see "none yet" rather than no series.
+        for kind in UPSTREAM_KINDS:
+            self.upstream_errors.labels(kind)
+        for group in RATE_LIMIT_GROUPS:
+            for scope in RATE_LIMIT_SCOPES:
+                self.rate_limited_total.labels(group, scope)
         # labels() takes a lock and hashes; the label sets are few, so cache the children.
         self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 

@@ -1,6 +1,6 @@
-"""Plain ASGI middleware (not BaseHTTPMiddleware, which breaks context variables): request ids
-and request metrics. Both sit outside Starlette's error handling, so even a 500 carries the id
-and is counted.
+"""Plain ASGI middleware (not BaseHTTPMiddleware, which breaks context variables): request ids,
+request metrics and (when tracing is on) the request span. All sit outside Starlette's error
+handling, so even a 500 carries the id, is counted and is traced.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common import tracing
 from common.logs import request_id_var
 from gateway.metrics import GatewayMetrics
 from gateway.routes import UNMATCHED
@@ -89,3 +90,46 @@ class MetricsMiddleware:
             self.metrics.observe_request(
                 route, scope["method"], status, time.perf_counter() - started
             )
+
+
+class TracingMiddleware:
+    """One SERVER span per request, continuing the client's W3C trace context if it sent one.
+
+    Installed only when tracing is configured; the proxy then sends this span's context upstream.
+    """
+
+    def __init__(self, app: ASGIApp, own_paths: frozenset[str]) -> None:
+        self.app = app
+        self.own_paths = own_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not tracing.enabled():
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with tracing.start_span(
+            method,
+            kind=tracing.SpanKind.SERVER,
+            carrier=tracing.carrier_from_asgi(scope["headers"]),
+            attributes={"http.request.method": method, "booking_rush.service": "gateway"},
+        ) as span:
+            try:
+                await self.app(scope, receive, send_with_status)
+            finally:
+                route = scope.get(ROUTE_SCOPE_KEY)
+                if route is None:
+                    route = scope["path"] if scope["path"] in self.own_paths else UNMATCHED
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                request_id = scope.get(REQUEST_ID_SCOPE_KEY)
+                if request_id:
+                    span.set_attribute("booking_rush.request_id", request_id.decode())

@@ -18,6 +18,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
+from common import tracing
 from gateway.metrics import (
     UPSTREAM_CONNECT,
     UPSTREAM_PROTOCOL,
@@ -273,7 +274,7 @@ class Upstreams:
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
-        headers = upstream_headers(scope, forwarding)
+        headers = tracing.replace_trace_headers(upstream_headers(scope, forwarding))
         streams = streams or any(
             name == b"accept" and b"text/event-stream" in value for name, value in scope["headers"]
         )

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from common.logs import configure_logging
+from common.tracing import configure_tracing
 from workers.runtime import run_periodic, serve_metrics
 from workers.settings import WorkerSettings
 
@@ -32,11 +33,32 @@ def _reconciler(settings: WorkerSettings) -> Any:
     return Reconciler(settings)
 
 
+def _saga_orchestrator(settings: WorkerSettings) -> Any:
+    from workers.saga_orchestrator import SagaOrchestrator
+
+    return SagaOrchestrator(settings)
+
+
+def _saga_step(settings: WorkerSettings) -> Any:
+    from workers.saga_step import SagaStep
+
+    return SagaStep(settings)
+
+
+def _queue_release(settings: WorkerSettings) -> Any:
+    from workers.queue_release import QueueRelease
+
+    return QueueRelease(settings)
+
+
 # name -> factory; `make run` starts one process per entry.
 WORKERS: dict[str, Callable[[WorkerSettings], Any]] = {
     "outbox-relay": _outbox_relay,
     "seat-release": _seat_release,
     "reconciler": _reconciler,
+    "saga-orchestrator": _saga_orchestrator,
+    "saga-step": _saga_step,
+    "queue-release": _queue_release,
 }
 
 
@@ -59,6 +81,7 @@ def _worker_command(name: str) -> click.Command:
     def command(burst: bool, check: bool) -> None:
         settings = WorkerSettings.from_env()
         configure_logging(name, settings.log_level)
+        configure_tracing(name)
         worker = WORKERS[name](settings)
         if check:
 
@@ -73,7 +96,9 @@ def _worker_command(name: str) -> click.Command:
             serve_metrics(settings.metrics_host, settings.metrics_port)
         import uvloop
 
-        handled = uvloop.run(run_periodic(worker, interval_s=settings.interval_s, burst=burst))
+        # Workers that wait inside their tick (Kafka polls, LISTEN) need no idle sleep after it.
+        interval_s = getattr(worker, "idle_interval_s", settings.interval_s)
+        handled = uvloop.run(run_periodic(worker, interval_s=interval_s, burst=burst))
         if burst:
             click.echo(f"{name}: handled {handled}")
 

@@ -23,7 +23,9 @@ class WorkerSettings:
     kafka_session_timeout_ms: int = 6000
     kafka_partitions: int = 3
     saga_timeout_s: float = 30.0
+    kafka_namespace: str = ""
     payments: PaymentConfig = field(default_factory=PaymentConfig)
+    internal_secret: str = ""  # signs queue passes (queue-release); INTERNAL_SECRET or JWT_SECRET
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -43,5 +45,7 @@ class WorkerSettings:
             ),
             kafka_partitions=int(env.get("KAFKA_PARTITIONS") or cls.kafka_partitions),
             saga_timeout_s=float(env.get("SAGA_TIMEOUT_S") or cls.saga_timeout_s),
+            kafka_namespace=env.get("KAFKA_NAMESPACE") or "",
             payments=PaymentConfig.from_env(env),
+            internal_secret=env.get("INTERNAL_SECRET") or env.get("JWT_SECRET") or "",
         )

@@ -120,7 +120,7 @@ class StripeProvider:
         tolerance_s: int = DEFAULT_TOLERANCE_S,
     ) -> None:
         if not secret_key or not webhook_secret:
-            raise ValueError("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET")
+            raise ValueError("stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
         self.secret_key = secret_key
         self.webhook_secret = webhook_secret
         self.api_base = api_base

@@ -177,3 +177,77 @@ async def set_status(conn: Conn, event_id: str, status: str, now: datetime) -> N
 async def live_event_ids(conn: Conn) -> list[str]:
     rows = await conn.fetch("SELECT event_id FROM events WHERE status = 'on_sale'")
     return [str(row["event_id"]) for row in rows]
+
+
+# Suspensions: seats.suspended / zones.suspended hold the state, seat_suspensions the history.
+
+
+async def lock_zone(conn: asyncpg.Connection, zone_id: str) -> None:
+    """Serialises suspend/unsuspend of one zone (PostgreSQL then Redis, in the same order)."""
+    await conn.execute("SELECT 1 FROM zones WHERE zone_id = $1 FOR UPDATE", uuid.UUID(zone_id))
+
+
+async def set_seats_suspended(
+    conn: asyncpg.Connection, zone_id: str, labels: list[str], suspended: bool
+) -> list[str]:
+    """Flags the seats; returns the labels whose flag changed (others already were so)."""
+    rows = await conn.fetch(
+        """UPDATE seats SET suspended = $3
+           WHERE zone_id = $1 AND label = ANY($2::text[]) AND suspended <> $3
+           RETURNING label""",
+        uuid.UUID(zone_id),
+        labels,
+        suspended,
+    )
+    return [row["label"] for row in rows]
+
+
+async def add_zone_suspended(conn: asyncpg.Connection, zone_id: str, delta: int) -> None:
+    """Raises asyncpg.CheckViolationError when held + sold + suspended would pass capacity."""
+    await conn.execute(
+        "UPDATE zones SET suspended = suspended + $2 WHERE zone_id = $1",
+        uuid.UUID(zone_id),
+        delta,
+    )
+
+
+async def insert_suspension(
+    conn: asyncpg.Connection,
+    *,
+    event_id: str,
+    zone_id: str,
+    action: str,
+    seats: list[str] | None,
+    quantity: int,
+    reason: str,
+    admin_id: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO seat_suspensions
+               (event_id, zone_id, action, seats, quantity, reason, admin_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        uuid.UUID(event_id),
+        uuid.UUID(zone_id),
+        action,
+        seats,
+        quantity,
+        reason,
+        uuid.UUID(admin_id),
+    )
+
+
+async def find_suspensions(conn: Conn, event_id: str) -> list[tuple[str, tuple[str, ...], int]]:
+    """(zone_id, suspended seat labels, GA quantity) per zone with anything suspended."""
+    rows = await conn.fetch(
+        """SELECT z.zone_id, z.kind, z.suspended,
+                  (SELECT array_agg(s.label ORDER BY s.position) FROM seats s
+                   WHERE s.zone_id = z.zone_id AND s.suspended) AS labels
+           FROM zones z WHERE z.event_id = $1 AND z.suspended > 0 ORDER BY z.position""",
+        uuid.UUID(event_id),
+    )
+    return [
+        (str(row["zone_id"]), tuple(row["labels"] or ()), 0)
+        if row["kind"] == "seated"
+        else (str(row["zone_id"]), (), row["suspended"])
+        for row in rows
+    ]

@@ -50,6 +50,7 @@ class Outflow:
     rate: float  # EWMA of admitted users per second; 0 before the first tick measured it
     release_per_tick: int
     tick_ms: int
+    sold_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,9 @@ class QueueStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._scripts = {name: redis.register_script(lua.source(name)) for name in QUEUE_SCRIPT_NAMES}
+        self._scripts = {
+            name: redis.register_script(lua.source(name)) for name in QUEUE_SCRIPT_NAMES
+        }
 
     async def load(self) -> None:
         """SCRIPT LOAD every queue script (a syntax error fails at start-up)."""
@@ -128,38 +131,57 @@ class QueueStore:
             return Placement("admitted", queue_pass=_text(reply[2]), expires_ms=_int(reply[3]))
         return Placement(status, position=_int(reply[2]))
 
-    async def placement(self, event_id: str, user_id: str, now_ms: int) -> Placement | None:
-        """Where the user stands (one MULTI: a consistent view); None when not in the queue."""
+    async def look(
+        self, event_id: str, user_id: str, now_ms: int
+    ) -> tuple[Placement | None, Outflow]:
+        """Where the user stands (None: not in the queue) and the outflow, in one MULTI."""
+        placements, outflow = await self.look_many(event_id, [user_id], now_ms)
+        return placements[0], outflow
+
+    async def look_many(
+        self, event_id: str, user_ids: Sequence[str], now_ms: int
+    ) -> tuple[list[Placement | None], Outflow]:
+        """`look` for many users of one event in one MULTI (the streams' batched refresh)."""
         keys = queue_keys(event_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hget(keys.admitted, user_id)
-            pipe.zrank(keys.waiting, user_id)
-            pipe.zscore(keys.pre, user_id)
             pipe.zcard(keys.pre)
-            record, rank, pre_score, pre_count = await pipe.execute()
-        if rank is not None:
-            return Placement("waiting", position=int(rank) + 1 + int(pre_count))
-        if pre_score is not None:
-            return Placement("pre", position=int(pre_count))
-        if record is None:
-            return None
-        pass_id, expires, token = _text(record).split("|", 2)
-        if int(expires) <= now_ms or not await self._redis.hexists(keys.passes, pass_id):
-            return None  # used or lapsed: done with the queue
-        return Placement("admitted", queue_pass=token, expires_ms=int(expires))
-
-    async def outflow(self, event_id: str) -> Outflow:
-        rate, per_tick, tick = await self._redis.hmget(
-            queue_keys(event_id).queue, ["rate", "release_per_tick", "tick_ms"]
-        )
-        return Outflow(
+            pipe.hmget(keys.queue, ["rate", "release_per_tick", "tick_ms", "sold_out"])
+            for user_id in user_ids:
+                pipe.zrank(keys.waiting, user_id)
+                pipe.zscore(keys.pre, user_id)
+                pipe.hget(keys.admitted, user_id)
+            replies = await pipe.execute()
+        pre_count, (rate, per_tick, tick, sold_out) = int(replies[0]), replies[1]
+        outflow = Outflow(
             rate=float(_text(rate)) if rate is not None else 0.0,
             release_per_tick=_int(per_tick, 1),
             tick_ms=_int(tick, 1000),
+            sold_out=_int(sold_out) == 1,
         )
-
-    async def is_sold_out(self, event_id: str) -> bool:
-        return _int(await self._redis.hget(queue_keys(event_id).queue, "sold_out")) == 1
+        placements: list[Placement | None] = []
+        admitted: list[tuple[int, str, int, str]] = []
+        for n in range(len(user_ids)):
+            rank, pre_score, record = replies[2 + 3 * n : 5 + 3 * n]
+            if rank is not None:
+                placements.append(Placement("waiting", position=int(rank) + 1 + pre_count))
+            elif pre_score is not None:
+                placements.append(Placement("pre", position=pre_count))
+            else:
+                placements.append(None)
+                if record is not None:
+                    pass_id, expires, token = _text(record).split("|", 2)
+                    if int(expires) > now_ms:
+                        admitted.append((n, pass_id, int(expires), token))
+        if admitted:
+            # an admitted user's pass counts while it is unused (the reserve script deletes it)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, pass_id, _, _ in admitted:
+                    pipe.hexists(keys.passes, pass_id)
+                alive = await pipe.execute()
+            for (n, _, expires_ms, token), exists in zip(admitted, alive, strict=True):
+                if exists:
+                    placements[n] = Placement("admitted", queue_pass=token, expires_ms=expires_ms)
+        return placements, outflow
 
     async def leave(self, event_id: str, user_id: str) -> bool:
         reply = await self._run("queue_leave", event_id, (user_id,))
@@ -169,7 +191,8 @@ class QueueStore:
         """Live change of the outflow: the next tick reads it (only when the queue is set up)."""
         keys = queue_keys(event_id)
         if fields and await self._redis.exists(keys.queue):
-            await self._redis.hset(keys.queue, mapping=fields)
+            mapping: dict[Any, Any] = dict(fields)
+            await self._redis.hset(keys.queue, mapping=mapping)
 
     # the worker's side
 
@@ -216,7 +239,10 @@ class QueueStore:
     async def head(self, event_id: str, count: int) -> list[str]:
         if count <= 0:
             return []
-        return [_text(user) for user in await self._redis.zrange(queue_keys(event_id).waiting, 0, count - 1)]
+        return [
+            _text(user)
+            for user in await self._redis.zrange(queue_keys(event_id).waiting, 0, count - 1)
+        ]
 
     async def pre_queue(self, event_id: str) -> list[str]:
         return [_text(user) for user in await self._redis.zrange(queue_keys(event_id).pre, 0, -1)]
@@ -251,7 +277,9 @@ class QueueStore:
 # PostgreSQL
 
 
-async def find_seeds(conn: asyncpg.Connection | asyncpg.Pool, event_ids: Sequence[str]) -> dict[str, bytes]:
+async def find_seeds(
+    conn: asyncpg.Connection | asyncpg.Pool, event_ids: Sequence[str]
+) -> dict[str, bytes]:
     """The pre-queue seed of each event (drawn by PostgreSQL when the event row was created)."""
     rows = await conn.fetch(
         "SELECT event_id, queue_seed FROM events WHERE event_id = ANY($1::uuid[])",

@@ -18,7 +18,10 @@ from common.tokens import (
 )
 
 SECRET = "s" * 48
-NOW = datetime.now(UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +47,11 @@ def rsa_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_hs256_round_trip_and_expiry() -> None:
     keys = TokenKeys.from_env({"JWT_SECRET": SECRET}, need_signing=True)
-    token = issue_access_token(keys, user_id="u1", role="organizer", ttl_s=60, now=NOW)
+    token = issue_access_token(keys, user_id="u1", role="organizer", ttl_s=60, now=now())
     identity = verify_access_token(keys, token)
     assert (identity.user_id, identity.role) == ("u1", "organizer")
     old = issue_access_token(
-        keys, user_id="u1", role="customer", ttl_s=60, now=NOW - timedelta(hours=1)
+        keys, user_id="u1", role="customer", ttl_s=60, now=now() - timedelta(hours=1)
     )
     with pytest.raises(TokenError):
         verify_access_token(keys, old)
@@ -68,12 +71,12 @@ def test_rs256_service_signs_and_gateway_verifies_with_public_key_only(
         {"JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY_FILE": str(public)}, need_signing=False
     )
     assert verifier.signing_key is None
-    token = issue_access_token(signer, user_id="u2", role="admin", ttl_s=60, now=NOW)
+    token = issue_access_token(signer, user_id="u2", role="admin", ttl_s=60, now=now())
     assert verify_access_token(verifier, token).role == "admin"
     # The classic confusion: an HS256 token "signed" with the public key as HMAC secret.
     forged = jwt.encode(
         {"sub": "u2", "role": "admin", "typ": "access", "iss": "booking-rush",
-         "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 60},
+         "iat": int(now().timestamp()), "exp": int(now().timestamp()) + 60},
         "x" * 48,
         algorithm="HS256",
     )  # fmt: skip
@@ -84,7 +87,7 @@ def test_rs256_service_signs_and_gateway_verifies_with_public_key_only(
 def test_refuses_none_algorithm_wrong_type_and_missing_claims() -> None:
     keys = TokenKeys.from_env({"JWT_SECRET": SECRET}, need_signing=True)
     claims = {"sub": "u", "role": "admin", "typ": "access", "iss": "booking-rush",
-              "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 60}  # fmt: skip
+              "iat": int(now().timestamp()), "exp": int(now().timestamp()) + 60}  # fmt: skip
     unsigned = jwt.encode(claims, None, algorithm="none")
     refresh_typed = jwt.encode({**claims, "typ": "refresh"}, SECRET, algorithm="HS256")
     no_role = jwt.encode({k: v for k, v in claims.items() if k != "role"}, SECRET, "HS256")
@@ -107,13 +110,13 @@ def test_verifier_cache_forgets_expired_tokens() -> None:
     keys = TokenKeys.from_env({"JWT_SECRET": SECRET}, need_signing=True)
     verifier = TokenVerifier(keys, max_cached=2)
     short = issue_access_token(
-        keys, user_id="u", role="customer", ttl_s=1, now=NOW - timedelta(seconds=10)
+        keys, user_id="u", role="customer", ttl_s=1, now=now() - timedelta(seconds=10)
     )
     # Past exp (+ leeway): never served from the cache, and refused.
     with pytest.raises(TokenError):
         verifier.verify(short)
     tokens = [
-        issue_access_token(keys, user_id=f"u{i}", role="customer", ttl_s=60, now=NOW)
+        issue_access_token(keys, user_id=f"u{i}", role="customer", ttl_s=60, now=now())
         for i in range(3)
     ]
     assert [verifier.verify(t).user_id for t in tokens] == ["u0", "u1", "u2"]

@@ -1,0 +1,103 @@
+"""HTTP routes for /queue (join, position, its live stream, leave) and PATCH /events/{id}/queue."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from booking.errors import NotFoundError
+from booking.http import JSONResponse, identity, read_body
+from booking.openapi import register
+from booking.queue_stream import PositionStream
+from booking.schemas import Body, QueuePatchBody
+
+
+class JoinBody(Body):
+    event_id: uuid.UUID
+
+
+def _event_id(request: Request) -> str:
+    try:
+        return str(uuid.UUID(request.path_params["event_id"]))
+    except ValueError:
+        raise NotFoundError("no such event") from None
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id", "")
+    return int(raw) if raw.isdigit() and len(raw) < 18 else 0
+
+
+async def join(request: Request) -> JSONResponse:
+    caller = identity(request)
+    body = await read_body(request, JoinBody)
+    placed = await request.app.state.queue.join(caller, str(body.event_id))
+    return JSONResponse(placed, status_code=202)
+
+
+async def position(request: Request) -> JSONResponse:
+    placed = await request.app.state.queue.position(identity(request), _event_id(request))
+    return JSONResponse(placed)
+
+
+async def leave(request: Request) -> Response:
+    await request.app.state.queue.leave(identity(request), _event_id(request))
+    return Response(status_code=204)
+
+
+async def _frames(stream: PositionStream, resync_s: float) -> AsyncIterator[ServerSentEvent]:
+    try:
+        async for item in stream.events(resync_s=resync_s):
+            yield ServerSentEvent(
+                data=orjson.dumps(item.data).decode(), event=item.event, id=str(item.id)
+            )
+    finally:
+        stream.close()
+
+
+async def position_stream(request: Request) -> EventSourceResponse:
+    state = request.app.state
+    stream = await state.queue_streams.open(
+        identity(request),
+        _event_id(request),
+        last_event_id=_last_event_id(request),
+    )
+    return EventSourceResponse(
+        _frames(stream, state.queue_heartbeat_s),
+        ping=state.queue_heartbeat_s,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def update_settings(request: Request) -> JSONResponse:
+    caller = identity(request)
+    patch = await read_body(request, QueuePatchBody)
+    settings = await request.app.state.queue.update_settings(caller, _event_id(request), patch)
+    return JSONResponse(settings)
+
+
+routes = [
+    Route("/queue/join", join, methods=["POST"]),
+    Route("/queue/position/{event_id}", position, methods=["GET"]),
+    Route("/queue/position/{event_id}", leave, methods=["DELETE"]),
+    Route("/queue/position/{event_id}/stream", position_stream, methods=["GET"]),
+    Route("/events/{event_id}/queue", update_settings, methods=["PATCH"]),
+]
+
+register(
+    [
+        ("post", "/queue/join", "Join an event's queue", JoinBody, 202, False),
+        ("get", "/queue/position/{event_id}", "My place in the queue, or my pass", None, 200,
+         False),
+        ("delete", "/queue/position/{event_id}", "Leave the queue", None, 204, False),
+        ("get", "/queue/position/{event_id}/stream", "My place, live (SSE)", None, 200, False),
+        ("patch", "/events/{event_id}/queue", "Change the outflow (organizer, admin)",
+         QueuePatchBody, 200, False),
+    ]
+)  # fmt: skip

@@ -1,0 +1,200 @@
+"""The real processes (`make run`'s stack: gateway, booking, every registered worker) on their own
+database and Redis db, with short timeouts so the saga paths finish quickly."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from booking.db import create_pool
+from booking.payments import SagaTopics
+from booking.providers import derived_webhook_secret
+from booking.providers.base import signature_header
+from booking.providers.mock import SIGNATURE_HEADER, mock_event
+from common.tokens import TokenKeys
+from stack.infra import Endpoints
+from stack.probes import ensure_database, with_database
+from stack.processes import free_port
+from stack.specs import StackSettings
+from stack.supervisor import Stack
+from tests.e2e.conftest import LiveStack, _redis_db
+
+DATABASE = "booking_rush_saga_e2e"
+HOLD_TTL_S = 8
+SAGA_TIMEOUT_S = 12  # longer than a hold: a late payment meets a lapsed hold, not a timeout
+# Its own topics and consumer groups, even on a broker another stack uses at the same time.
+TOPICS = SagaTopics.for_namespace(f"e2e{uuid.uuid4().hex[:8]}")
+NAMESPACE = TOPICS.payments.rsplit(".", 1)[1]
+
+
+@pytest.fixture(scope="package")
+def saga_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
+    database_url = with_database(infra.database_url, DATABASE)
+    ensure_database(database_url)
+    endpoints = Endpoints(
+        redis_url=_redis_db(infra.redis_url, 2),
+        database_url=database_url,
+        kafka_bootstrap=infra.kafka_bootstrap,
+    )
+    env = {
+        **service_env,
+        "REDIS_URL": endpoints.redis_url,
+        "DATABASE_URL": endpoints.database_url,
+        "HOLD_TTL_S": str(HOLD_TTL_S),
+        "SAGA_TIMEOUT_S": str(SAGA_TIMEOUT_S),
+        "KAFKA_NAMESPACE": NAMESPACE,
+        "KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "MOCK_PAYMENT_DELAY_S": "0.1",
+        "RATE_LIMIT_PER_IP": "5000",
+        "RATE_LIMIT_PER_USER": "5000",
+        "LOG_LEVEL": "WARNING",
+    }
+    settings = StackSettings(
+        gateway_port=free_port(),
+        booking_port=free_port(),
+        metrics_base_port=free_port(),
+        admin_email="admin@saga.local",
+        admin_password="saga-admin-password",
+        database_name=DATABASE,
+    )
+    run_dir = Path(__file__).resolve().parents[3] / ".run" / "test" / "saga-e2e"
+    stack = Stack(run_dir, env, settings=settings, endpoints=endpoints, console=io.StringIO())
+    stack.start()
+    try:
+        yield LiveStack(
+            gateway_url=settings.gateway_url,
+            booking_url=settings.booking_url,
+            endpoints=endpoints,
+            env=env,
+            stack=stack,
+            keys=TokenKeys.from_env(env, need_signing=True),
+        )
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+async def gw(saga_stack: LiveStack) -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(
+        base_url=saga_stack.gateway_url + "/api/v1", timeout=30, limits=limits
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def db(saga_stack: LiveStack) -> AsyncIterator[Any]:
+    pool = await create_pool(saga_stack.endpoints.database_url, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+class Buyers:
+    def __init__(self, stack: LiveStack, gw: httpx.AsyncClient, db: Any) -> None:
+        self.stack, self.gw, self.db = stack, gw, db
+
+    async def user(self, role: str = "customer") -> dict[str, str]:
+        from booking.store.users import insert_user
+
+        user = await insert_user(
+            self.db,
+            email=f"{uuid.uuid4().hex[:12]}@saga.local",
+            name="Buyer",
+            role=role,
+            password_hash="not-a-real-hash",
+        )
+        assert user is not None
+        return {"Authorization": f"Bearer {self.stack.token(user.user_id, role)}"}
+
+    async def event(self, *capacities: int) -> dict[str, Any]:
+        organizer = await self.user("organizer")
+        zones = [
+            {"name": f"Zone {i}", "capacity": capacity, "price_minor": 1500 + i}
+            for i, capacity in enumerate(capacities)
+        ]
+        created = await self.gw.post(
+            "/events",
+            headers=organizer,
+            json={
+                "name": f"saga-{uuid.uuid4().hex[:6]}",
+                "venue": "Loopback",
+                "starts_at": "2031-01-01T20:00:00Z",
+                "sale_starts_at": "2021-01-01T10:00:00Z",
+                "max_per_user": 4,
+                "currency": "EUR",
+                "zones": zones,
+            },
+        )
+        assert created.status_code == 201, created.text
+        published = await self.gw.post(
+            f"/events/{created.json()['event_id']}/publish", headers=organizer
+        )
+        assert published.status_code == 200, published.text
+        return published.json()
+
+    async def reserve(
+        self, headers: dict[str, str], event: dict[str, Any], zone: int = 0, quantity: int = 1
+    ) -> httpx.Response:
+        return await self.gw.post(
+            "/bookings/reserve",
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+            json={
+                "event_id": event["event_id"],
+                "zone_id": event["zones"][zone]["zone_id"],
+                "quantity": quantity,
+            },
+        )
+
+    async def pay(self, headers: dict[str, str], booking_id: str, outcome: str) -> str:
+        answer = await self.gw.post(
+            "/payments",
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+            json={"booking_id": booking_id, "test_outcome": outcome},
+        )
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["payment_id"])
+
+    def webhook(self, payment_id: str) -> tuple[bytes, dict[str, str]]:
+        secret = derived_webhook_secret(self.stack.env["INTERNAL_SECRET"])
+        body = mock_event("succeed", payment_id, f"pay_mock_{payment_id}", now_s=time.time())
+        signature = signature_header(secret, body, int(time.time()))
+        return body, {SIGNATURE_HEADER: signature, "Content-Type": "application/json"}
+
+    async def booking(self, headers: dict[str, str], booking_id: str) -> dict[str, Any]:
+        answer = await self.gw.get(f"/bookings/{booking_id}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def payment(self, headers: dict[str, str], payment_id: str) -> dict[str, Any]:
+        answer = await self.gw.get(f"/payments/{payment_id}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def available(self, event: dict[str, Any], zone: int = 0) -> int:
+        answer = await self.gw.get(f"/events/{event['event_id']}/availability")
+        return int(answer.json()["zones"][zone]["available"])
+
+    async def outbox_count(self, topic: str, key: str, type_: str) -> int:
+        return int(
+            await self.db.fetchval(
+                "SELECT count(*) FROM outbox WHERE topic = $1 AND key = $2 "
+                "AND payload->>'type' = $3",
+                topic,
+                key,
+                type_,
+            )
+        )
+
+
+@pytest.fixture
+def buyers(saga_stack: LiveStack, gw: httpx.AsyncClient, db: Any) -> Buyers:
+    return Buyers(saga_stack, gw, db)

@@ -1,0 +1,295 @@
+"""saga-step: executes the saga's commands and replies with each outcome.
+
+Steps: `confirm_booking` (Redis `confirm` first, then PostgreSQL: after a crash in between, the
+redelivered command finds Redis already confirmed, a no-op, and finishes PostgreSQL),
+`refund_payment` (the provider refund is idempotent per payment), `release_booking` (seats back
+on sale) and `notify` (the confirmation email). Each records its outcome, the processed message
+id and the reply in one PostgreSQL transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from booking import errors
+from booking.domain import CONFIRMED, RESERVED
+from booking.events import Envelope, add_to_outbox
+from booking.metrics import SAGA_STEPS
+from booking.notify import Notifier, OutboxNotifier, confirmation_email, find_email_address
+from booking.payments import STEP_CONFIRM, STEP_NOTIFY, STEP_REFUND, STEP_RELEASE, SagaTopics
+from booking.providers import create_provider
+from booking.providers.base import PaymentProvider, ProviderRefusedError, RefundRequest
+from booking.scripts import ReleaseReason, Scripts
+from booking.store import bookings as booking_store
+from booking.store import payments as payment_store
+from booking.store import sagas as saga_store
+from workers.consumer import ConsumerWorker, MalformedMessageError, claim_message, was_processed
+from workers.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+Outcome = tuple[str, dict[str, Any]]
+_REFUNDABLE = (payment_store.SUCCEEDED, payment_store.FAILED, payment_store.PENDING)
+Work = Callable[[asyncpg.Connection], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    saga_id: str
+    step: str
+    payment_id: str
+    booking_id: str
+    event_id: str
+    release_reason: str
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> Command:
+        data = envelope.data
+        try:
+            return cls(
+                saga_id=str(uuid.UUID(str(data["saga_id"]))),
+                step=str(data["step"]),
+                payment_id=str(uuid.UUID(str(data["payment_id"]))),
+                booking_id=str(uuid.UUID(str(data["booking_id"]))),
+                event_id=str(uuid.UUID(str(data["event_id"]))),
+                release_reason=str(data.get("release_reason") or "FAILED"),
+            )
+        except (KeyError, ValueError) as exc:
+            raise MalformedMessageError(f"not a saga command: {exc}") from None
+
+
+class SagaStep(ConsumerWorker):
+    name = "saga-step"
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        topics: SagaTopics | None = None,
+        group_id: str = "",
+        provider: PaymentProvider | None = None,
+        notifier: Notifier | None = None,
+        **options: Any,
+    ) -> None:
+        namespace = settings.kafka_namespace
+        self.saga_topics = topics or SagaTopics.for_namespace(namespace)
+        group_id = group_id or (f"{self.name}.{namespace}" if namespace else self.name)
+        super().__init__(settings, topics=[self.saga_topics.commands], group_id=group_id, **options)
+        self.provider = provider
+        self.notifier = notifier or OutboxNotifier(self.saga_topics.notifications)
+        self.redis: aioredis.Redis | None = None
+        self.scripts: Scripts | None = None
+        self._steps: dict[str, Callable[[Envelope, Command], Awaitable[None]]] = {
+            STEP_CONFIRM: self._confirm,
+            STEP_REFUND: self._refund,
+            STEP_RELEASE: self._release,
+            STEP_NOTIFY: self._notify,
+        }
+
+    async def setup(self) -> None:
+        self.redis = aioredis.Redis.from_url(self.settings.redis_url)
+        self.scripts = Scripts(self.redis)
+        await self.scripts.load()
+        if self.provider is None:
+            self.provider = create_provider(self.settings.payments)
+
+    async def teardown(self) -> None:
+        if self.provider is not None:
+            await self.provider.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def handle(self, envelope: Envelope) -> None:
+        command = Command.of(envelope)
+        step = self._steps.get(command.step)
+        if step is None:
+            raise MalformedMessageError(f"unknown saga step {command.step!r}")
+        assert self.pool is not None
+        if await was_processed(self.pool, self.name, envelope.id):
+            return
+        await step(envelope, command)
+
+    async def _finish(self, envelope: Envelope, command: Command, work: Work) -> None:
+        """Runs `work` and records its outcome, the message as processed and the reply, in one
+        transaction; does nothing if another copy got there first."""
+        assert self.pool is not None
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, self.name, envelope.id):
+                return
+            outcome, detail = await work(conn)
+            await saga_store.record_step(conn, command.saga_id, command.step, outcome, detail)
+            reply = Envelope.new(
+                "saga.reply",
+                command.booking_id,
+                {
+                    "saga_id": command.saga_id,
+                    "step": command.step,
+                    "outcome": outcome,
+                    "detail": detail,
+                },
+                now,
+            )
+            await add_to_outbox(conn, self.saga_topics.replies, reply)
+        SAGA_STEPS.labels(command.step, outcome).inc()
+
+    async def _confirm(self, envelope: Envelope, command: Command) -> None:
+        assert self.scripts is not None
+        try:
+            await self.scripts.confirm(command.event_id, command.booking_id)
+        except (
+            errors.ReservationExpiredError,
+            errors.InvalidStateError,
+            errors.NotFoundError,
+        ) as exc:
+            refusal = exc.code
+
+            async def refused(conn: asyncpg.Connection) -> Outcome:
+                return "refused", {"reason": refusal}
+
+            await self._finish(envelope, command, refused)
+            return
+        ended_in_postgres: list[bool] = []
+
+        async def confirm_in_postgres(conn: asyncpg.Connection) -> Outcome:
+            row = await conn.fetchrow(
+                "SELECT status, payment_id FROM bookings WHERE booking_id = $1 FOR UPDATE",
+                uuid.UUID(command.booking_id),
+            )
+            if row is None:
+                return "refused", {"reason": "not_found"}
+            if row["status"] == RESERVED:
+                now = datetime.now(UTC)
+                await booking_store.confirm_booking(
+                    conn, command.booking_id, now=now, payment_id=command.payment_id
+                )
+                await self._announce(conn, command.booking_id, CONFIRMED, now)
+                return "confirmed", {}
+            if row["status"] == CONFIRMED and str(row["payment_id"]) == command.payment_id:
+                return "confirmed", {"replay": True}
+            if row["status"] != CONFIRMED:
+                ended_in_postgres.append(True)
+            return "refused", {"reason": f"booking is {row['status']}"}
+
+        await self._finish(envelope, command, confirm_in_postgres)
+        if ended_in_postgres:
+            # PostgreSQL (the truth) had already ended it: Redis must not keep the seats sold.
+            await self.scripts.release(
+                command.event_id, command.booking_id, reason="REFUNDED", allow_confirmed=True
+            )
+
+    async def _refund(self, envelope: Envelope, command: Command) -> None:
+        assert self.pool is not None and self.provider is not None
+        payment = await payment_store.find_payment(self.pool, command.payment_id)
+        if payment is None:
+            raise MalformedMessageError(f"unknown payment {command.payment_id}")
+        refund_ref = ""
+        refusal = ""
+        if payment.status != payment_store.REFUNDED:
+            try:
+                refund_ref = await self.provider.refund(
+                    RefundRequest(
+                        payment_id=payment.payment_id,
+                        provider_ref=payment.provider_ref,
+                        amount_minor=payment.amount_minor,
+                        currency=payment.currency,
+                    )
+                )
+            except ProviderRefusedError as exc:
+                refusal = exc.detail or exc.code
+
+        async def record_refund(conn: asyncpg.Connection) -> Outcome:
+            if refusal:
+                return "failed", {"reason": refusal}
+            await payment_store.set_status(
+                conn,
+                payment.payment_id,
+                payment_store.REFUNDED,
+                now=datetime.now(UTC),
+                from_statuses=(
+                    payment_store.SUCCEEDED,
+                    payment_store.FAILED,
+                    payment_store.PENDING,
+                ),
+            )
+            return "refunded", {"refund_ref": refund_ref}
+
+        await self._finish(envelope, command, record_refund)
+
+    async def _release(self, envelope: Envelope, command: Command) -> None:
+        assert self.scripts is not None
+        refund = command.release_reason == "REFUNDED"
+        reason: ReleaseReason = "REFUNDED" if refund else "FAILED"
+        try:
+            result = await self.scripts.release(
+                command.event_id, command.booking_id, reason=reason, allow_confirmed=refund
+            )
+            final = result.hold.status
+        except errors.NotFoundError:
+            final = "REFUNDED" if refund else "CANCELLED"  # Redis lost it: PostgreSQL decides
+        except errors.InvalidStateError:
+            final = ""  # confirmed meanwhile (by a later payment): not ours to release
+
+        async def release_in_postgres(conn: asyncpg.Connection) -> Outcome:
+            if not final:
+                return "released", {"skipped": "booking confirmed"}
+            now = datetime.now(UTC)
+            ended = await booking_store.end_bookings(
+                conn,
+                [command.booking_id],
+                status=final,
+                now=now,
+                from_statuses=(RESERVED, CONFIRMED) if refund else (RESERVED,),
+            )
+            if ended:
+                await self._announce(conn, command.booking_id, final, now)
+            return "released", {"status": final}
+
+        await self._finish(envelope, command, release_in_postgres)
+
+    async def _notify(self, envelope: Envelope, command: Command) -> None:
+        async def send(conn: asyncpg.Connection) -> Outcome:
+            booking = await booking_store.find_booking(conn, command.booking_id)
+            if booking is None:
+                return "skipped", {"reason": "no booking"}
+            address = await find_email_address(conn, booking.user_id)
+            if address is None:
+                return "skipped", {"reason": "no email address"}
+            email = confirmation_email(
+                address,
+                booking_id=booking.booking_id,
+                quantity=booking.quantity,
+                amount_minor=booking.amount_minor,
+                currency=booking.currency,
+            )
+            await self.notifier.send(conn, email, now=datetime.now(UTC))
+            return "sent", {}
+
+        await self._finish(envelope, command, send)
+
+    async def _announce(
+        self, conn: asyncpg.Connection, booking_id: str, status: str, now: datetime
+    ) -> None:
+        booking = await booking_store.find_booking(conn, booking_id)
+        assert booking is not None
+        envelope = Envelope.new(
+            f"booking.{status.lower()}",
+            booking_id,
+            {
+                "booking_id": booking_id,
+                "event_id": booking.event_id,
+                "zone_id": booking.zone_id,
+                "quantity": booking.quantity,
+                "status": status,
+            },
+            now,
+        )
+        await add_to_outbox(conn, self.saga_topics.bookings, envelope)

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck install clean-run
+.PHONY: run test lint typecheck install clean-run tools dashboards
 
 install: $(STAMP)
 
@@ -18,8 +18,16 @@ run: $(STAMP)
 	$(BIN)/python -m stack run
 
 ## test: unit, Lua, integration, API and end-to-end tests on real servers
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## tools: prometheus/promtool, wrk and docker-compose (Debian packages), installed when missing
+tools:
+	@sh observability/ensure-tools.sh
+
+## dashboards: rewrite observability/grafana/dashboards/*.json from build_dashboards.py
+dashboards: $(STAMP)
+	$(BIN)/python observability/grafana/build_dashboards.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

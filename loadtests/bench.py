@@ -1,8 +1,18 @@
 """`make bench`: the engine measured against the limits of its own parts, in one run.
 
-Starts its own gateway + booking service (free loopback ports, rate limits raised but still in
-the path) on the same servers `make run` uses, in a separate database, then drives each phase
-with wrk at 64 connections and prints a table (and writes JSON to loadtests/results/).
+Starts its own gateway + booking service (free loopback ports; rate limits raised but still in
+the path; LOG_LEVEL=WARNING) on the servers `make run` uses (or starts them), with its own
+PostgreSQL database (dropped and re-created each run) and its own Redis db (BENCH_REDIS_DB,
+flushed before and after). Then one wrk (or redis-benchmark) run per phase at 64 connections:
+
+  a  reserve through the gateway          d  redis-benchmark: EVALSHA reserve (the Redis limit)
+  b  reserve directly at the booking svc  e  sold-out rejections through the gateway
+  c  bare Starlette + one EVALSHA         f  queue joins through the gateway, one user each
+     (the Python-stack limit)
+
+After each phase the admin stats are checked (no oversell; available + held + sold = capacity;
+holds written = 201s answered). Prints a table, writes JSON to loadtests/results/, and exits 1
+if an invariant broke (missing the performance bar is reported, not an error).
 """
 
 from __future__ import annotations
@@ -11,6 +21,8 @@ import asyncio
 import io
 import json
 import os
+import platform
+import shutil
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,13 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import click
+import redis.asyncio as aioredis
 
-from booking.db import create_pool, migrate
-from common.tokens import TokenKeys, issue_access_token
+from loadtests.bench_limits import bare_server, run_redis_benchmark
+from loadtests.bench_report import bar_checks, print_table
+from loadtests.target import insert_users, mint_token, zone_breaks
 from loadtests.wrk import run_wrk
-from stack.infra import start_infra
-from stack.probes import ensure_database, with_database
+from stack.infra import Endpoints, start_infra
+from stack.probes import with_database
 from stack.processes import free_port
 from stack.specs import StackSettings
 from stack.supervisor import Stack
@@ -32,193 +47,281 @@ from stack.supervisor import Stack
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run" / "bench"
 DATABASE = "booking_rush_bench"
-USERS = 2000
+BENCH_REDIS_DB = 8
+ROTATING_USERS = 2000
+JOINS_PER_S_BUDGET = 5000  # distinct users minted for phase (f) per second of it
 
 
-async def _make_users(database_url: str, count: int, role: str = "customer") -> list[str]:
-    pool = await create_pool(database_url, min_size=1, max_size=2)
+def _redis_db(url: str, db: int) -> str:
+    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+    return f"{base}/{db}"
+
+
+async def _fresh_database(database_url: str) -> None:
+    """Drop and re-create the bench database, so runs do not pile up holds."""
+    admin = await asyncpg.connect(with_database(database_url, "postgres"))
     try:
-        ids = [uuid.uuid4() for _ in range(count)]
-        await pool.executemany(
-            """INSERT INTO users (user_id, email, name, role, password_hash)
-               VALUES ($1, $2, 'bench', $3, 'not-a-real-hash')""",
-            [(i, f"{i.hex}@bench.local", role) for i in ids],
-        )
-        return [str(i) for i in ids]
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
     finally:
-        await pool.close()
+        await admin.close()
 
 
-def _token(keys: TokenKeys, user_id: str, role: str = "customer") -> str:
-    return issue_access_token(keys, user_id=user_id, role=role, ttl_s=3600, now=datetime.now(UTC))
+class Bench:
+    """One bench run against a started gateway + booking service."""
 
+    def __init__(self, gateway: str, direct: str, redis_url: str, database_url: str) -> None:
+        self.gateway, self.direct = gateway + "/api/v1", direct + "/api/v1"
+        self.redis_url, self.database_url = redis_url, database_url
+        self.phases: dict[str, dict[str, Any]] = {}
+        self.keys: Any = None
+        self.admin = self.organizer = ""
+        self.tokens: list[str] = []
 
-async def _create_event(base: str, organizer: str, capacity: int, max_per_user: int) -> Any:
-    headers = {"Authorization": f"Bearer {organizer}"}
-    body = {
-        "name": f"bench-{uuid.uuid4().hex[:6]}",
-        "venue": "Loopback",
-        "starts_at": "2031-01-01T20:00:00Z",
-        "sale_starts_at": "2021-01-01T10:00:00Z",
-        "max_per_user": max_per_user,
-        "currency": "EUR",
-        "zones": [{"name": "Floor", "capacity": capacity, "price_minor": 1000}],
-    }
-    async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.post(f"{base}/events", json=body) as created:
-            event = await created.json()
-            assert created.status == 201, event
-        async with http.post(f"{base}/events/{event['event_id']}/publish") as published:
-            assert published.status == 200, await published.text()
-            return await published.json()
+    async def prepare(self, keys: Any) -> None:
+        self.keys = keys
+        ((organizer_id, _),) = await insert_users(self.database_url, 1, role="organizer")
+        ((admin_id, _),) = await insert_users(self.database_url, 1, role="admin")
+        self.organizer = mint_token(keys, organizer_id, "organizer")
+        self.admin = mint_token(keys, admin_id, "admin")
+        users = await insert_users(self.database_url, ROTATING_USERS, label="bench")
+        self.tokens = [mint_token(keys, user_id) for user_id, _ in users]
 
+    async def event(self, capacity: int, max_per_user: int, queue: bool = False) -> Any:
+        body = {
+            "name": f"bench-{uuid.uuid4().hex[:6]}",
+            "venue": "Loopback",
+            "starts_at": "2031-01-01T20:00:00Z",
+            "sale_starts_at": "2021-01-01T10:00:00Z",
+            "max_per_user": max_per_user,
+            "currency": "EUR",
+            "zones": [{"name": "Floor", "capacity": capacity, "price_minor": 1000}],
+            "queue": {"enabled": queue, "max_concurrent": 100, "pass_ttl_s": 60},
+        }
+        async with aiohttp.ClientSession(headers=self._auth(self.organizer)) as http:
+            async with http.post(f"{self.gateway}/events", json=body) as created:
+                event = await created.json()
+                assert created.status == 201, event
+            async with http.post(f"{self.gateway}/events/{event['event_id']}/publish") as done:
+                assert done.status == 200, await done.text()
+                return await done.json()
 
-async def _stats(base: str, admin: str, event_id: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
-        async with http.get(f"{base}/admin/events/{event_id}/stats") as answer:
-            return await answer.json()
+    def _auth(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
 
+    async def stats(self, event_id: str) -> dict[str, Any]:
+        async with aiohttp.ClientSession(headers=self._auth(self.admin)) as http:
+            async with http.get(f"{self.gateway}/admin/events/{event_id}/stats") as answer:
+                return dict(await answer.json())
 
-def _no_oversell(stats: dict[str, Any]) -> bool:
-    return all(
-        zone["available"] >= 0
-        and zone["available"] + zone["held"] + zone["sold"] == zone["capacity"]
-        and zone["postgres"]["held"] + zone["postgres"]["sold"] <= zone["capacity"]
-        for zone in stats["zones"]
-    )
+    async def record(
+        self, name: str, row: dict[str, Any], event_id: str, holds_expected: int | None
+    ) -> None:
+        stats = await self.stats(event_id)
+        problems = zone_breaks(stats)
+        if holds_expected is not None and stats["held"] != holds_expected:
+            problems.append(f"held {stats['held']} != holds answered {holds_expected}")
+        self.phases[name] = {
+            **row,
+            "held": stats["held"],
+            "no_oversell": not problems,
+            "problems": problems,
+        }
 
+    async def wrk_phase(
+        self, name: str, url: str, event: Any, *, duration_s: int, warmup_s: int, **kw: Any
+    ) -> None:
+        body = json.dumps(
+            {"event_id": event["event_id"], "zone_id": event["zones"][0]["zone_id"], "quantity": 1}
+        )
+        options = {"method": "POST", "tokens": self.tokens, "bodies": [body], **kw}
+        warmup = None
+        if warmup_s:
+            warmup = await asyncio.to_thread(run_wrk, url, duration_s=warmup_s, **options)
+        result = await asyncio.to_thread(run_wrk, url, duration_s=duration_s, **options)
+        created = result.statuses.get("201", 0) + (warmup.statuses.get("201", 0) if warmup else 0)
+        await self.record(name, result.row(), event["event_id"], created)
 
-def _reserve_bodies(event: dict[str, Any]) -> list[str]:
-    body = {"event_id": event["event_id"], "zone_id": event["zones"][0]["zone_id"], "quantity": 1}
-    return [json.dumps(body)]
+    async def run(self, duration_s: int, connections: int, warmup_s: int) -> None:
+        common = {"duration_s": duration_s, "warmup_s": warmup_s, "connections": connections}
+        url = "/bookings/reserve"
+        event = await self.event(1_000_000, 100)
+        await self.wrk_phase("a_reserve_gateway", self.gateway + url, event, **common)
+        event = await self.event(1_000_000, 100)
+        await self.wrk_phase("b_reserve_direct", self.direct + url, event, **common)
+        event = await self.event(1_000_000, 100)
+        with bare_server(self.redis_url) as bare:
+            await self.wrk_phase("c_bare_evalsha", bare + "/api/v1" + url, event, **common)
+        await self.redis_phase(duration_s, connections)
+        await self.sold_out_phase(duration_s, connections)
+        await self.join_phase(duration_s, connections)
+
+    async def redis_phase(self, duration_s: int, connections: int) -> None:
+        if shutil.which("redis-benchmark") is None:
+            self.phases["d_redis_evalsha"] = {"skipped": "redis-benchmark is not installed"}
+            return
+        event = await self.event(1_000_000, 100)
+        zone_id = event["zones"][0]["zone_id"]
+        row = await asyncio.to_thread(
+            run_redis_benchmark,
+            self.redis_url,
+            event["event_id"],
+            zone_id,
+            connections=connections,
+            duration_s=duration_s,
+        )
+        held = (await self.stats(event["event_id"]))["held"]
+        row |= {"non_2xx": row["requests"] - held, "socket_errors": 0}
+        await self.record("d_redis_evalsha", row, event["event_id"], None)
+
+    async def sold_out_phase(self, duration_s: int, connections: int) -> None:
+        event = await self.event(1, 1)
+        body = {"event_id": event["event_id"], "zone_id": event["zones"][0]["zone_id"]}
+        headers = {**self._auth(self.tokens[0]), "Idempotency-Key": uuid.uuid4().hex}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.post(
+                f"{self.gateway}/bookings/reserve", json={**body, "quantity": 1}
+            ) as taken:
+                assert taken.status == 201, await taken.text()
+        result = await asyncio.to_thread(
+            run_wrk,
+            self.gateway + "/bookings/reserve",
+            method="POST",
+            tokens=self.tokens[1:],
+            bodies=[json.dumps({**body, "quantity": 1})],
+            connections=connections,
+            duration_s=duration_s,
+        )
+        row = result.row()
+        row["non_2xx"] = sum(n for s, n in result.statuses.items() if s != "409")  # 409 is the ok
+        await self.record("e_sold_out_gateway", row, event["event_id"], 1)
+
+    async def join_phase(self, duration_s: int, connections: int) -> None:
+        from booking.keys import queue_keys
+
+        event = await self.event(1000, 4, queue=True)
+        count = JOINS_PER_S_BUDGET * duration_s
+        users = await insert_users(self.database_url, count, label="bench-join")
+        tokens = [mint_token(self.keys, user_id) for user_id, _ in users]
+        result = await asyncio.to_thread(
+            run_wrk,
+            self.gateway + "/queue/join",
+            method="POST",
+            tokens=tokens,
+            bodies=[json.dumps({"event_id": event["event_id"]})],
+            connections=connections,
+            duration_s=duration_s,
+            distinct_tokens=True,
+        )
+        client = aioredis.Redis.from_url(self.redis_url)
+        try:
+            waiting = int(await client.zcard(queue_keys(event["event_id"]).waiting))
+        finally:
+            await client.aclose()
+        row = result.row()
+        row |= {
+            "queued": waiting,
+            "users_minted": count,
+            "repeats": max(0, result.requests - count),
+        }
+        await self.record("f_queue_join_gateway", row, event["event_id"], 0)
+        if waiting != min(result.statuses.get("202", 0), count):
+            self.phases["f_queue_join_gateway"]["problems"].append(
+                f"{waiting} queued for {result.statuses.get('202', 0)} joins answered"
+            )
+            self.phases["f_queue_join_gateway"]["no_oversell"] = False
 
 
 async def run_bench(
-    handle: Any, database_url: str, duration_s: int, connections: int
+    endpoints: Endpoints, database_url: str, duration_s: int, connections: int, warmup_s: int
 ) -> dict[str, Any]:
-    env = dict(os.environ)
+    from booking.db import migrate
+    from common.tokens import TokenKeys
+
+    await _fresh_database(database_url)
     await migrate(database_url)
+    redis_url = _redis_db(endpoints.redis_url, BENCH_REDIS_DB)
+    flusher = aioredis.Redis.from_url(redis_url)
+    await flusher.flushdb()
     secret = "bench-" + uuid.uuid4().hex * 2
-    env.update(
-        {
-            "JWT_SECRET": secret,
-            "INTERNAL_SECRET": "bench-internal-" + uuid.uuid4().hex * 2,
-            "RATE_LIMIT_PER_IP": "1000000",
-            "RATE_LIMIT_PER_USER": "1000000",
-            "LOG_LEVEL": "WARNING",
-            "DB_POOL_MAX": "10",
-        }
-    )
+    env = {
+        **os.environ,
+        "JWT_SECRET": secret,
+        "INTERNAL_SECRET": "bench-internal-" + uuid.uuid4().hex * 2,
+        "RATE_LIMIT_PER_IP": "1000000",
+        "RATE_LIMIT_PER_USER": "1000000",
+        "LOG_LEVEL": "WARNING",
+    }
     settings = StackSettings(
         gateway_port=free_port(), booking_port=free_port(), database_name=DATABASE
     )
-    endpoints = type(handle.endpoints)(
-        handle.endpoints.redis_url, database_url, handle.endpoints.kafka_bootstrap
-    )
+    ours = Endpoints(redis_url, database_url, endpoints.kafka_bootstrap)
     stack = Stack(
         RUN_DIR,
         env,
         settings=settings,
-        endpoints=endpoints,
+        endpoints=ours,
         names=["gateway", "booking"],
         run_setup=False,
         console=io.StringIO(),
     )
-    keys = TokenKeys.from_env({"JWT_SECRET": secret}, need_signing=True)
-    results: dict[str, Any] = {"phases": {}, "started_at": datetime.now(UTC).isoformat()}
+    bench = Bench(settings.gateway_url, settings.booking_url, redis_url, database_url)
     stack.start()
     try:
-        gateway = settings.gateway_url + "/api/v1"
-        direct = settings.booking_url + "/api/v1"
-        (organizer_id,) = await _make_users(database_url, 1, "organizer")
-        (admin_id,) = await _make_users(database_url, 1, "admin")
-        organizer, admin = _token(keys, organizer_id, "organizer"), _token(keys, admin_id, "admin")
-        tokens = [_token(keys, user) for user in await _make_users(database_url, USERS)]
-
-        phases = [("a_reserve_gateway", gateway), ("b_reserve_direct", direct)]
-        for name, base in phases:
-            event = await _create_event(gateway, organizer, 1_000_000, 100)
-            result = await asyncio.to_thread(
-                run_wrk,
-                f"{base}/bookings/reserve",
-                method="POST",
-                tokens=tokens,
-                bodies=_reserve_bodies(event),
-                connections=connections,
-                duration_s=duration_s,
-            )
-            stats = await _stats(gateway, admin, event["event_id"])
-            results["phases"][name] = {
-                **result.row(),
-                "no_oversell": _no_oversell(stats),
-                "held": stats["held"],
-            }
-
-        sold_out = await _create_event(gateway, organizer, 1, 1)
-        run_wrk(  # take the only seat
-            f"{gateway}/bookings/reserve",
-            method="POST",
-            tokens=tokens[:1],
-            bodies=_reserve_bodies(sold_out),
-            connections=1,
-            threads=1,
-            duration_s=1,
-        )
-        result = run_wrk(
-            f"{gateway}/bookings/reserve",
-            method="POST",
-            tokens=tokens,
-            bodies=_reserve_bodies(sold_out),
-            connections=connections,
-            duration_s=duration_s,
-        )
-        stats = await _stats(gateway, admin, sold_out["event_id"])
-        results["phases"]["e_sold_out_gateway"] = {
-            **result.row(),
-            "no_oversell": _no_oversell(stats),
-            "held": stats["held"],
-        }
+        await bench.prepare(TokenKeys.from_env({"JWT_SECRET": secret}, need_signing=True))
+        await bench.run(duration_s, connections, warmup_s)
     finally:
         stack.stop()
-    phases_out = results["phases"]
-    a, b = phases_out.get("a_reserve_gateway"), phases_out.get("b_reserve_direct")
-    if a and b and b["rps"]:
-        results["ratio_a_over_b"] = round(a["rps"] / b["rps"], 2)
-    return results
+        await flusher.flushdb()
+        await flusher.aclose()
+    return {"phases": bench.phases}
 
 
-def _print_table(results: dict[str, Any]) -> None:
-    click.echo(f"{'phase':<22}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ok':>5}")
-    for name, row in results["phases"].items():
-        click.echo(
-            f"{name:<22}{row['rps']:>9}{row['p50_ms']:>9}{row['p99_ms']:>9}"
-            f"{row['non_2xx']:>9}{'yes' if row['no_oversell'] else 'NO':>5}"
-        )
-    for key, value in results.items():
-        if key.startswith("ratio"):
-            click.echo(f"{key}: {value}")
+def _machine() -> dict[str, Any]:
+    model = ""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
 @click.command()
-@click.option("--duration", default=10, show_default=True, help="seconds per phase")
+@click.option("--duration", default=10, show_default=True, help="seconds per phase (10-20)")
 @click.option("--connections", default=64, show_default=True)
-def main(duration: int, connections: int) -> None:
-    """Run every bench phase once and print the table."""
-    started = time.monotonic()
-    handle = start_infra(RUN_DIR, dict(os.environ), database_name=DATABASE)
+@click.option("--warmup", default=2, show_default=True, help="seconds of warm-up for a, b, c")
+def main(duration: int, connections: int, warmup: int) -> None:
+    """Run every bench phase once, print the table, write the JSON result."""
+    if shutil.which("wrk") is None:
+        raise click.ClickException("wrk is not installed (observability/ensure-tools.sh)")
+    started, started_at = time.monotonic(), datetime.now(UTC).isoformat()
+    load_before = os.getloadavg()
+    handle = start_infra(RUN_DIR, dict(os.environ), database_name=DATABASE, log=lambda _: None)
     try:
         database_url = with_database(handle.endpoints.database_url, DATABASE)
-        ensure_database(database_url)
-        results = asyncio.run(run_bench(handle, database_url, duration, connections))
+        results = asyncio.run(
+            run_bench(handle.endpoints, database_url, duration, connections, warmup)
+        )
     finally:
         handle.stop()
-    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    results |= {
+        "started_at": started_at,
+        "command": f"python -m loadtests.bench --duration {duration} --connections {connections}",
+        "machine": _machine(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    results |= bar_checks(results["phases"])
     out_dir = ROOT / "loadtests" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(results, indent=2))
-    _print_table(results)
+    print_table(results)
     click.echo(f"written {out}")
+    if any(phase.get("problems") for phase in results["phases"].values()):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

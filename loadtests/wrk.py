@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 _REQUEST_SCRIPT = r"""
-local tokens = %(tokens)s
+local tokens = {}
 local bodies = %(bodies)s
+local distinct = %(distinct)s
+local stride = %(threads)s
 local path = %(path)s
 local method = %(method)s
 local counter = 0
@@ -29,13 +31,27 @@ end
 function init(args)
   math.randomseed(os.time() + thread_id * 7919)
   counter = math.random(1, 1000000000)
+  seq = thread_id
+  for line in io.lines(%(tokens_file)s) do
+    if #line > 0 then table.insert(tokens, line) end
+  end
+end
+
+-- rotating: any token per request; distinct: thread t takes tokens t, t+stride, ... in order,
+-- so no token is used twice until all were used once
+local function next_token()
+  if distinct then
+    seq = seq + stride
+    return tokens[((seq - stride) %% #tokens) + 1]
+  end
+  return tokens[(counter %% #tokens) + 1]
 end
 
 function request()
   counter = counter + 1
   local headers = {["Content-Type"] = "application/json"}
   if #tokens > 0 then
-    headers["Authorization"] = "Bearer " .. tokens[(counter %% #tokens) + 1]
+    headers["Authorization"] = "Bearer " .. next_token()
   end
   headers["Idempotency-Key"] = "bench-" .. thread_id .. "-" .. counter
   local body = nil
@@ -98,17 +114,25 @@ def run_wrk(
     threads: int = 2,
     duration_s: int = 10,
     timeout_s: int = 5,
+    distinct_tokens: bool = False,
 ) -> WrkResult:
-    """Run wrk against `url` (a full URL; its path is requested) and parse the outcome."""
+    """Run wrk against `url` (a full URL; its path is requested) and parse the outcome.
+
+    Each request carries a fresh Idempotency-Key and one of `tokens` (rotating, or each token
+    once before any repeats with `distinct_tokens`) and one of `bodies`."""
     path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
     base = url[: len(url) - len(path) + 1] if path != "/" else url
-    script = _REQUEST_SCRIPT % {
-        "tokens": _lua_list(tokens or []),
-        "bodies": _lua_list(bodies or []),
-        "path": json.dumps(path),
-        "method": json.dumps(method),
-    }
     with tempfile.TemporaryDirectory() as scratch:
+        tokens_path = Path(scratch) / "tokens.txt"
+        tokens_path.write_text("\n".join(tokens or []) + "\n")
+        script = _REQUEST_SCRIPT % {
+            "tokens_file": json.dumps(str(tokens_path)),
+            "bodies": _lua_list(bodies or []),
+            "path": json.dumps(path),
+            "method": json.dumps(method),
+            "distinct": "true" if distinct_tokens else "false",
+            "threads": threads,
+        }
         script_path = Path(scratch) / "request.lua"
         script_path.write_text(script)
         completed = subprocess.run(

@@ -1,0 +1,72 @@
+"""The ticket drop, small (50 buyers, 20 seats, at most 30 s of load), run the way `make drop`
+runs it: locust headless as a subprocess against real processes. It must exit 0 (every invariant
+held), write its CSV, HTML and summary, and have sold seats through the whole journey."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import LiveStack
+from tests.loadtests.conftest import ROOT
+
+USERS, SEATS = 50, 20
+
+
+def test_small_drop_keeps_every_invariant(drop_stack: LiveStack, tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    env = {
+        **os.environ,
+        "GATEWAY_URL": drop_stack.gateway_url,
+        "DATABASE_URL": drop_stack.endpoints.database_url,
+        "JWT_SECRET": drop_stack.env["JWT_SECRET"],
+        "DROP_SEATS": str(SEATS),
+        "DROP_SUMMARY": str(summary_path),
+        "DROP_MAX_WAIT_S": "20",
+        "DROP_SETTLE_S": "30",
+        "PYTHONWARNINGS": "ignore",
+    }
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "loadtests" / "locustfile.py"),
+            "--headless",
+            "--users",
+            str(USERS),
+            "--spawn-rate",
+            "50",
+            "--run-time",
+            "30s",
+            "--stop-timeout",
+            "2",
+            "--only-summary",
+            "--csv",
+            str(tmp_path / "drop"),
+            "--html",
+            str(tmp_path / "drop.html"),
+        ],  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    report = completed.stdout[-4000:] + completed.stderr[-4000:]
+    assert completed.returncode == 0, report
+    summary = json.loads(summary_path.read_text())
+    assert summary["invariants_ok"], summary["problems"]
+    assert summary["buyers"] == USERS, summary
+    assert summary["capacity"] == SEATS
+    assert summary["outcomes"].get("confirmed", 0) > 0, summary
+    assert summary["tickets_confirmed"] == summary["sold"] <= SEATS
+    stats_csv = (tmp_path / "drop_stats.csv").read_text()
+    assert "join -> pass (queue wait)" in stats_csv
+    assert "payment -> CONFIRMED" in stats_csv
+    assert (tmp_path / "drop.html").stat().st_size > 0

@@ -61,15 +61,16 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float =
 
 
 def reserve_command(sha: str, event_id: str, zone_id: str, now_ms: int) -> list[str]:
-    """EVALSHA of reserve with the event's keys; ids and keys randomised per call."""
+    """EVALSHA of reserve with the event's keys; ids and keys randomised per call (-r is an
+    int in redis-benchmark, so each id joins two 9-digit draws to keep collisions away)."""
     keys = list(script_keys(event_id))
     args = [
-        "bench-__rand_int__",  # booking_id
-        "user-__rand_int__",  # user_id
+        "bench-__rand_int__-__rand_int__",  # booking_id (each placeholder drawn apart)
+        "user-__rand_int__-__rand_int__",  # user_id
         zone_id,
         "1",  # quantity
         "",  # seats (general admission)
-        "idem-__rand_int__",
+        "idem-__rand_int__-__rand_int__",
         "0123456789abcdef0123456789abcdef",  # fingerprint
         "",  # queue pass
         str(now_ms),
@@ -94,7 +95,7 @@ def run_redis_benchmark(
         db = parts.path.strip("/") or "0"
         command = [
             "redis-benchmark", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379),
-            "--dbnum", db, "-c", str(connections), "-n", str(requests), "-r", "1000000000000",
+            "--dbnum", db, "-c", str(connections), "-n", str(requests), "-r", "1000000000",
             "--csv", *reserve_command(sha, event_id, zone_id, now_ms),
         ]  # fmt: skip
         if parts.password:

@@ -39,7 +39,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests.drop_checks import Ledger, check_drop
 
 log = logging.getLogger(__name__)
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("DROP_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
 FINAL_BOOKING = {"CONFIRMED", "CANCELLED", "EXPIRED", "REFUNDED"}
 MAX_429_RETRIES = 10
 

@@ -79,7 +79,7 @@ def _jwt_secret(env: Mapping[str, str], run_dir: Path) -> str:
     except FileNotFoundError:
         secret = ""
     if not secret:
-        raise RuntimeError(f"no JWT secret: set JWT_SECRET or start the stack (`make run`) first")
+        raise RuntimeError("no JWT secret: set JWT_SECRET or start the stack (`make run`) first")
     return secret
 
 

@@ -224,3 +224,33 @@ def test_a_batch_is_encoded_once_per_transport() -> None:
         b'event: seat_update\ndata: {"type":"seat_update","available":1}\n\n'
     )
     assert batch.frames == ('{"type":"pong"}', '{"type":"seat_update","available":1}')
+
+
+async def test_refund_suspend_and_unsuspend_reach_the_room(
+    make_feed: Any, feed_scripts: Scripts, event_id: str
+) -> None:
+    await load_event(feed_scripts, event_id, seats=4)
+    feed = make_feed(coalesce_s=0)
+    watcher = feed.watcher("ws")
+    await feed.watch(watcher, event_id)
+    await _take(watcher)
+    paid = await reserve(feed_scripts, event_id, user="payer", seats=["A1", "A2"])
+    booking_id = paid.hold.booking_id
+    await feed_scripts.confirm(event_id, booking_id)
+    await feed_scripts.release(event_id, booking_id, reason="REFUNDED", allow_confirmed=True)
+    await feed_scripts.suspend(event_id, "seated", seats=["A3"])
+    await feed_scripts.unsuspend(event_id, "seated", seats=["A3"])
+    seen: list[dict[str, Any]] = []
+    while len(seen) < 6:
+        seen += await _take(watcher)
+    assert [(m["event_type"], m["available"]) for m in seen] == [
+        ("SEAT_RESERVED", 2),
+        ("SEAT_CONFIRMED", 2),
+        ("SEAT_CANCELLED", 2),
+        ("SEAT_AVAILABLE", 4),
+        ("SEAT_SUSPENDED", 3),
+        ("SEAT_AVAILABLE", 4),
+    ]
+    assert [m.get("booking_id") for m in seen[4:]] == [None, None]
+    assert feed.rooms[event_id].zones["seated"]["available"] == 4
+    feed.close(watcher)

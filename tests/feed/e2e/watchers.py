@@ -47,7 +47,8 @@ class Watch:
             left = deadline - time.monotonic()
             if left <= 0:
                 kinds = [(r.message.get("type"), r.message.get("event_type")) for r in self.log]
-                raise AssertionError(f"no matching message within {within} s; got {kinds} {self.log[-1].raw}")
+                last = self.log[-1].raw if self.log else None
+                raise AssertionError(f"nothing matched within {within} s: {kinds}, last {last}")
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):

@@ -143,9 +143,11 @@ async def test_saga_workers_killed_mid_saga_finish_it_exactly_once(buyers: Buyer
     step_pid = managed["saga-step"].process.pid
     orchestrator_pid = managed["saga-orchestrator"].process.pid
 
-    payment_id = await buyers.pay(buyer, booking["booking_id"], "succeed")
-    await asyncio.sleep(0.3)  # the webhook is in; the saga is under way
+    # The step dies first, so the confirm command waits for its successor; the orchestrator
+    # dies once it has moved the saga on (its reply handling is then in flight too).
     os.kill(step_pid, signal.SIGKILL)
+    payment_id = await buyers.pay(buyer, booking["booking_id"], "succeed")
+    await _until(lambda: _saga_state_is(buyers, payment_id, "CONFIRMING"), 10, every=0.02)
     os.kill(orchestrator_pid, signal.SIGKILL)
 
     # Normally it confirms; on a slow machine the restart may outlast the hold, and then the
@@ -153,7 +155,8 @@ async def test_saga_workers_killed_mid_saga_finish_it_exactly_once(buyers: Buyer
     final = await _until(
         lambda: _ended(buyers, buyer, booking["booking_id"], payment_id), HOLD_TTL_S + 30
     )
-    assert managed["saga-step"].process.pid != step_pid  # the supervisor restarted it
+    for name, pid in (("saga-step", step_pid), ("saga-orchestrator", orchestrator_pid)):
+        await _until(lambda n=name, p=pid: _restarted(managed[n], p), 10)
     sold = await buyers.db.fetchval(
         "SELECT sold FROM zones WHERE zone_id = $1", uuid.UUID(event["zones"][0]["zone_id"])
     )
@@ -174,6 +177,17 @@ async def test_saga_workers_killed_mid_saga_finish_it_exactly_once(buyers: Buyer
         uuid.UUID(payment_id),
     )
     assert refunds == (0 if final == "CONFIRMED" else 1)
+
+
+async def _saga_state_is(buyers: Buyers, saga_id: str, state: str) -> bool:
+    found = await buyers.db.fetchval(
+        "SELECT state FROM sagas WHERE saga_id = $1", uuid.UUID(saga_id)
+    )
+    return found == state
+
+
+async def _restarted(managed: Any, old_pid: int) -> bool:
+    return managed.process is not None and managed.process.pid != old_pid
 
 
 async def _ended(

@@ -56,7 +56,7 @@ async def reserve(request: Request) -> Response:
             ttl_ms=HOLD_TTL_MS,
         )
     except BookingError as error:
-        return Response(orjson.dumps({"code": error.code}), status_code=error.status)
+        return Response(orjson.dumps({"code": error.code}), status_code=409)
     hold = result.hold
     answer = {"booking_id": hold.booking_id, "status": hold.status, "quantity": hold.quantity}
     return Response(orjson.dumps(answer), status_code=201, media_type="application/json")

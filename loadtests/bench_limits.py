@@ -81,7 +81,13 @@ def reserve_command(sha: str, event_id: str, zone_id: str, now_ms: int) -> list[
 
 
 def run_redis_benchmark(
-    redis_url: str, event_id: str, zone_id: str, *, connections: int, duration_s: int
+    redis_url: str,
+    event_id: str,
+    zone_id: str,
+    *,
+    connections: int,
+    duration_s: int,
+    requests: int | None = None,
 ) -> dict[str, float | int | str]:
     """redis-benchmark at `connections` clients; a request count sized to ~duration_s.
 
@@ -90,7 +96,7 @@ def run_redis_benchmark(
     try:
         sha = client.script_load(lua.source("reserve"))
         parts = urlsplit(redis_url)
-        requests = REDIS_BENCH_REQUESTS_PER_S * duration_s
+        requests = requests or REDIS_BENCH_REQUESTS_PER_S * duration_s
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
         db = parts.path.strip("/") or "0"
         command = [

@@ -128,8 +128,8 @@ def check_drop(
     for booking_id, booking in bookings.items():
         if booking["status"] != "CONFIRMED":
             continue
-        payment = paid_by.get(booking_id)
-        if payment is None or payment["status"] != "SUCCEEDED":
+        paid = paid_by.get(booking_id)
+        if paid is None or paid["status"] != "SUCCEEDED":
             problems.append(f"booking {booking_id[:8]} CONFIRMED without a succeeded payment")
         confirmed_qty[booking["zone_id"]] += int(booking["quantity"])
         for seat in booking.get("seats") or []:

@@ -77,7 +77,8 @@ def load_plan(environment: Environment, **_: Any) -> None:
 @events.test_start.add_listener
 def watch_buyers(environment: Environment, **_: Any) -> None:
     """Stop the run as soon as every buyer finished its journey."""
-    wanted = min(len(plan["buyers"]), int(environment.parsed_options.num_users or 0))
+    options = environment.parsed_options
+    wanted = min(len(plan["buyers"]), int(getattr(options, "num_users", 0) or 0))
 
     def watch() -> None:
         while ledger.finished < wanted:
@@ -127,13 +128,13 @@ def check_invariants(environment: Environment, **_: Any) -> None:
 
 def _sse(response: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     """(event, data) pairs of a text/event-stream response; heartbeats skipped."""
-    name, data = "message", []
+    name, data = "message", list[str]()
     for raw in response.iter_lines(chunk_size=64, decode_unicode=True):
         line = raw.rstrip("\r") if raw is not None else ""
         if not line:
             if data:
                 yield name, json.loads("\n".join(data))
-            name, data = "message", []
+            name, data = "message", list[str]()
         elif line.startswith("event:"):
             name = line[6:].strip()
         elif line.startswith("data:"):
@@ -238,21 +239,25 @@ class Buyer(HttpUser):
         """The pass from the SSE stream (fires the queue-wait and pass-delay events)."""
         max_wait = _share("DROP_MAX_WAIT_S", 90)
         path = f"/queue/position/{event_id}/stream"
+        stream = None
         try:
             with gevent.Timeout(max_wait):
-                with self._call(
+                stream = self._call(
                     "GET", path, "/queue/position/[event]/stream", {200}, stream=True,
                     timeout=(10, 60),
-                ) as stream:  # fmt: skip
-                    if stream.status_code != 200:
-                        self._done("error_stream")
-                    for name, data in _sse(stream):
-                        if name == "pass":
-                            return self._got_pass(data, joined_at)
-                        if name == "sold_out":
-                            self._done("sold_out_in_queue")
+                )  # fmt: skip
+                if stream.status_code != 200:
+                    self._done("error_stream")
+                for name, data in _sse(stream):
+                    if name == "pass":
+                        return self._got_pass(data, joined_at)
+                    if name == "sold_out":
+                        self._done("sold_out_in_queue")
         except gevent.Timeout:
             self._leave("gave_up_waiting")
+        finally:
+            if stream is not None:
+                stream.close()  # not `with`: re-entering locust's response context reports twice
         self._done("stream_ended_without_pass")
         raise AssertionError("unreachable")
 

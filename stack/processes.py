@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -103,3 +104,15 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def free_port_block(
+    count: int, host: str = "127.0.0.1", low: int = 20_000, high: int = 30_000
+) -> int:
+    """The first port of `count` consecutive free ports below the ephemeral range (where any
+    client socket may take a port between our check and the server's bind)."""
+    for _ in range(200):
+        base = random.randrange(low, high - count)
+        if all(port_is_free(port, host) for port in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no block of {count} free ports found between {low} and {high}")

@@ -28,6 +28,7 @@ from booking.db import create_pool
 from booking.events import Envelope, dlq_topic
 from booking.kafka import create_consumer, create_producer
 from booking.metrics import KAFKA_CONSUMED, KAFKA_DLQ, KAFKA_LAG, KAFKA_PRODUCED, KAFKA_RETRIES
+from common.tracing import consumer_span
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,10 @@ class ConsumerWorker:
         except ValueError as exc:
             await self._dead_letter(message, f"malformed: {exc}")
             return
+        with consumer_span(f"{message.topic} process", message.headers):
+            await self._handle_with_retries(message, envelope)
+
+    async def _handle_with_retries(self, message: ConsumerRecord, envelope: Envelope) -> None:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 await self.handle(envelope)

@@ -20,7 +20,7 @@ from booking.db import create_pool
 from common.tokens import TokenKeys, issue_access_token
 from stack.infra import Endpoints
 from stack.probes import ensure_database, with_database
-from stack.processes import free_port
+from stack.processes import free_port, free_port_block
 from stack.specs import StackSettings
 from stack.supervisor import Stack
 
@@ -74,7 +74,7 @@ def live_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveSt
     settings = StackSettings(
         gateway_port=free_port(),
         booking_port=free_port(),
-        metrics_base_port=free_port(),
+        metrics_base_port=free_port_block(16),
         admin_email=ADMIN_EMAIL,
         admin_password=ADMIN_PASSWORD,
         database_name=E2E_DATABASE,

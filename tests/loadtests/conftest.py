@@ -13,7 +13,7 @@ import pytest
 
 from stack.infra import Endpoints
 from stack.probes import ensure_database, with_database
-from stack.processes import free_port
+from stack.processes import free_port, free_port_block
 from stack.specs import StackSettings
 from stack.supervisor import Stack
 from tests.e2e.conftest import LiveStack, _redis_db
@@ -49,7 +49,7 @@ def drop_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveSt
     settings = StackSettings(
         gateway_port=free_port(),
         booking_port=free_port(),
-        metrics_base_port=free_port(),
+        metrics_base_port=free_port_block(16),
         admin_email="admin@drop.local",
         admin_password="drop-admin-password",
         database_name=DATABASE,

@@ -16,7 +16,7 @@ from booking.db import create_pool
 from common.tokens import TokenKeys
 from stack.infra import Endpoints
 from stack.probes import ensure_database, with_database
-from stack.processes import free_port
+from stack.processes import free_port, free_port_block
 from stack.specs import StackSettings
 from stack.supervisor import Stack
 from tests.e2e.conftest import LiveStack, _redis_db
@@ -50,7 +50,7 @@ def feed_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveSt
     settings = StackSettings(
         gateway_port=free_port(),
         booking_port=free_port(),
-        metrics_base_port=free_port(),
+        metrics_base_port=free_port_block(16),
         admin_email="admin@feed.local",
         admin_password="feed-admin-password",
         database_name=DATABASE,

@@ -4,8 +4,6 @@ database and Redis db, with short timeouts so the saga paths finish quickly."""
 from __future__ import annotations
 
 import io
-import random
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +21,7 @@ from booking.providers.mock import SIGNATURE_HEADER, mock_event
 from common.tokens import TokenKeys
 from stack.infra import Endpoints
 from stack.probes import ensure_database, with_database
-from stack.processes import free_port
+from stack.processes import free_port, free_port_block
 from stack.specs import StackSettings
 from stack.supervisor import Stack
 from tests.e2e.conftest import LiveStack, _redis_db
@@ -34,26 +32,6 @@ SAGA_TIMEOUT_S = 12  # longer than a hold: a late payment meets a lapsed hold, n
 # Its own topics and consumer groups, even on a broker another stack uses at the same time.
 TOPICS = SagaTopics.for_namespace(f"e2e{uuid.uuid4().hex[:8]}")
 NAMESPACE = TOPICS.payments.rsplit(".", 1)[1]
-
-
-def _free_port_block(count: int = 16) -> int:
-    """A run of `count` free ports below the ephemeral range: workers take metrics port
-    base + index, and a port in the ephemeral range may be taken by any client socket."""
-    for _ in range(200):
-        base = random.randrange(20_000, 30_000)
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return base
-    raise RuntimeError("no block of free ports found")
 
 
 @pytest.fixture(scope="package")
@@ -81,7 +59,7 @@ def saga_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveSt
     settings = StackSettings(
         gateway_port=free_port(),
         booking_port=free_port(),
-        metrics_base_port=_free_port_block(),
+        metrics_base_port=free_port_block(16),
         admin_email="admin@saga.local",
         admin_password="saga-admin-password",
         database_name=DATABASE,

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck install clean-run tools dashboards
+.PHONY: run test lint typecheck install clean-run tools dashboards drop bench
 
 install: $(STAMP)
 
@@ -38,3 +38,20 @@ typecheck: $(STAMP)
 
 clean-run:
 	rm -rf .run
+
+USERS      ?= 500
+SEATS      ?= 200
+SPAWN_RATE ?= 100
+RUN_TIME   ?= 180s
+BENCH_DURATION ?= 10
+
+## drop: a locust ticket drop against `make run`'s stack (GATEWAY_URL, default http://127.0.0.1:8080)
+drop: $(STAMP)
+	@mkdir -p loadtests/results
+	DROP_SEATS=$(SEATS) $(BIN)/locust -f loadtests/locustfile.py --headless \
+		--users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(RUN_TIME) --stop-timeout 5 \
+		--only-summary --csv loadtests/results/drop --html loadtests/results/drop.html
+
+## bench: the engine against the limits of its parts (starts its own gateway + booking service)
+bench: $(STAMP) tools
+	$(BIN)/python -m loadtests.bench --duration $(BENCH_DURATION)

@@ -49,6 +49,9 @@ def serve() -> None:
         backlog=4096,
         # Only the gateway talks to us; never take a client address from a forwarded header.
         proxy_headers=False,
+        # Longer than the gateway's pooled keep-alive (30 s), so the gateway always closes an idle
+        # connection first and never writes a request into one we are closing.
+        timeout_keep_alive=75,
     )
     uvicorn.Server(config).run()
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the tools the observability tests and load tests run, when any is missing:
 # prometheus + promtool (Debian package `prometheus`), wrk, docker-compose (validates
-# docker-compose.yml without a Docker engine). Idempotent and quiet; `make test` calls it.
+# docker-compose.yml without a Docker engine), redis-benchmark (Debian `redis-tools`, the bench's Redis phase). Idempotent and quiet; `make test` calls it.
 # Needs root or password-less sudo on a Debian/Ubuntu machine; elsewhere it says what is missing.
 set -eu
 
@@ -9,6 +9,7 @@ missing=""
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+command -v redis-benchmark >/dev/null 2>&1 || missing="$missing redis-tools"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from common.tokens import TokenKeys
 from stack.infra import Endpoints
 from stack.probes import ensure_database, with_database
 from stack.processes import free_port, free_port_block
@@ -64,7 +65,7 @@ def drop_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveSt
             endpoints=endpoints,
             env=env,
             stack=stack,
-            keys=None,  # type: ignore[arg-type]  # the drop mints its own tokens
+            keys=TokenKeys.from_env(env, need_signing=True),
         )
     finally:
         stack.stop()

@@ -42,11 +42,10 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # A blocking pool: a burst beyond the pool waits for a connection rather than failing.
-        redis = aioredis.Redis(
-            connection_pool=aioredis.BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
-            )
+        # The hot path's pool. Not a BlockingConnectionPool: its per-checkout timeout cost ~8% of
+        # a reserve (profiled); the pool is sized far above the requests one process runs at once.
+        redis = aioredis.Redis.from_url(
+            settings.redis_url, max_connections=settings.redis_max_connections
         )
         pool = await db.create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
@@ -109,7 +108,6 @@ def create_app(settings: Settings) -> Starlette:
             await writer.stop()
             await pool.close()
             await redis.aclose()
-            await redis.connection_pool.aclose()
 
     api_routes = [
         *ops_routes.routes,

@@ -42,7 +42,7 @@ class Settings:
     refresh_token_ttl_s: int = 30 * 24 * 3600
     db_pool_min: int = 2
     db_pool_max: int = 10
-    redis_max_connections: int = 200
+    redis_max_connections: int = 1000
     payments: PaymentConfig = field(default_factory=PaymentConfig)
     kafka_namespace: str = ""
     queue_heartbeat_s: float = 15.0

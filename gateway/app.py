@@ -22,7 +22,7 @@ from gateway import ops
 from gateway.endpoint import proxy_endpoint
 from gateway.guard import Authenticator
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import MetricsMiddleware, RequestIdMiddleware, TracingMiddleware
+from gateway.middleware import RequestMiddleware, TracingMiddleware
 from gateway.proxy import Upstreams
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
@@ -104,10 +104,10 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _http_error},
     )
-    observed: ASGIApp = MetricsMiddleware(app, metrics, OWN_PATHS)
+    observed: ASGIApp = app
     if tracing.enabled():  # configured before the app is built; off costs nothing per request
         observed = TracingMiddleware(observed, OWN_PATHS)
-    return RequestIdMiddleware(observed)
+    return RequestMiddleware(observed, metrics, OWN_PATHS)
 
 
 def create_app_from_env() -> ASGIApp:

@@ -34,33 +34,10 @@ def incoming_request_id(scope: Scope) -> bytes:
     return uuid.uuid4().hex.encode()
 
 
-class RequestIdMiddleware:
-    """Picks the request id, exposes it to logs and the proxy, echoes it on every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        request_id = incoming_request_id(scope)
-        scope[REQUEST_ID_SCOPE_KEY] = request_id
-        token = request_id_var.set(request_id.decode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.accept"):
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request by route template, method and status class."""
+class RequestMiddleware:
+    """Picks the request id (exposed to logs and the proxy, echoed on every response) and counts
+    and times every HTTP request by route template, method and status class. One middleware, one
+    `send` wrapper: this runs on every request of a drop."""
 
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics, own_paths: frozenset[str]) -> None:
         self.app = app
@@ -68,28 +45,35 @@ class MetricsMiddleware:
         self.own_paths = own_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        request_id = incoming_request_id(scope)
+        scope[REQUEST_ID_SCOPE_KEY] = request_id
+        token = request_id_var.set(request_id.decode())
         started = time.perf_counter()
         status = 500
 
-        async def send_with_status(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                status = message.get("status", status)
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, send_with_id)
         finally:
-            route = scope.get(ROUTE_SCOPE_KEY)
-            if route is None:
-                path = scope["path"]
-                route = path if path in self.own_paths else UNMATCHED
-            self.metrics.observe_request(
-                route, scope["method"], status, time.perf_counter() - started
-            )
+            request_id_var.reset(token)
+            if kind == "http":
+                route = scope.get(ROUTE_SCOPE_KEY)
+                if route is None:
+                    path = scope["path"]
+                    route = path if path in self.own_paths else UNMATCHED
+                self.metrics.observe_request(
+                    route, scope["method"], status, time.perf_counter() - started
+                )
 
 
 class TracingMiddleware:

@@ -223,6 +223,7 @@ class Upstreams:
         self.timeout_s = timeout_s
         self.metrics = metrics
         self._session = session
+        self._stream_session: aiohttp.ClientSession | None = None
         self._turn = 0
         self._quiet_until = 0.0
         self._timeout = aiohttp.ClientTimeout(
@@ -231,11 +232,11 @@ class Upstreams:
         # Streams may stay quiet for long; their header phase is bounded separately.
         self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s)
 
-    async def start(self) -> None:
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            limit=CONNECTION_POOL_SIZE, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300
+            limit=limit, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300
         )
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,  # bodies pass through exactly as encoded
             cookie_jar=aiohttp.DummyCookieJar(),  # never carry one user's cookies to another
@@ -243,15 +244,30 @@ class Upstreams:
             timeout=self._timeout,
         )
 
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = self._new_session(CONNECTION_POOL_SIZE)
+        # Streams (SSE, WebSocket) hold their upstream connection for as long as the buyer
+        # watches: they get their own pool without a cap, so ten thousand waiting buyers never
+        # starve ordinary requests of connections, nor wait for one themselves.
+        self._stream_session = self._new_session(0)
+
     async def stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._stream_session):
+            if session is not None:
+                await session.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("Upstreams.start() was not awaited")
         return self._session
+
+    @property
+    def stream_session(self) -> aiohttp.ClientSession:
+        if self._stream_session is None:
+            raise RuntimeError("Upstreams.start() was not awaited")
+        return self._stream_session
 
     def _next_base(self) -> str:
         base = self.bases[self._turn % len(self.bases)]
@@ -312,7 +328,7 @@ class Upstreams:
                         method, url, headers=headers, data=body, allow_redirects=False
                     )
                 async with asyncio.timeout(self.timeout_s):
-                    return await self.session.request(
+                    return await self.stream_session.request(
                         method,
                         url,
                         headers=headers,

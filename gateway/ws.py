@@ -127,7 +127,7 @@ class WebSocketProxy:
             url = URL(base.replace("http", "ws", 1) + target, encoded=True)
             try:
                 async with asyncio.timeout(upstreams.timeout_s):
-                    return await upstreams.session.ws_connect(
+                    return await upstreams.stream_session.ws_connect(
                         url, headers=headers, protocols=protocols, heartbeat=HEARTBEAT_S
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:

@@ -35,7 +35,6 @@ class Settings:
     kafka_idempotence: bool = False
     host: str = "127.0.0.1"
     port: int = 8081
-    workers: int = 1
     log_level: str = "INFO"
     hold_ttl_s: int = 600
     access_token_ttl_s: int = 900
@@ -63,7 +62,6 @@ class Settings:
             kafka_idempotence=env.get("KAFKA_IDEMPOTENCE", "0").lower() in ("1", "true", "yes"),
             host=env.get("BOOKING_HOST") or cls.host,
             port=_int(env, "BOOKING_PORT", cls.port),
-            workers=_int(env, "BOOKING_WORKERS", cls.workers),
             log_level=env.get("LOG_LEVEL") or cls.log_level,
             hold_ttl_s=_int(env, "HOLD_TTL_S", cls.hold_ttl_s),
             access_token_ttl_s=_int(env, "ACCESS_TOKEN_TTL_S", cls.access_token_ttl_s),

@@ -4,6 +4,8 @@ held), write its CSV, HTML and summary, and have sold seats through the whole jo
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -15,6 +17,9 @@ from tests.loadtests.conftest import ROOT
 
 USERS, SEATS = 50, 20
 LOCUST_OPTIONS = ["--headless", "--spawn-rate", "50", "--run-time", "30s", "--stop-timeout", "2"]
+# A buyer's request may legitimately fail in a drop (a pass that lapsed while the machine was
+# slow answers 403); the run is judged by the invariants, and failed requests stay rare.
+MAX_FAILED_SHARE = 0.03
 
 
 def test_small_drop_keeps_every_invariant(drop_stack: LiveStack, tmp_path: Path) -> None:
@@ -31,6 +36,7 @@ def test_small_drop_keeps_every_invariant(drop_stack: LiveStack, tmp_path: Path)
     }
     command = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py")]
     command += [*LOCUST_OPTIONS, "--users", str(USERS), "--only-summary"]
+    command += ["--exit-code-on-error", "0"]
     command += ["--csv", str(tmp_path / "drop"), "--html", str(tmp_path / "drop.html")]
     completed = subprocess.run(
         command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
@@ -44,6 +50,10 @@ def test_small_drop_keeps_every_invariant(drop_stack: LiveStack, tmp_path: Path)
     assert summary["outcomes"].get("confirmed", 0) > 0, summary
     assert summary["tickets_confirmed"] == summary["sold"] <= SEATS
     stats_csv = (tmp_path / "drop_stats.csv").read_text()
+    failures = (tmp_path / "drop_failures.csv").read_text()
+    total = next(r for r in csv.DictReader(io.StringIO(stats_csv)) if r["Name"] == "Aggregated")
+    failed = int(total["Failure Count"])
+    assert failed <= MAX_FAILED_SHARE * int(total["Request Count"]), failures
     assert "join -> pass (queue wait)" in stats_csv
     assert "admitted -> pass received (delivery)" in stats_csv
     assert "payment -> CONFIRMED" in stats_csv

@@ -180,7 +180,7 @@ async def test_sse_and_websocket_watchers_see_every_change_through_the_gateway(
         await ws.find(is_type("pong"), since=mark)  # still open after bad messages
 
         # No buyer identity in any message, and nothing but the API's fields.
-        secrets = (buyer_id, payer_id, admin_id, "@feed.local")
+        secrets = (buyer_id, payer_id, admin_id, "@test.local")
         for watch in feed.watches:
             for item in watch.log:
                 assert not any(secret in item.raw for secret in secrets), item.raw

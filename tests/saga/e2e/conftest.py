@@ -3,11 +3,9 @@ database and Redis db, with short timeouts so the saga paths finish quickly."""
 
 from __future__ import annotations
 
-import io
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,15 +16,9 @@ from booking.payments import SagaTopics
 from booking.providers import derived_webhook_secret
 from booking.providers.base import signature_header
 from booking.providers.mock import SIGNATURE_HEADER, mock_event
-from common.tokens import TokenKeys
 from stack.infra import Endpoints
-from stack.probes import ensure_database, with_database
-from stack.processes import free_port, free_port_block
-from stack.specs import StackSettings
-from stack.supervisor import Stack
-from tests.e2e.conftest import LiveStack, _redis_db
+from tests.live import LiveStack, insert_user, run_live_stack
 
-DATABASE = "booking_rush_saga_e2e"
 HOLD_TTL_S = 8
 SAGA_TIMEOUT_S = 12  # longer than a hold: a late payment meets a lapsed hold, not a timeout
 # Its own topics and consumer groups, even on a broker another stack uses at the same time.
@@ -36,48 +28,18 @@ NAMESPACE = TOPICS.payments.rsplit(".", 1)[1]
 
 @pytest.fixture(scope="package")
 def saga_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
-    database_url = with_database(infra.database_url, DATABASE)
-    ensure_database(database_url)
-    endpoints = Endpoints(
-        redis_url=_redis_db(infra.redis_url, 2),
-        database_url=database_url,
-        kafka_bootstrap=infra.kafka_bootstrap,
-    )
-    env = {
-        **service_env,
-        "REDIS_URL": endpoints.redis_url,
-        "DATABASE_URL": endpoints.database_url,
-        "HOLD_TTL_S": str(HOLD_TTL_S),
-        "SAGA_TIMEOUT_S": str(SAGA_TIMEOUT_S),
-        "KAFKA_NAMESPACE": NAMESPACE,
-        "KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "MOCK_PAYMENT_DELAY_S": "0.1",
-        "RATE_LIMIT_PER_IP": "5000",
-        "RATE_LIMIT_PER_USER": "5000",
-        "LOG_LEVEL": "WARNING",
-    }
-    settings = StackSettings(
-        gateway_port=free_port(),
-        booking_port=free_port(),
-        metrics_base_port=free_port_block(16),
-        admin_email="admin@saga.local",
-        admin_password="saga-admin-password",
-        database_name=DATABASE,
-    )
-    run_dir = Path(__file__).resolve().parents[3] / ".run" / "test" / "saga-e2e"
-    stack = Stack(run_dir, env, settings=settings, endpoints=endpoints, console=io.StringIO())
-    stack.start()
-    try:
-        yield LiveStack(
-            gateway_url=settings.gateway_url,
-            booking_url=settings.booking_url,
-            endpoints=endpoints,
-            env=env,
-            stack=stack,
-            keys=TokenKeys.from_env(env, need_signing=True),
-        )
-    finally:
-        stack.stop()
+    with run_live_stack(
+        infra,
+        service_env,
+        name="saga_e2e",
+        redis_db_index=2,
+        env={
+            "HOLD_TTL_S": str(HOLD_TTL_S),
+            "SAGA_TIMEOUT_S": str(SAGA_TIMEOUT_S),
+            "KAFKA_NAMESPACE": NAMESPACE,
+        },
+    ) as live:
+        yield live
 
 
 @pytest.fixture
@@ -103,17 +65,7 @@ class Buyers:
         self.stack, self.gw, self.db = stack, gw, db
 
     async def user(self, role: str = "customer") -> dict[str, str]:
-        from booking.store.users import insert_user
-
-        user = await insert_user(
-            self.db,
-            email=f"{uuid.uuid4().hex[:12]}@saga.local",
-            name="Buyer",
-            role=role,
-            password_hash="not-a-real-hash",
-        )
-        assert user is not None
-        return {"Authorization": f"Bearer {self.stack.token(user.user_id, role)}"}
+        return (await insert_user(self.db, self.stack, role))[1]
 
     async def event(self, *capacities: int) -> dict[str, Any]:
         organizer = await self.user("organizer")

@@ -16,8 +16,7 @@ from datetime import datetime
 import asyncpg
 
 from booking.domain import Booking
-
-Conn = asyncpg.Connection | asyncpg.Pool
+from booking.store import Conn
 
 
 @dataclass(frozen=True, slots=True)

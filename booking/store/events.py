@@ -47,7 +47,7 @@ class EventRow:
         return next((zone for zone in self.zones if zone.zone_id == zone_id), None)
 
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from booking.store import Conn  # noqa: E402
 
 
 async def insert_event(conn: asyncpg.Connection, organizer_id: str, body: EventBody) -> str:

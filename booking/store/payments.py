@@ -15,8 +15,7 @@ from typing import Any
 import asyncpg
 
 from booking.domain import rfc3339
-
-Conn = asyncpg.Connection | asyncpg.Pool
+from booking.store import Conn
 
 PENDING = "PENDING"
 SUCCEEDED = "SUCCEEDED"

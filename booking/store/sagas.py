@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from booking.store import Conn
 
 TERMINAL_STATES = ("COMPLETED", "COMPENSATED", "FAILED")
 

@@ -17,7 +17,7 @@ from tests.live import LiveStack, insert_user, run_live_stack
 
 __all__ = ["LiveStack"]  # the e2e suites import it from here
 
-E2E_HOLD_TTL_S = 5
+E2E_HOLD_TTL_S = 10  # long enough that a loaded machine drains, checks and cancels first
 
 
 @pytest.fixture(scope="package")

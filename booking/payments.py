@@ -295,18 +295,15 @@ class Payments:
         if payment is None:
             raise errors.InvalidStateError("the booking has no settled payment to refund")
         now = datetime.now(UTC)
-        saga = Saga(
+        saga = Saga.begin(
             saga_id=str(uuid.uuid4()),
             kind="cancel",
             payment_id=payment.payment_id,
             booking_id=booking.booking_id,
             event_id=booking.event_id,
-            state=STATE_OF_STEP[STEP_REFUND],
             step=STEP_REFUND,
-            attempts=0,
-            last_error=None,
-            created_at=now,
-            updated_at=now,
+            state=STATE_OF_STEP[STEP_REFUND],
+            now=now,
         )
         async with self.pool.acquire() as conn, conn.transaction():
             if await saga_store.insert_saga(conn, saga):

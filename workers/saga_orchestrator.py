@@ -129,18 +129,15 @@ class SagaOrchestrator(ConsumerWorker):
         outcome: str | None = None,
     ) -> None:
         step = STEP_CONFIRM if succeeded else STEP_RELEASE
-        saga = Saga(
+        saga = Saga.begin(
             saga_id=payment.payment_id,
             kind="payment",
             payment_id=payment.payment_id,
             booking_id=payment.booking_id,
             event_id=payment.event_id,
-            state=STATE_OF_STEP[step],
             step=step,
-            attempts=0,
-            last_error=None,
-            created_at=now,
-            updated_at=now,
+            state=STATE_OF_STEP[step],
+            now=now,
         )
         await saga_store.insert_saga(conn, saga)
         await saga_store.record_step(

@@ -32,6 +32,34 @@ class Saga:
     def finished(self) -> bool:
         return self.state in TERMINAL_STATES
 
+    @classmethod
+    def begin(
+        cls,
+        *,
+        saga_id: str,
+        kind: str,
+        payment_id: str,
+        booking_id: str,
+        event_id: str,
+        step: str,
+        state: str,
+        now: datetime,
+    ) -> Saga:
+        """A new saga about to run its first step."""
+        return cls(
+            saga_id=saga_id,
+            kind=kind,
+            payment_id=payment_id,
+            booking_id=booking_id,
+            event_id=event_id,
+            state=state,
+            step=step,
+            attempts=0,
+            last_error=None,
+            created_at=now,
+            updated_at=now,
+        )
+
 
 def _saga(row: asyncpg.Record) -> Saga:
     return Saga(

@@ -35,6 +35,7 @@ from booking.scripts import Scripts
 from booking.settings import Settings
 from booking.store.queue import QueueStore
 from booking.suspensions import Suspensions
+from common import heap
 
 API_PREFIX = "/api/v1"
 
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> Starlette:
         # The live availability feed shares the process's one pub/sub connection (the Hub).
         app.state.feed = LiveFeed(hub, app.state.catalog.availability)
         app.state.suspensions = Suspensions(pool=pool, scripts=scripts)
+        heap.settle_after_startup()
         try:
             yield
         finally:

@@ -10,7 +10,13 @@ from common.problems import problem_response
 from gateway.guard import Authenticator, AuthError
 from gateway.metrics import UPSTREAM_CONNECT, UPSTREAM_TIMEOUT
 from gateway.middleware import REQUEST_ID_SCOPE_KEY, ROUTE_SCOPE_KEY, incoming_request_id
-from gateway.proxy import BodyTooLargeError, UpstreamError, read_body, resolve_forwarding
+from gateway.proxy import (
+    BodyTooLargeError,
+    ClientGoneError,
+    UpstreamError,
+    read_body,
+    resolve_forwarding,
+)
 from gateway.ratelimit import RateLimiter
 from gateway.routes import classify
 
@@ -57,6 +63,8 @@ class ProxyEndpoint:
 
         try:
             body = await read_body(scope, receive, settings.max_body_bytes)
+        except ClientGoneError:
+            return
         except BodyTooLargeError:
             limit = settings.max_body_bytes
             response = problem_response("payload_too_large", f"The body exceeds {limit} bytes")

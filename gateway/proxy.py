@@ -1,8 +1,6 @@
-"""The reverse proxy to the booking service: a pooled keep-alive aiohttp client, round-robin over
-the configured upstreams, responses relayed without re-encoding and streams without buffering.
-
-WebSocket proxying slots in next to `forward_request` (same header rules, `ws_connect` on the
-same session); the HTTP path below is all that exists today.
+"""The reverse proxy to the booking service: keep-alive connection pools (gateway/upstream.py),
+round-robin over the configured upstreams, responses relayed without re-encoding and streams
+without buffering. The WebSocket hop (gateway/ws.py) uses the same header rules.
 """
 
 from __future__ import annotations
@@ -10,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
-from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
-from yarl import URL
 
 from common import tracing
 from gateway.metrics import (
@@ -26,13 +22,20 @@ from gateway.metrics import (
     UPSTREAM_TIMEOUT,
     GatewayMetrics,
 )
+from gateway.upstream import (
+    Exchange,
+    UpstreamClosedError,
+    UpstreamPool,
+    UpstreamProtocolError,
+    encode_request,
+)
 
 logger = logging.getLogger(__name__)
 
 CONNECTION_POOL_SIZE = 512
 KEEPALIVE_S = 30.0
-# Bodies up to this size with a Content-Length are read whole and sent in one piece.
-BUFFER_LIMIT = 256 * 1024
+# Answers other than streams are read whole (API answers are small JSON); beyond this: 502.
+MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 LOG_EVERY_S = 10.0
 
 _HOP_BY_HOP = frozenset(
@@ -49,7 +52,7 @@ _HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-# Recomputed by aiohttp (host, length) or set by the gateway itself.
+# Recomputed by the client (host, length) or set by the gateway itself.
 _DROP_FROM_REQUEST = _HOP_BY_HOP | {b"host", b"content-length", b"expect", b"forwarded"}
 # Identity-looking headers: a client must never be able to forge who it is towards upstream.
 _FORGEABLE_PREFIXES = (
@@ -68,6 +71,10 @@ _DROP_FROM_RESPONSE = _HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 
 class BodyTooLargeError(Exception):
     pass
+
+
+class ClientGoneError(Exception):
+    """The client disconnected before its request body arrived: nobody is left to answer."""
 
 
 class UpstreamError(Exception):
@@ -121,7 +128,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError("client disconnected while sending the body")
+            raise ClientGoneError()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -131,34 +138,43 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
             return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def upstream_headers(scope: Scope, forwarding: Forwarding) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
-    named_by_connection: set[str] = set()
+def upstream_headers(scope: Scope, forwarding: Forwarding) -> list[tuple[bytes, bytes]]:
+    """The client's headers minus hop-by-hop and identity-looking ones, plus ours."""
+    headers: list[tuple[bytes, bytes]] = []
+    named_by_connection: set[bytes] = set()
     for name, value in scope["headers"]:
         if name == b"connection":
-            named_by_connection |= {
-                token.strip().lower() for token in value.decode("latin-1").split(",")
-            }
+            named_by_connection |= {token.strip().lower() for token in value.split(b",")}
         if name in _DROP_FROM_REQUEST or name.startswith(_FORGEABLE_PREFIXES):
             continue
-        headers.append((name.decode("latin-1"), value.decode("latin-1")))
-    if named_by_connection - {"keep-alive", "close"}:
-        headers = [(n, v) for n, v in headers if n.lower() not in named_by_connection]
+        headers.append((name, value))
+    if named_by_connection - {b"keep-alive", b"close"}:
+        headers = [(n, v) for n, v in headers if n not in named_by_connection]
     headers += [
-        ("X-Forwarded-For", forwarding.forwarded_for),
-        ("X-Forwarded-Proto", forwarding.proto),
-        ("X-Request-ID", forwarding.request_id.decode()),
+        (b"x-forwarded-for", forwarding.forwarded_for.encode("latin-1")),
+        (b"x-forwarded-proto", forwarding.proto.encode("latin-1")),
+        (b"x-request-id", forwarding.request_id),
     ]
     return headers
 
 
-def _response_headers(upstream: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
-    headers = []
-    for name, value in upstream.raw_headers:
-        lowered = name.lower()
-        if lowered not in _DROP_FROM_RESPONSE:
-            headers.append((lowered, value))
-    return headers
+def _traced(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with this span's trace context instead of the client's (tracing on only)."""
+    if not tracing.enabled():
+        return headers
+    as_text = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+    return [
+        (n.encode("latin-1"), v.encode("latin-1"))
+        for n, v in tracing.replace_trace_headers(as_text)
+    ]
+
+
+def _response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in raw if name not in _DROP_FROM_RESPONSE]
+
+
+def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
+    return next((value for name, value in headers if name == wanted), None)
 
 
 class BufferedResponse:
@@ -174,42 +190,79 @@ class BufferedResponse:
         await send({"type": "http.response.body", "body": self.body})
 
 
-class RelayedStream(StreamingResponse):
-    """An upstream answer relayed chunk by chunk as it arrives (SSE, chunked, large bodies).
+class RelayedStream:
+    """An upstream answer relayed chunk by chunk as it arrives (SSE, chunked bodies).
 
-    Starlette's StreamingResponse stops relaying when the client disconnects; the upstream
-    connection is then closed rather than returned to the pool.
+    Owns the upstream connection until the relay ends. A client that goes away closes it at
+    once (a watcher task waits for `http.disconnect`): an SSE stream never ends by itself, and
+    the ASGI server silently drops writes to a gone client.
     """
 
     def __init__(
         self,
-        upstream: aiohttp.ClientResponse,
+        pool: UpstreamPool,
+        exchange: Exchange,
         headers: list[tuple[bytes, bytes]],
         metrics: GatewayMetrics,
     ) -> None:
-        self.upstream = upstream
+        self.pool = pool
+        self.exchange = exchange
+        self.headers = headers
         self.metrics = metrics
-        super().__init__(self._relay(), status_code=upstream.status)
-        self.raw_headers = headers
-
-    async def _relay(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self.upstream.content.iter_any():
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError):
-            self.metrics.upstream_error(UPSTREAM_STREAM)
-            if self.upstream.content_type != "text/event-stream":
-                raise  # a cut JSON body must not look complete; SSE clients just reconnect
+        self.is_sse = (_header(exchange.headers, b"content-type") or b"").startswith(
+            b"text/event-stream"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.ensure_future(self._close_on_disconnect(receive))
         try:
-            await super().__call__(scope, receive, send)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.exchange.status,
+                    "headers": self.headers,
+                }
+            )
+            try:
+                async for chunk in self.exchange.chunks():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except (UpstreamClosedError, UpstreamProtocolError):
+                if watcher.done():
+                    return  # we closed it: the client left
+                self.metrics.upstream_error(UPSTREAM_STREAM)
+                if not self.is_sse:
+                    raise  # a cut body must not look complete; SSE clients just reconnect
+                return
+            await send({"type": "http.response.body", "body": b""})
         finally:
-            self.upstream.close()
+            watcher.cancel()
+            self.pool.release(self.exchange, capped=False)
+
+    async def _close_on_disconnect(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.exchange.close()
+
+
+def _pool_of(base: str, timeout_s: float) -> UpstreamPool:
+    parts = urlsplit(base)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"upstream {base!r}: only http://host:port upstreams are supported")
+    return UpstreamPool(
+        parts.hostname,
+        parts.port or 80,
+        connect_timeout_s=timeout_s,
+        limit=CONNECTION_POOL_SIZE,
+        idle_s=KEEPALIVE_S,
+    )
 
 
 class Upstreams:
-    """The booking service instances, reached round-robin over one pooled session."""
+    """The booking service instances, reached round-robin over keep-alive connection pools.
+
+    Proxied HTTP goes through `gateway.upstream` (one pool per instance); the aiohttp session
+    serves the WebSocket hop and readiness probes.
+    """
 
     def __init__(
         self,
@@ -217,45 +270,32 @@ class Upstreams:
         *,
         timeout_s: float,
         metrics: GatewayMetrics,
-        session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.bases = bases
         self.timeout_s = timeout_s
         self.metrics = metrics
-        self._session = session
-        self._stream_session: aiohttp.ClientSession | None = None
+        self._pools: list[UpstreamPool] = []
+        self._session: aiohttp.ClientSession | None = None
         self._turn = 0
         self._quiet_until = 0.0
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeout_s, sock_read=timeout_s
-        )
-        # Streams may stay quiet for long; their header phase is bounded separately.
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s)
-
-    def _new_session(self, limit: int) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=limit, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,  # bodies pass through exactly as encoded
-            cookie_jar=aiohttp.DummyCookieJar(),  # never carry one user's cookies to another
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-            timeout=self._timeout,
-        )
 
     async def start(self) -> None:
-        if self._session is None:
-            self._session = self._new_session(CONNECTION_POOL_SIZE)
-        # Streams (SSE, WebSocket) hold their upstream connection for as long as the buyer
-        # watches: they get their own pool without a cap, so ten thousand waiting buyers never
-        # starve ordinary requests of connections, nor wait for one themselves.
-        self._stream_session = self._new_session(0)
+        self._pools = [_pool_of(base, self.timeout_s) for base in self.bases]
+        # No connection cap: each WebSocket holds its upstream connection for as long as the
+        # buyer watches.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # never carry one user's cookies to another
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s),
+        )
 
     async def stop(self) -> None:
-        for session in (self._session, self._stream_session):
-            if session is not None:
-                await session.close()
+        for pool in self._pools:
+            pool.close()
+        if self._session is not None:
+            await self._session.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -263,16 +303,10 @@ class Upstreams:
             raise RuntimeError("Upstreams.start() was not awaited")
         return self._session
 
-    @property
-    def stream_session(self) -> aiohttp.ClientSession:
-        if self._stream_session is None:
-            raise RuntimeError("Upstreams.start() was not awaited")
-        return self._stream_session
-
-    def _next_base(self) -> str:
-        base = self.bases[self._turn % len(self.bases)]
+    def next_base(self) -> tuple[int, str]:
+        turn = self._turn % len(self.bases)
         self._turn += 1
-        return base
+        return turn, self.bases[turn]
 
     async def forward_request(
         self,
@@ -287,64 +321,54 @@ class Upstreams:
 
         Raises UpstreamError when no upstream answered properly.
         """
-        target = scope["raw_path"].decode("latin-1")
+        target = scope["raw_path"]
         if scope["query_string"]:
-            target += "?" + scope["query_string"].decode("latin-1")
-        headers = tracing.replace_trace_headers(upstream_headers(scope, forwarding))
+            target += b"?" + scope["query_string"]
+        headers = _traced(upstream_headers(scope, forwarding))
         streams = streams or any(
             name == b"accept" and b"text/event-stream" in value for name, value in scope["headers"]
         )
-        upstream = await self._send(scope["method"], target, headers, body, streams)
+        method = scope["method"]
+        pool, exchange = await self._connection(capped=not streams)
+        relayed = False
         try:
-            response_headers = _response_headers(upstream) + extra_headers
-            length = upstream.content_length
-            if streams or length is None or length > BUFFER_LIMIT:
-                return RelayedStream(upstream, response_headers, self.metrics)
-            content = await upstream.read()
-        except aiohttp.ClientError as exc:
-            upstream.close()
+            async with asyncio.timeout(self.timeout_s):
+                await exchange.send(
+                    encode_request(method, target, pool.authority, headers, body),
+                    head_request=method == "HEAD",
+                )
+                response_headers = _response_headers(exchange.headers) + extra_headers
+                if (
+                    streams
+                    and not exchange.complete
+                    and _header(exchange.headers, b"content-length") is None
+                ):
+                    relayed = True
+                    return RelayedStream(pool, exchange, response_headers, self.metrics)
+                return BufferedResponse(
+                    exchange.status, response_headers, await exchange.read_all(MAX_BUFFERED_BYTES)
+                )
+        except (UpstreamClosedError, UpstreamProtocolError) as exc:
             self.metrics.upstream_error(UPSTREAM_PROTOCOL)
             raise UpstreamError(UPSTREAM_PROTOCOL, f"bad answer from upstream: {exc}") from exc
         except TimeoutError as exc:
-            upstream.close()
             self.metrics.upstream_error(UPSTREAM_TIMEOUT)
             raise UpstreamError(UPSTREAM_TIMEOUT, "upstream timed out") from exc
-        return BufferedResponse(upstream.status, response_headers, content)
+        finally:
+            if not relayed:
+                pool.release(exchange, capped=not streams)
 
-    async def _send(
-        self,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-        streams: bool,
-    ) -> aiohttp.ClientResponse:
+    async def _connection(self, *, capped: bool) -> tuple[UpstreamPool, Exchange]:
         # A refused connection means nothing was sent, so even a POST may try the next upstream.
-        for _attempt in range(len(self.bases)):
-            url = URL(self._next_base() + target, encoded=True)
+        last_error: Exception | None = None
+        for _attempt in range(len(self._pools)):
+            turn, _base = self.next_base()
+            pool = self._pools[turn]
             try:
-                if not streams:
-                    return await self.session.request(
-                        method, url, headers=headers, data=body, allow_redirects=False
-                    )
-                async with asyncio.timeout(self.timeout_s):
-                    return await self.stream_session.request(
-                        method,
-                        url,
-                        headers=headers,
-                        data=body,
-                        allow_redirects=False,
-                        timeout=self._stream_timeout,
-                    )
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                return pool, await pool.acquire(capped=capped)
+            except (OSError, TimeoutError) as exc:
                 self.metrics.upstream_error(UPSTREAM_CONNECT)
                 last_error = exc
-            except TimeoutError as exc:
-                self.metrics.upstream_error(UPSTREAM_TIMEOUT)
-                raise UpstreamError(UPSTREAM_TIMEOUT, "upstream timed out") from exc
-            except aiohttp.ClientError as exc:
-                self.metrics.upstream_error(UPSTREAM_PROTOCOL)
-                raise UpstreamError(UPSTREAM_PROTOCOL, f"bad answer from upstream: {exc}") from exc
         now = time.monotonic()
         if now >= self._quiet_until:  # one line per outage window, not one per request
             self._quiet_until = now + LOG_EVERY_S

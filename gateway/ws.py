@@ -49,7 +49,11 @@ def _token(scope: Scope) -> str | None:
 def _handshake_headers(scope: Scope, forwarding: Any) -> list[tuple[str, str]]:
     headers = upstream_headers(scope, forwarding)
     return tracing.replace_trace_headers(
-        [(name, value) for name, value in headers if not name.lower().startswith("sec-websocket")]
+        [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in headers
+            if not name.startswith(b"sec-websocket")
+        ]
     )
 
 
@@ -127,7 +131,7 @@ class WebSocketProxy:
             url = URL(base.replace("http", "ws", 1) + target, encoded=True)
             try:
                 async with asyncio.timeout(upstreams.timeout_s):
-                    return await upstreams.stream_session.ws_connect(
+                    return await upstreams.session.ws_connect(
                         url, headers=headers, protocols=protocols, heartbeat=HEARTBEAT_S
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:

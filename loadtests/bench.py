@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 
 from loadtests.bench_limits import bare_server, run_redis_benchmark
 from loadtests.bench_report import bar_checks, print_table
+from loadtests.cpu import CpuMeter, per_request_us
 from loadtests.target import insert_users, mint_token, zone_breaks
 from loadtests.wrk import run_wrk
 from stack.infra import Endpoints, start_infra
@@ -49,6 +50,7 @@ RUN_DIR = ROOT / ".run" / "bench"
 DATABASE = "booking_rush_bench"
 BENCH_REDIS_DB = 8
 ROTATING_USERS = 2000
+PHASES = "abcdef"
 JOINS_PER_S_BUDGET = 5000  # distinct users minted for phase (f) per second of it
 
 
@@ -77,6 +79,7 @@ class Bench:
         self.keys: Any = None
         self.admin = self.organizer = ""
         self.tokens: list[str] = []
+        self.pids: dict[str, int] = {}  # the stack's processes, for the CPU split of each phase
 
     async def prepare(self, keys: Any) -> None:
         self.keys = keys
@@ -114,11 +117,25 @@ class Bench:
             async with http.get(f"{self.gateway}/admin/events/{event_id}/stats") as answer:
                 return dict(await answer.json())
 
+    def meter(self, **extra_pids: int) -> CpuMeter:
+        meter = CpuMeter({**self.pids, **extra_pids})
+        meter.start()
+        return meter
+
     async def record(
-        self, name: str, row: dict[str, Any], event_id: str, answered: int, in_flight: int = 0
+        self,
+        name: str,
+        row: dict[str, Any],
+        event_id: str,
+        answered: int,
+        in_flight: int = 0,
+        cpu: CpuMeter | None = None,
     ) -> None:
         """Check the event after a phase: the inventory invariants, and the holds written match
         the 201s answered (plus at most `in_flight`: requests wrk sent but stopped waiting for)."""
+        if cpu is not None:
+            spent = cpu.stop()
+            row |= {"cpu_s": spent, "cpu_us_per_request": per_request_us(spent, row["requests"])}
         stats = await self.stats(event_id)
         problems = zone_breaks(stats)
         if not answered <= stats["held"] <= answered + in_flight:
@@ -131,7 +148,15 @@ class Bench:
         }
 
     async def wrk_phase(
-        self, name: str, url: str, event: Any, *, duration_s: int, warmup_s: int, **kw: Any
+        self,
+        name: str,
+        url: str,
+        event: Any,
+        *,
+        duration_s: int,
+        warmup_s: int,
+        extra_pids: dict[str, int] | None = None,
+        **kw: Any,
     ) -> None:
         body = json.dumps(
             {"event_id": event["event_id"], "zone_id": event["zones"][0]["zone_id"], "quantity": 1}
@@ -140,25 +165,40 @@ class Bench:
         warmup = None
         if warmup_s:
             warmup = await asyncio.to_thread(run_wrk, url, duration_s=warmup_s, **options)
+        cpu = self.meter(**(extra_pids or {}))
         result = await asyncio.to_thread(run_wrk, url, duration_s=duration_s, **options)
         created = result.statuses.get("201", 0) + (warmup.statuses.get("201", 0) if warmup else 0)
         runs = 2 if warmup else 1
         in_flight = kw.get("connections", 64) * runs
-        await self.record(name, result.row(), event["event_id"], created, in_flight)
+        await self.record(name, result.row(), event["event_id"], created, in_flight, cpu)
 
-    async def run(self, duration_s: int, connections: int, warmup_s: int) -> None:
+    async def run(
+        self, duration_s: int, connections: int, warmup_s: int, phases: str = PHASES
+    ) -> None:
         common = {"duration_s": duration_s, "warmup_s": warmup_s, "connections": connections}
         url = "/bookings/reserve"
-        event = await self.event(1_000_000, 100)
-        await self.wrk_phase("a_reserve_gateway", self.gateway + url, event, **common)
-        event = await self.event(1_000_000, 100)
-        await self.wrk_phase("b_reserve_direct", self.direct + url, event, **common)
-        event = await self.event(1_000_000, 100)
-        with bare_server(self.redis_url) as bare:
-            await self.wrk_phase("c_bare_evalsha", bare + "/api/v1" + url, event, **common)
-        await self.redis_phase(duration_s, connections)
-        await self.sold_out_phase(duration_s, connections)
-        await self.join_phase(duration_s, connections)
+        if "a" in phases:
+            event = await self.event(1_000_000, 100)
+            await self.wrk_phase("a_reserve_gateway", self.gateway + url, event, **common)
+        if "b" in phases:
+            event = await self.event(1_000_000, 100)
+            await self.wrk_phase("b_reserve_direct", self.direct + url, event, **common)
+        if "c" in phases:
+            event = await self.event(1_000_000, 100)
+            with bare_server(self.redis_url) as bare:
+                await self.wrk_phase(
+                    "c_bare_evalsha",
+                    bare.url + "/api/v1" + url,
+                    event,
+                    extra_pids={"bare": bare.pid},
+                    **common,
+                )
+        if "d" in phases:
+            await self.redis_phase(duration_s, connections)
+        if "e" in phases:
+            await self.sold_out_phase(duration_s, connections)
+        if "f" in phases:
+            await self.join_phase(duration_s, connections)
 
     async def redis_phase(self, duration_s: int, connections: int) -> None:
         if shutil.which("redis-benchmark") is None:
@@ -166,6 +206,7 @@ class Bench:
             return
         event = await self.event(1_000_000, 100)
         zone_id = event["zones"][0]["zone_id"]
+        cpu = self.meter()
         row = await asyncio.to_thread(
             run_redis_benchmark,
             self.redis_url,
@@ -176,7 +217,7 @@ class Bench:
         )
         held = (await self.stats(event["event_id"]))["held"]
         row |= {"non_2xx": row["requests"] - held, "socket_errors": 0}
-        await self.record("d_redis_evalsha", row, event["event_id"], held)
+        await self.record("d_redis_evalsha", row, event["event_id"], held, cpu=cpu)
 
     async def sold_out_phase(self, duration_s: int, connections: int) -> None:
         event = await self.event(1, 1)
@@ -187,6 +228,7 @@ class Bench:
                 f"{self.gateway}/bookings/reserve", json={**body, "quantity": 1}
             ) as taken:
                 assert taken.status == 201, await taken.text()
+        cpu = self.meter()
         result = await asyncio.to_thread(
             run_wrk,
             self.gateway + "/bookings/reserve",
@@ -198,7 +240,7 @@ class Bench:
         )
         row = result.row()
         row["non_2xx"] = sum(n for s, n in result.statuses.items() if s != "409")  # 409 is the ok
-        await self.record("e_sold_out_gateway", row, event["event_id"], 1)
+        await self.record("e_sold_out_gateway", row, event["event_id"], 1, cpu=cpu)
 
     async def join_phase(self, duration_s: int, connections: int) -> None:
         from booking.keys import queue_keys
@@ -207,6 +249,7 @@ class Bench:
         count = JOINS_PER_S_BUDGET * duration_s
         users = await insert_users(self.database_url, count, label="bench-join")
         tokens = [mint_token(self.keys, user_id) for user_id, _ in users]
+        cpu = self.meter()
         result = await asyncio.to_thread(
             run_wrk,
             self.gateway + "/queue/join",
@@ -229,7 +272,7 @@ class Bench:
             "users_minted": count,
             "repeats": repeats,
         }
-        await self.record("f_queue_join_gateway", row, event["event_id"], 0)
+        await self.record("f_queue_join_gateway", row, event["event_id"], 0, cpu=cpu)
         joined = result.statuses.get("202", 0)
         if repeats == 0 and not joined <= waiting <= joined + connections:
             self.phases["f_queue_join_gateway"]["problems"].append(
@@ -239,7 +282,12 @@ class Bench:
 
 
 async def run_bench(
-    endpoints: Endpoints, database_url: str, duration_s: int, connections: int, warmup_s: int
+    endpoints: Endpoints,
+    database_url: str,
+    duration_s: int,
+    connections: int,
+    warmup_s: int,
+    phases: str = PHASES,
 ) -> dict[str, Any]:
     from booking.db import migrate
     from common.tokens import TokenKeys
@@ -273,9 +321,10 @@ async def run_bench(
     )
     bench = Bench(settings.gateway_url, settings.booking_url, redis_url, database_url)
     stack.start()
+    bench.pids = stack.pids()
     try:
         await bench.prepare(TokenKeys.from_env({"JWT_SECRET": secret}, need_signing=True))
-        await bench.run(duration_s, connections, warmup_s)
+        await bench.run(duration_s, connections, warmup_s, phases)
     finally:
         stack.stop()
         await flusher.flushdb()
@@ -297,8 +346,17 @@ def _machine() -> dict[str, Any]:
 @click.option("--duration", default=10, show_default=True, help="seconds per phase (10-20)")
 @click.option("--connections", default=64, show_default=True)
 @click.option("--warmup", default=2, show_default=True, help="seconds of warm-up for a, b, c")
-def main(duration: int, connections: int, warmup: int) -> None:
-    """Run every bench phase once, print the table, write the JSON result."""
+@click.option(
+    "--phases",
+    default=PHASES,
+    show_default=True,
+    help="which phases to run, e.g. abc (ratios need both of their phases)",
+)
+def main(duration: int, connections: int, warmup: int, phases: str) -> None:
+    """Run the bench phases once each, print the table, write the JSON result."""
+    unknown = set(phases) - set(PHASES)
+    if unknown or not phases:
+        raise click.BadParameter(f"phases are letters of {PHASES!r}", param_hint="--phases")
     if shutil.which("wrk") is None:
         raise click.ClickException("wrk is not installed (observability/ensure-tools.sh)")
     started, started_at = time.monotonic(), datetime.now(UTC).isoformat()
@@ -307,13 +365,16 @@ def main(duration: int, connections: int, warmup: int) -> None:
     try:
         database_url = with_database(handle.endpoints.database_url, DATABASE)
         results = asyncio.run(
-            run_bench(handle.endpoints, database_url, duration, connections, warmup)
+            run_bench(handle.endpoints, database_url, duration, connections, warmup, phases)
         )
     finally:
         handle.stop()
     results |= {
         "started_at": started_at,
-        "command": f"python -m loadtests.bench --duration {duration} --connections {connections}",
+        "command": (
+            f"python -m loadtests.bench --duration {duration} --connections {connections}"
+            f" --phases {phases}"
+        ),
         "machine": _machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import redis
@@ -27,9 +28,14 @@ from stack.processes import free_port, stop_pid
 REDIS_BENCH_REQUESTS_PER_S = 15_000  # a budget guess to keep (d) near the phase length
 
 
+class BareServer(NamedTuple):
+    url: str
+    pid: int
+
+
 @contextmanager
-def bare_server(redis_url: str, *, workers: int = 1) -> Iterator[str]:
-    """loadtests.bare_reserve under uvicorn (uvloop, httptools); yields its base URL."""
+def bare_server(redis_url: str, *, workers: int = 1) -> Iterator[BareServer]:
+    """loadtests.bare_reserve under uvicorn (uvloop, httptools); yields its base URL and PID."""
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "loadtests.bare_reserve:app",
@@ -41,7 +47,7 @@ def bare_server(redis_url: str, *, workers: int = 1) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base + "/api/v1/health", process)
-        yield base
+        yield BareServer(base, process.pid)
     finally:
         stop_pid(process.pid, process=process, group=True)
 

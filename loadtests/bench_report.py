@@ -63,6 +63,9 @@ def print_table(results: dict[str, Any]) -> None:
         )
         for problem in row.get("problems", []):
             click.echo(f"    {problem}")
+        if row.get("cpu_us_per_request"):
+            split = ", ".join(f"{k} {v}" for k, v in row["cpu_us_per_request"].items())
+            click.echo(f"    CPU us per request: {split}")
     for key, value in results.items():
         if key.startswith("ratio"):
             click.echo(f"{key}: {value}")

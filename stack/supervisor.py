@@ -138,6 +138,15 @@ class Stack:
     def request_stop(self) -> None:
         self._stop_requested.set()
 
+    def pids(self) -> dict[str, int]:
+        """The PID of each running process by name (each leads its own process group)."""
+        with self._lock:
+            return {
+                m.spec.name: m.process.pid
+                for m in self._managed
+                if m.process is not None and m.process.poll() is None
+            }
+
     def wait(self) -> int:
         """Block until a stop is requested or a process keeps failing; the exit code."""
         while not self._stop_requested.wait(0.5):

@@ -39,9 +39,9 @@ async def test_bare_endpoint_holds_once_per_answer(
 ) -> None:
     event_id, zone_id, scripts = event
     body = f'{{"event_id": "{event_id}", "zone_id": "{zone_id}", "quantity": 1}}'
-    with bare_server(redis_url) as base:
+    with bare_server(redis_url) as bare:
         result = run_wrk(
-            base + "/api/v1/bookings/reserve",
+            bare.url + "/api/v1/bookings/reserve",
             method="POST",
             bodies=[body],
             connections=8,

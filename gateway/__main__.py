@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from common.limits import raise_open_files_limit
 from common.logs import logging_config
 from common.tracing import configure_tracing
 from gateway.app import create_app
@@ -16,6 +17,7 @@ from gateway.settings import GatewaySettings
 
 
 def serve(settings: GatewaySettings) -> None:
+    raise_open_files_limit()
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -14,7 +14,8 @@ not happen. This module only distributes them:
 - A watcher never slows its room down: pushing only appends to its pending list. One whose
   backlog passes `backlog` batches is resynced (the backlog is replaced by its rooms' current
   snapshots: the latest `available` per zone); one that lags again before it took that snapshot
-  is dropped. The transports also bound each write (`SEND_TIMEOUT_S`).
+  is dropped. The transports also bound each write (`SEND_TIMEOUT_S`): a client that does not
+  take one in time is dropped.
 - Only whitelisted fields are forwarded, so no buyer identity can ever reach a watcher.
 """
 
@@ -122,6 +123,7 @@ class Watcher:
         self._pending: list[Batch] = []
         self._resynced = False
         self._wake = asyncio.Event()
+        self.on_ready: Callable[[], None] | None = None  # an SSE writer waiting for something
 
     def push(self, batch: Batch) -> None:
         """Never waits: appends, resyncs a lagging watcher, or drops a hopeless one."""
@@ -136,7 +138,7 @@ class Watcher:
             self._pending = [room.snapshot_batch() for room in self.rooms.values()]
             self._resynced = True
             FEED_RESYNCS.inc()
-        self._wake.set()
+        self.wake()
 
     def reply(self, message: Message) -> None:
         self.push(Batch((message,)))
@@ -146,18 +148,31 @@ class Watcher:
             self.dropped = True
             self._pending.clear()
             FEED_DROPPED.labels(self.transport).inc()
+        self.wake()
+
+    def wake(self) -> None:
         self._wake.set()
+        if self.on_ready is not None:
+            self.on_ready()
 
     async def take(self) -> list[Batch]:
         """Everything pending, waiting for something; [] once the watcher is dropped or closed."""
         while not self._pending:
-            if self.dropped or self.closed:
+            if self.ended:
                 return []
             self._wake.clear()
             await self._wake.wait()
+        return self.take_pending()
+
+    def take_pending(self) -> list[Batch]:
+        """Everything pending now (maybe nothing)."""
         pending, self._pending = self._pending, []
         self._resynced = False
         return pending
+
+    @property
+    def ended(self) -> bool:
+        return self.dropped or self.closed
 
     @property
     def pending(self) -> int:
@@ -340,7 +355,7 @@ class LiveFeed:
         for event_id in tuple(watcher.rooms):
             self.unwatch(watcher, event_id)
         FEED_CONNECTIONS.labels(watcher.transport).dec()
-        watcher._wake.set()
+        watcher.wake()
 
     async def availability(self, event_id: str) -> Message:
         """The `availability` message: the room's state when it exists, else a fresh read."""

@@ -1,12 +1,15 @@
 """One Redis pub/sub connection per process, fanned out in-process.
 
-`Hub` subscribes to a channel when its first local subscriber asks for it and unsubscribes when
-the last one leaves (ref-counted). Every message is handed to each subscriber's bounded queue
-without waiting: a subscriber whose queue is full misses the message and is told so (`RESYNC`),
-so one slow client never holds up the others; it reads the current state again instead. A
-reconnect of the pub/sub connection (messages may have been lost meanwhile) tells every
-subscriber the same. Generic: channel -> subscribers; the queue streams and the live seat feed
+`Hub` subscribes to a channel when its first local listener asks for it and unsubscribes when
+the last one leaves (ref-counted). Every message is handed to each listener's `offer` without
+waiting; a listener never blocks the hub: a `Subscriber` (a bounded queue) whose queue is full
+misses the message and is told so (`RESYNC`), and reads the current state again instead. A
+reconnect of the pub/sub connection (messages may have been lost meanwhile) calls every
+listener's `mark_missed`. Generic: channel -> listeners; the queue streams and the live seat feed
 both use it.
+
+Subscriptions asked for while one SUBSCRIBE is on its way go out together in the next one, so
+thousands of streams opening at once cost a few commands, not one lock turn each.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
@@ -31,6 +35,19 @@ RESYNC = ("", b"")
 _ALIVE_CHANNEL = "br:hub:alive"  # keeps the connection subscribed while no client listens
 _RETRY_S = 0.5
 CLIENT_NAME = "booking-rush-hub"  # CLIENT LIST shows the one subscriber connection by this name
+SUBSCRIBE_TIMEOUT_S = 10
+
+
+class Listener(Protocol):
+    """What the hub hands messages to. `channels` is the hub's bookkeeping: leave it alone."""
+
+    channels: set[str]
+
+    def offer(self, message: tuple[str, bytes]) -> None:
+        """A message of one of its channels; must not wait."""
+
+    def mark_missed(self) -> None:
+        """Messages may have been lost: read the state again."""
 
 
 class Subscriber:
@@ -82,9 +99,11 @@ class Hub:
         )
         self._queue_size = queue_size
         self._pubsub: aioredis.client.PubSub | None = None
-        self._subscribers: dict[str, set[Subscriber]] = {}
+        self._listeners: dict[str, set[Listener]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
-        self._lock = asyncio.Lock()
+        self._to_subscribe: list[str] = []
+        self._subscribing = False
+        self._lock = asyncio.Lock()  # one SUBSCRIBE / UNSUBSCRIBE / reconnect at a time
         self._reader: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -108,49 +127,81 @@ class Hub:
 
     @property
     def channel_count(self) -> int:
-        return len(self._subscribers)
+        return len(self._listeners)
 
-    async def subscribe(self, subscriber: Subscriber, channels: Iterable[str]) -> None:
-        """Adds the subscriber to the channels; returns once Redis confirmed each subscription
+    async def subscribe(self, listener: Listener, channels: Iterable[str]) -> None:
+        """Adds the listener to the channels; returns once Redis confirmed each subscription
         (so a state read after this call cannot miss a message published after it)."""
         waits = []
-        async with self._lock:
-            for channel in channels:
-                if channel in subscriber.channels:
-                    continue
-                subscriber.channels.add(channel)
-                listeners = self._subscribers.setdefault(channel, set())
-                listeners.add(subscriber)
-                if channel not in self._confirmed:
-                    self._confirmed[channel] = asyncio.get_running_loop().create_future()
-                    await self._command().subscribe(channel)
-                waits.append(self._confirmed[channel])
-        if waits:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout=10)
+        for channel in channels:
+            if channel in listener.channels:
+                continue
+            listener.channels.add(channel)
+            self._listeners.setdefault(channel, set()).add(listener)
+            if channel not in self._confirmed:
+                self._confirmed[channel] = asyncio.get_running_loop().create_future()
+                self._to_subscribe.append(channel)
+            waits.append(self._confirmed[channel])
+        if self._to_subscribe and not self._subscribing:
+            self._subscribing = True
+            self._in_background(self._send_subscribes())
+        async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+            for confirmed in waits:
+                await asyncio.shield(confirmed)  # shared: a cancelled caller must not cancel it
 
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        """Removes the subscriber at once (safe in a cancelled task's cleanup); channels left
+    def unsubscribe(self, listener: Listener) -> None:
+        """Removes the listener at once (safe in a cancelled task's cleanup); channels left
         without listeners are unsubscribed from Redis in the background."""
         emptied = []
-        for channel in subscriber.channels:
-            listeners = self._subscribers.get(channel)
+        for channel in listener.channels:
+            listeners = self._listeners.get(channel)
             if listeners is None:
                 continue
-            listeners.discard(subscriber)
+            listeners.discard(listener)
             if not listeners:
-                del self._subscribers[channel]
+                del self._listeners[channel]
                 self._confirmed.pop(channel, None)
                 emptied.append(channel)
-        subscriber.channels.clear()
+        listener.channels.clear()
         if emptied:
-            task = asyncio.get_running_loop().create_task(self._unsubscribe(emptied))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._unsubscribe(emptied))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send_subscribes(self) -> None:
+        """One SUBSCRIBE for every channel asked for meanwhile, until none is left."""
+        try:
+            async with self._lock:
+                while self._to_subscribe:
+                    channels, self._to_subscribe = self._to_subscribe, []
+                    # Those still wanted and unconfirmed (a reconnect subscribed the others).
+                    channels = [c for c in channels if c in self._listeners and not self._done(c)]
+                    if channels:
+                        await self._subscribe_or_fail(channels)
+        finally:
+            self._subscribing = False
+
+    async def _subscribe_or_fail(self, channels: list[str]) -> None:
+        try:
+            await self._command().subscribe(*channels)
+        except Exception as exc:
+            for channel in channels:
+                confirmed = self._confirmed.get(channel)
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_exception(exc)
+                    confirmed.exception()  # retrieved: the waiting subscribers raise it
+
+    def _done(self, channel: str) -> bool:
+        confirmed = self._confirmed.get(channel)
+        return confirmed is None or confirmed.done()
 
     async def _unsubscribe(self, channels: list[str]) -> None:
         async with self._lock:
             # A subscriber may have come back for a channel meanwhile: keep those.
-            gone = [channel for channel in channels if channel not in self._subscribers]
+            gone = [channel for channel in channels if channel not in self._listeners]
             if gone and self._pubsub is not None:
                 with contextlib.suppress(Exception):  # a reconnect forgets them anyway
                     await self._pubsub.unsubscribe(*gone)
@@ -163,8 +214,8 @@ class Hub:
     async def _connect(self) -> None:
         pubsub = self._client.pubsub()
         await pubsub.subscribe(_ALIVE_CHANNEL)
-        if self._subscribers:
-            await pubsub.subscribe(*self._subscribers)
+        if self._listeners:
+            await pubsub.subscribe(*self._listeners)
         assert pubsub.connection is not None
         # redis-py reconnects a dropped pub/sub connection by itself and resubscribes; messages
         # published meanwhile are lost, so every subscriber re-reads its state.
@@ -172,9 +223,15 @@ class Hub:
         self._pubsub = pubsub
 
     async def _on_silent_reconnect(self, connection: object) -> None:
-        for listeners in tuple(self._subscribers.values()):
+        self._mark_all_missed()
+
+    def _mark_all_missed(self) -> None:
+        told: set[int] = set()
+        for listeners in tuple(self._listeners.values()):
             for listener in tuple(listeners):
-                listener.mark_missed()
+                if id(listener) not in told:
+                    told.add(id(listener))
+                    listener.mark_missed()
 
     async def _read_forever(self) -> None:
         while True:
@@ -195,7 +252,7 @@ class Hub:
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
             if kind == "message":
-                for listener in tuple(self._subscribers.get(channel, ())):
+                for listener in tuple(self._listeners.get(channel, ())):
                     listener.offer((channel, message["data"]))
             elif kind == "subscribe":
                 confirmed = self._confirmed.get(channel)
@@ -215,10 +272,8 @@ class Hub:
                 except Exception as exc:
                     log.warning("pub/sub reconnect failed (%s)", exc)
                     await asyncio.sleep(_RETRY_S)
-            for channel in self._subscribers:
+            for channel in self._listeners:
                 future = self._confirmed.get(channel)
                 if future is None or future.done():
                     self._confirmed[channel] = asyncio.get_running_loop().create_future()
-        for listeners in tuple(self._subscribers.values()):
-            for listener in tuple(listeners):
-                listener.mark_missed()
+        self._mark_all_missed()

@@ -1,15 +1,24 @@
-"""The live queue position stream (SSE body): current state at once, `position` when it changes,
-the pushed `pass`, a final `sold_out`.
+"""The live queue position stream (the SSE body): current state at once, `position` when it
+changes, the pushed `pass`, a final `sold_out`.
 
 Fan-out per process, over the one pub/sub connection of `booking.pubsub.Hub`:
-- each stream subscribes to its user's channel: the admission tick publishes the pass there,
-  so it reaches the client the moment it is minted (never found by polling);
-- per event, one `_Board` subscribes to the event's queue feed, where the tick publishes ONE
+- each stream listens on its user's channel: the admission tick publishes the pass there, so it
+  reaches the client the moment it is minted (never found by polling);
+- per event, one `_Board` listens on the event's queue feed, where the tick publishes ONE
   `progress` message (not one per waiting user). On it, the board reads the exact position
   (ZRANK) of every local stream of that event in batched MULTI round trips (`look_many`) and
   hands each stream its new state. Sequence arithmetic would need no read at all but is wrong
   once someone leaves; a per-stream read is exact but 10,000 streams would fire 10,000 reads at
-  once. The batch is exact and costs a few round trips per tick per process.
+  once. The batch is exact and costs a few round trips per tick per process; between batches the
+  loop writes what the previous batch changed, so a refresh never starves pass deliveries.
+- A new stream's first state comes from the board's next batch too, so a burst of opens costs
+  a few reads rather than one each; a quiet `resync_s` (no message) re-reads every stream, as a
+  safety net for a lost message, not the delivery path.
+
+A stream holds at most one pending `position` (the latest wins), one `pass` and the end, never a
+backlog: a client that reads slowly skips positions instead of growing memory. It is encoded
+only when its writer takes it. Once admitted, a stream is re-read only every `resync_s` (to end
+it when the pass is used or lapses): the ticks' refreshes read the waiting ones.
 """
 
 from __future__ import annotations
@@ -18,8 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -28,229 +36,319 @@ from booking import errors
 from booking.domain import from_ms, rfc3339
 from booking.keys import queue_keys
 from booking.metrics import QUEUE_PASS_DELIVERY, QUEUE_STREAMS
-from booking.pubsub import RESYNC, Hub, Subscriber
+from booking.pubsub import Hub
 from booking.queue import placement_body
+from booking.sse import Ending, frame
 from booking.store.queue import Outflow, Placement, QueueStore
 from common.tokens import Identity
 
 log = logging.getLogger(__name__)
 
-_BOARD = "@board"  # the in-process "your state changed" wake-up
-_BATCH = 500
+BATCH = 500  # users per MULTI of a board's refresh
+RESYNC_S = 15.0
+RETRY_S = 1.0
 
-
-@dataclass
-class StreamEvent:
-    event: str
-    data: dict[str, Any]
-    id: int
+Look = tuple[Placement | None, Outflow]
 
 
 class PositionStream:
-    """One client's live view of its place. Event ids grow by one per event and continue after
-    the client's Last-Event-ID, so they never repeat across reconnects; a reconnect after the
-    admission gets the (unused) pass again as its first event."""
+    """One client's live view of its place, as SSE frames (a `booking.sse.FrameSource`).
 
-    def __init__(
-        self, streams: QueueStreams, subscriber: Subscriber, event_id: str, user_id: str, last: int
-    ) -> None:
+    Event ids grow by one per event and continue after the client's Last-Event-ID, so they never
+    repeat across reconnects; a reconnect after the admission gets the (unused) pass again as
+    its first event."""
+
+    __slots__ = (
+        "_admitted_ms",
+        "_closed",
+        "_finished",
+        "_next_id",
+        "_pass",
+        "_position",
+        "_ready",
+        "_shown",
+        "_sold_out",
+        "_streams",
+        "channels",
+        "event_id",
+        "first",
+        "user_id",
+    )
+
+    def __init__(self, streams: QueueStreams, event_id: str, user_id: str, last: int) -> None:
         self._streams = streams
-        self._subscriber = subscriber
         self.event_id = event_id
         self.user_id = user_id
-        self._user_channel = queue_keys(event_id).user_channel(user_id)
+        self.channels: set[str] = set()  # the hub's bookkeeping
+        self.first: asyncio.Future[Look] = asyncio.get_running_loop().create_future()
         self._next_id = last + 1
-        self._first: tuple[Placement, Outflow] | None = None
-        self._latest: tuple[Placement | None, Outflow] | None = None
-        self._sent: dict[str, Any] | None = None
+        self._shown: int | str | None = None  # the last position queued, or "admitted"
+        self._position: dict[str, Any] | None = None
+        self._pass: dict[str, Any] | None = None
+        self._admitted_ms: int | None = None  # of a pushed pass: for the delivery metric
+        self._sold_out = False
+        self._finished = False  # nothing follows what is pending
+        self._ready: Callable[[], None] | None = None
         self._closed = False
         QUEUE_STREAMS.inc()
 
-    def close(self) -> None:
+    # what the board and the hub hand in (never waits)
+
+    def update(self, placement: Placement | None, outflow: Outflow) -> None:
+        """This stream's fresh state, read by its board."""
+        if not self.first.done():
+            self.first.set_result((placement, outflow))
+        if self._finished:
+            return
+        if outflow.sold_out and (placement is None or placement.status != "admitted"):
+            self._position = None
+            self._sold_out = self._finished = True
+        elif placement is None:  # left the queue, used its pass, or the pass lapsed
+            self._finished = True
+        elif placement.status == "admitted":
+            body = placement_body(self.event_id, placement, outflow)
+            self._show_pass(body["queue_pass"], body["pass_expires_at"])
+            return
+        elif self._shown == "admitted" or self._shown == placement.position:
+            return
+        else:
+            self._position = placement_body(self.event_id, placement, outflow)
+            self._shown = placement.position
+        self._wake()
+
+    def offer(self, message: tuple[str, bytes]) -> None:
+        """A message on the user's channel: the pass the admission tick just minted."""
+        data = orjson.loads(message[1])
+        if data.get("type") == "pass" and not self._finished:
+            expires = rfc3339(from_ms(int(data["expires_ms"])))
+            self._show_pass(data["queue_pass"], expires, admitted_ms=int(data["admitted_ms"]))
+
+    def mark_missed(self) -> None:
+        self._streams.reread(self)
+
+    def _show_pass(
+        self, queue_pass: str, expires_at: str | None, admitted_ms: int | None = None
+    ) -> None:
+        if self._shown == "admitted":
+            return
+        self._shown = "admitted"
+        self._position = None
+        self._pass = {"queue_pass": queue_pass, "pass_expires_at": expires_at}
+        self._admitted_ms = admitted_ms
+        self._wake()
+
+    @property
+    def admitted(self) -> bool:
+        return self._shown == "admitted"
+
+    def _wake(self) -> None:
+        if self._ready is not None:
+            self._ready()
+
+    # what the SSE response takes (a booking.sse.FrameSource)
+
+    def listen(self, ready: Callable[[], None]) -> None:
+        self._ready = ready
+
+    def take(self) -> bytes | None:
+        if self._position is not None or self._pass is not None or self._sold_out:
+            return self._encode()
+        return None if self._finished else b""
+
+    def _encode(self) -> bytes:
+        frames = []
+        if self._position is not None:
+            frames.append(self._frame("position", self._position))
+            self._position = None
+        if self._pass is not None:
+            frames.append(self._frame("pass", self._pass))
+            self._pass = None
+            if self._admitted_ms is not None:
+                QUEUE_PASS_DELIVERY.observe(max(0.0, time.time() - self._admitted_ms / 1000))
+        if self._sold_out:
+            frames.append(self._frame("sold_out", {"event_id": self.event_id}))
+            self._sold_out = False
+        return b"".join(frames)
+
+    def _frame(self, event: str, data: dict[str, Any]) -> bytes:
+        encoded = frame(event, orjson.dumps(data), self._next_id)
+        self._next_id += 1
+        return encoded
+
+    def close(self, ending: Ending = "finished") -> None:
         if not self._closed:
             self._closed = True
             QUEUE_STREAMS.dec()
             self._streams.detach(self)
 
-    def notify(self, placement: Placement | None, outflow: Outflow) -> None:
-        """Called by the event's board with this stream's fresh state."""
-        self._latest = (placement, outflow)
-        self._subscriber.offer((_BOARD, b""))
-
-    def _event(self, name: str, data: dict[str, Any]) -> StreamEvent:
-        event = StreamEvent(name, data, self._next_id)
-        self._next_id += 1
-        return event
-
-    def _changed(self, placement: Placement, outflow: Outflow) -> StreamEvent | None:
-        body = placement_body(self.event_id, placement, outflow)
-        previous = self._sent
-        if placement.status == "admitted":
-            if previous is not None and previous["status"] == "admitted":
-                return None
-            self._sent = body
-            return self._event("pass", _pass_data(body))
-        if previous is not None and previous.get("position") == body["position"]:
-            return None
-        self._sent = body
-        return self._event("position", body)
-
-    def _pushed_pass(self, data: dict[str, Any]) -> StreamEvent | None:
-        if self._sent is not None and self._sent["status"] == "admitted":
-            return None
-        self._sent = {
-            "event_id": self.event_id,
-            "status": "admitted",
-            "queue_pass": data["queue_pass"],
-            "pass_expires_at": rfc3339(from_ms(int(data["expires_ms"]))),
-        }
-        QUEUE_PASS_DELIVERY.observe(max(0.0, time.time() - int(data["admitted_ms"]) / 1000))
-        return self._event("pass", _pass_data(self._sent))
-
-    async def events(self, resync_s: float = 15.0) -> AsyncIterator[StreamEvent]:
-        """Until the user leaves the queue, its pass is used or lapses, or the event sells out.
-        Pushed messages drive it; a quiet `resync_s` (or a message the hub had to drop) makes
-        it re-read its state: a safety net for a lost message, not the delivery path."""
-        assert self._first is not None
-        first = self._changed(*self._first)
-        if first is not None:
-            yield first
-        while True:
-            message = await self._subscriber.get(wait_s=resync_s)
-            if message is not None and message != RESYNC:
-                channel, raw = message
-                if channel == self._user_channel:
-                    data = orjson.loads(raw)
-                    pushed = self._pushed_pass(data) if data.get("type") == "pass" else None
-                    if pushed is not None:
-                        yield pushed
-                    continue
-                if self._latest is None:
-                    continue
-                placement, outflow = self._latest
-                self._latest = None
-            else:
-                placement, outflow = await self._streams.store.look(
-                    self.event_id, self.user_id, self._streams.clock()
-                )
-            if outflow.sold_out and (placement is None or placement.status != "admitted"):
-                yield self._event("sold_out", {"event_id": self.event_id})
-                return
-            if placement is None:
-                return
-            update = self._changed(placement, outflow)
-            if update is not None:
-                yield update
-
-
-def _pass_data(body: dict[str, Any]) -> dict[str, Any]:
-    return {"queue_pass": body["queue_pass"], "pass_expires_at": body["pass_expires_at"]}
-
 
 class _Board:
-    """The local streams of one event, refreshed together on each feed message."""
+    """The local streams of one event, read together: the waiting ones on each feed message,
+    every one at least every `resync_s`, the new and the resyncing ones as soon as possible."""
 
     def __init__(self, streams: QueueStreams, event_id: str) -> None:
         self.event_id = event_id
         self.members: set[PositionStream] = set()
+        self.channels: set[str] = set()  # the hub's bookkeeping
         self._streams = streams
-        self._subscriber = streams.hub.subscriber()
+        self._due: set[PositionStream] = set()
+        self._waiting_due = False
+        self._everyone_due_at = 0.0
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def start(self) -> None:
         try:
-            await self._streams.hub.subscribe(self._subscriber, [queue_keys(self.event_id).feed])
+            await self._streams.hub.subscribe(self, [queue_keys(self.event_id).feed])
         except BaseException as exc:
-            self.ready.set_exception(exc)
+            if isinstance(exc, Exception):
+                self.ready.set_exception(exc)
+                self.ready.exception()  # retrieved: joiners re-raise it
+            else:
+                self.ready.cancel()
             raise
         self._task = asyncio.create_task(self._run(), name=f"queue-board-{self.event_id}")
         self.ready.set_result(None)
 
     def stop(self) -> None:
-        self._streams.hub.unsubscribe(self._subscriber)
+        self._streams.hub.unsubscribe(self)
         if self._task is not None:
             self._task.cancel()
 
+    def offer(self, message: tuple[str, bytes]) -> None:
+        """A feed message (`progress`, `sold_out`): every waiting place may have changed."""
+        self._waiting_due = True
+        self._wakeup.set()
+
+    def mark_missed(self) -> None:
+        self._everyone_due_at = 0.0
+        self._wakeup.set()
+
+    def join(self, stream: PositionStream) -> None:
+        self.members.add(stream)
+        self.read_soon(stream)
+
+    def leave(self, stream: PositionStream) -> None:
+        self.members.discard(stream)
+        self._due.discard(stream)
+
+    def read_soon(self, stream: PositionStream) -> None:
+        self._due.add(stream)
+        self._wakeup.set()
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            message = await self._subscriber.get()
-            if message is None:
-                continue
+            with contextlib.suppress(TimeoutError):
+                wait_s = self._everyone_due_at - loop.time()
+                async with asyncio.timeout(max(0.0, wait_s)):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+            due = self._next_due(loop.time())
             try:
-                await self._refresh()
+                await self._read(due)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("queue position refresh failed for event %s", self.event_id)
-                for stream in tuple(self.members):
-                    stream._subscriber.mark_missed()  # each re-reads on its own
+            except Exception as exc:
+                log.warning("queue positions of event %s unread (%s); retrying", self.event_id, exc)
+                self._fail_first_looks(due, exc)
+                self._due.update(stream for stream in due if stream in self.members)
+                await asyncio.sleep(RETRY_S)
+                self._wakeup.set()
 
-    async def _refresh(self) -> None:
-        members = list(self.members)
-        for start in range(0, len(members), _BATCH):
-            chunk = members[start : start + _BATCH]
+    def _next_due(self, now: float) -> list[PositionStream]:
+        if now >= self._everyone_due_at:
+            self._everyone_due_at = now + self._streams.resync_s
+            due = list(self.members)
+        elif self._waiting_due:
+            due = [stream for stream in self.members if not stream.admitted]
+            due.extend(stream for stream in self._due if stream.admitted)
+        else:
+            due = list(self._due)
+        self._waiting_due = False
+        self._due.clear()
+        return due
+
+    async def _read(self, due: Sequence[PositionStream]) -> None:
+        for start in range(0, len(due), BATCH):
+            chunk = [stream for stream in due[start : start + BATCH] if stream in self.members]
+            if not chunk:
+                continue
             placements, outflow = await self._streams.store.look_many(
                 self.event_id, [stream.user_id for stream in chunk], self._streams.clock()
             )
             for stream, placement in zip(chunk, placements, strict=True):
-                stream.notify(placement, outflow)
+                stream.update(placement, outflow)
+
+    def _fail_first_looks(self, due: Sequence[PositionStream], exc: Exception) -> None:
+        for stream in due:
+            if not stream.first.done():
+                stream.first.set_exception(exc)
+                stream.first.exception()  # retrieved: its opener raises it
 
 
 class QueueStreams:
     """Opens position streams; keeps one board per event with local streams."""
 
-    def __init__(self, hub: Hub, store: QueueStore, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, hub: Hub, store: QueueStore, clock: Callable[[], int], resync_s: float = RESYNC_S
+    ) -> None:
         self.hub = hub
         self.store = store
         self.clock = clock
+        self.resync_s = resync_s
         self._boards: dict[str, _Board] = {}
 
     async def open(
         self, identity: Identity, event_id: str, *, last_event_id: int = 0
     ) -> PositionStream:
-        """Subscribes first, then reads the state, so nothing published in between is lost.
+        """Listens first, then reads the state, so nothing published in between is lost.
         Raises (before any byte is streamed) when the user is not in the queue."""
-        subscriber = self.hub.subscriber()
-        stream = PositionStream(self, subscriber, event_id, identity.user_id, last_event_id)
+        stream = PositionStream(self, event_id, identity.user_id, last_event_id)
         try:
-            await self.hub.subscribe(
-                subscriber, [queue_keys(event_id).user_channel(identity.user_id)]
-            )
-            await self._attach(stream)
-            placement, outflow = await self.store.look(event_id, identity.user_id, self.clock())
+            await self.hub.subscribe(stream, [queue_keys(event_id).user_channel(identity.user_id)])
+            (await self._board(event_id)).join(stream)
+            placement, outflow = await stream.first
             if placement is None:
                 if outflow.sold_out:
                     raise errors.SoldOutError("the event sold out")
                 raise errors.NotFoundError("you are not in this event's queue")
         except BaseException:
-            stream.close()
+            stream.close("failed")
             raise
-        stream._first = (placement, outflow)
         return stream
 
-    async def _attach(self, stream: PositionStream) -> None:
-        board = self._boards.get(stream.event_id)
-        if board is None:
-            board = _Board(self, stream.event_id)
-            self._boards[stream.event_id] = board
-            board.members.add(stream)
-            try:
-                await board.start()
-            except BaseException:
-                self._boards.pop(stream.event_id, None)
-                raise
-        else:
-            board.members.add(stream)
+    async def _board(self, event_id: str) -> _Board:
+        """The event's started board; the caller joins it before its next await."""
+        while True:
+            board = self._boards.get(event_id)
+            if board is None:
+                board = self._boards[event_id] = _Board(self, event_id)
+                try:
+                    await board.start()
+                except BaseException:
+                    board.stop()
+                    if self._boards.get(event_id) is board:
+                        del self._boards[event_id]
+                    raise
+                return board
             await asyncio.shield(board.ready)
+            if self._boards.get(event_id) is board:  # not emptied and stopped meanwhile
+                return board
+
+    def reread(self, stream: PositionStream) -> None:
+        board = self._boards.get(stream.event_id)
+        if board is not None and stream in board.members:
+            board.read_soon(stream)
 
     def detach(self, stream: PositionStream) -> None:
-        self.hub.unsubscribe(stream._subscriber)
+        self.hub.unsubscribe(stream)
         board = self._boards.get(stream.event_id)
         if board is None:
             return
-        board.members.discard(stream)
-        if not board.members:
+        board.leave(stream)
+        if not board.members and board.ready.done():
             del self._boards[stream.event_id]
             with contextlib.suppress(Exception):
                 board.stop()

@@ -8,20 +8,18 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from sse_starlette import EventSourceResponse
-from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
 from booking.errors import BookingError, NotFoundError, UnauthorizedError
 from booking.feed import SEND_TIMEOUT_S, LiveFeed, Watcher, error_message
 from booking.openapi import register
+from booking.sse import Ending, EventStream
 
 log = logging.getLogger(__name__)
 
@@ -38,38 +36,31 @@ def _event_id(raw: Any) -> str | None:
         return None
 
 
-async def _sse_chunks(watcher: Watcher) -> AsyncIterator[bytes]:
-    while True:
-        batches = await watcher.take()
-        if not batches:
-            return
-        yield b"".join(batch.sse for batch in batches)
-        watcher.sent.inc(sum(len(batch.messages) for batch in batches))
-
-
-class FeedStream(EventSourceResponse):
-    """The SSE response; whatever ends it (client gone, too slow, shutdown) closes the watcher."""
+class FeedStream:
+    """A watcher as an SSE frame source; whatever ends the response (client gone, too slow,
+    shutdown) closes the watcher, and one too slow to take a write is counted as dropped."""
 
     def __init__(self, feed: LiveFeed, watcher: Watcher) -> None:
-        super().__init__(
-            _sse_chunks(watcher),
-            ping=HEARTBEAT_S,
-            send_timeout=SEND_TIMEOUT_S,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
         self.feed = feed
         self.watcher = watcher
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except SendTimeoutError:
+    def listen(self, ready: Callable[[], None]) -> None:
+        self.watcher.on_ready = ready
+
+    def take(self) -> bytes | None:
+        batches = self.watcher.take_pending()
+        if not batches:
+            return None if self.watcher.ended else b""
+        self.watcher.sent.inc(sum(len(batch.messages) for batch in batches))
+        return b"".join(batch.sse for batch in batches)
+
+    def close(self, ending: Ending) -> None:
+        if ending == "too_slow":
             self.watcher.drop()
-        finally:
-            self.feed.close(self.watcher)
+        self.feed.close(self.watcher)
 
 
-async def availability_stream(request: Request) -> FeedStream:
+async def availability_stream(request: Request) -> EventStream:
     feed: LiveFeed = request.app.state.feed
     event_id = _event_id(request.path_params["event_id"])
     if event_id is None:
@@ -80,7 +71,9 @@ async def availability_stream(request: Request) -> FeedStream:
     except BaseException:
         feed.close(watcher)
         raise
-    return FeedStream(feed, watcher)
+    return EventStream(
+        FeedStream(feed, watcher), heartbeat_s=HEARTBEAT_S, send_timeout_s=SEND_TIMEOUT_S
+    )
 
 
 def _token_is_bad(websocket: WebSocket) -> bool:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import orjson
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,8 +11,8 @@ from starlette.routing import Route
 from booking.errors import NotFoundError
 from booking.http import JSONResponse, identity, read_body
 from booking.openapi import register
-from booking.queue_stream import PositionStream
 from booking.schemas import Body, QueuePatchBody
+from booking.sse import EventStream
 
 
 class JoinBody(Body):
@@ -51,28 +48,14 @@ async def leave(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _frames(stream: PositionStream, resync_s: float) -> AsyncIterator[ServerSentEvent]:
-    try:
-        async for item in stream.events(resync_s=resync_s):
-            yield ServerSentEvent(
-                data=orjson.dumps(item.data).decode(), event=item.event, id=str(item.id)
-            )
-    finally:
-        stream.close()
-
-
-async def position_stream(request: Request) -> EventSourceResponse:
+async def position_stream(request: Request) -> EventStream:
     state = request.app.state
     stream = await state.queue_streams.open(
         identity(request),
         _event_id(request),
         last_event_id=_last_event_id(request),
     )
-    return EventSourceResponse(
-        _frames(stream, state.queue_heartbeat_s),
-        ping=state.queue_heartbeat_s,
-        headers={"Cache-Control": "no-store"},
-    )
+    return EventStream(stream, heartbeat_s=state.queue_heartbeat_s)
 
 
 async def update_settings(request: Request) -> JSONResponse:

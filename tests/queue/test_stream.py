@@ -1,18 +1,21 @@
 """The position stream (use-case level, real Redis and hub): current state at once, `position`
-when it changes, the pushed `pass`, ids that continue after Last-Event-ID, final `sold_out`."""
+when it changes, the pushed `pass`, ids that continue after Last-Event-ID, final `sold_out`.
+The stream's frames are read as the SSE response reads them and parsed from the wire format."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from booking import errors
-from booking.queue_stream import StreamEvent
+from booking.queue_stream import PositionStream
 from common.tokens import Identity
 from tests.queue.conftest import TICK_S, Clock
 from tests.queue.helpers import join, reserve
@@ -21,7 +24,51 @@ from workers.queue_release import QueueRelease
 TICK_MS = int(TICK_S * 1000)
 
 
-async def _next(events: AsyncIterator[StreamEvent], wait_s: float = 3) -> StreamEvent:
+@dataclass
+class StreamEvent:
+    event: str
+    data: dict[str, Any]
+    id: int
+
+
+def parse_frames(chunk: bytes) -> list[StreamEvent]:
+    """SSE events of one write: `id`, `event` and one `data` line each, a blank line after."""
+    assert chunk.endswith(b"\n\n"), chunk
+    events = []
+    for block in chunk[:-2].split(b"\n\n"):
+        fields = dict(line.split(b": ", 1) for line in block.split(b"\n"))
+        assert set(fields) == {b"id", b"event", b"data"}, block
+        event, data, event_id = fields[b"event"].decode(), fields[b"data"], fields[b"id"]
+        events.append(StreamEvent(event, orjson.loads(data), int(event_id)))
+    return events
+
+
+class Events:
+    """The events of a stream, one at a time, in order, taken as the SSE response takes them."""
+
+    def __init__(self, stream: PositionStream) -> None:
+        self.stream = stream
+        self.queued: deque[StreamEvent] = deque()
+        self.ready = asyncio.Event()
+        stream.listen(self.ready.set)
+
+    async def __anext__(self) -> StreamEvent:
+        while not self.queued:
+            self.ready.clear()
+            chunk = self.stream.take()
+            if chunk is None:
+                raise StopAsyncIteration
+            if chunk:
+                self.queued.extend(parse_frames(chunk))
+            else:
+                await self.ready.wait()
+        return self.queued.popleft()
+
+    async def aclose(self) -> None:
+        self.stream.close()
+
+
+async def _next(events: Events, wait_s: float = 3) -> StreamEvent:
     async with asyncio.timeout(wait_s):
         return await anext(events)
 
@@ -45,7 +92,7 @@ async def test_position_then_pushed_pass(
         await queue.open(Identity(str(__import__("uuid").uuid4()), "customer", 0), event_id)
 
     stream = await queue.open(Identity(last_id, "customer", 0), event_id, last_event_id=41)
-    events = stream.events(resync_s=30)
+    events = Events(stream)
     try:
         first = await _next(events)
         assert (first.event, first.id, first.data["position"]) == ("position", 42, 3)
@@ -80,7 +127,7 @@ async def test_position_then_pushed_pass(
 
     # a reconnect after admission gets the pass again, ids continuing after Last-Event-ID
     again = await queue.open(Identity(last_id, "customer", 0), event_id, last_event_id=45)
-    replay = again.events(resync_s=30)
+    replay = Events(again)
     try:
         event_again = await _next(replay)
         assert (event_again.event, event_again.id) == ("pass", 46)
@@ -112,7 +159,7 @@ async def test_sold_out_reaches_every_waiting_stream(
     for user_id, headers in waiting:
         await join(client, headers, event_id)
         stream = await app.state.queue_streams.open(Identity(user_id, "customer", 0), event_id)
-        events = stream.events(resync_s=30)
+        events = Events(stream)
         assert (await _next(events)).event == "position"
         streams.append((stream, events))
     token = (await client.get(f"/api/v1/queue/position/{event_id}", headers=buyer)).json()

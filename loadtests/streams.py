@@ -1,0 +1,516 @@
+"""`python -m loadtests.streams --streams 10000`: how many queue position streams (SSE) ONE
+booking process holds, and how fast each admitted user gets its pass.
+
+It starts its own booking service (one process, free loopback port, LOG_LEVEL=WARNING) with the
+bench's helpers (`stack`), on the servers `make run` uses (or starts them), with its own
+PostgreSQL database and Redis db. Then:
+
+1. a queued event (max_concurrent = every user, so only `release_per_tick` paces admission);
+2. N users written straight into PostgreSQL, one token each, all joined (`POST /queue/join`);
+3. N position streams opened (at most `--open-concurrency` opening at once) by a lean client:
+   one asyncio Protocol per connection, no task per stream, parsing only what it needs;
+4. the queue-release admission (`workers.queue_release.QueueRelease`, in this process) ticks
+   until every stream got its `pass` (or failed, or `--max-seconds` passed).
+
+It reports streams opened, time to the response headers (p50/p99), errors by kind, pass delivery
+delay from admission (the tick's clock, `pass_expires_at - pass_ttl_s`) to receipt (p50/p99),
+the booking process's RSS and CPU per phase, its Redis pub/sub connections (CLIENT LIST entries
+of that process flagged `P`), and the wall time; writes JSON to loadtests/results/, and exits 1
+when a stream failed or missed its pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import resource
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+import click
+import orjson
+import psutil
+import redis.asyncio as aioredis
+
+from loadtests.bench import _redis_db as redis_db_url
+from loadtests.target import insert_users, mint_token
+from stack.infra import Endpoints, start_infra
+from stack.probes import ensure_database, with_database
+from stack.processes import free_port
+from stack.specs import StackSettings
+from stack.supervisor import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = ROOT / ".run" / "streams"
+RESULTS_DIR = ROOT / "loadtests" / "results"
+DATABASE = "booking_rush_streams"
+REDIS_DB = 9
+PASS_TTL_S = 1800  # longer than any run: no pass lapses while streams wait
+JOIN_CONCURRENCY = 64
+SAMPLE_S = 0.5
+
+
+class PositionWatch(asyncio.Protocol):
+    """One SSE position stream, read in `data_received` (no task, no StreamReader): the status
+    line, then whole events; it notes when the `pass` arrives and closes the connection."""
+
+    def __init__(self, request: bytes, pass_ttl_s: int) -> None:
+        self.request = request
+        self.pass_ttl_s = pass_ttl_s
+        self.started = time.monotonic()
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.open_s: float | None = None
+        self.status = 0
+        self.events = 0
+        self.pass_delay_s: float | None = None
+        self.error: str | None = None
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if not self.status and not self._read_head():
+            return
+        # Chunked framing and CRLF/LF separators both reduce to LF lines; events end in a blank
+        # line, and each arrives in one chunk (one ASGI send), so framing never splits one.
+        text = self._buffer.replace(b"\r\n", b"\n")
+        end = text.rfind(b"\n\n")
+        if end < 0:
+            return
+        self._buffer = text[end + 2 :]
+        for block in text[:end].split(b"\n\n"):
+            self._event(block)
+
+    def _read_head(self) -> bool:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        status_line = self._buffer.split(b"\r\n", 1)[0]
+        self.status = int(status_line.split(b" ")[1])
+        self.open_s = time.monotonic() - self.started
+        self._buffer = self._buffer[end + 4 :]
+        if self.status != 200:
+            self.fail(f"status {self.status}")
+        elif not self.opened.done():
+            self.opened.set_result(None)
+        return self.status == 200
+
+    def _event(self, block: bytes) -> None:
+        name = data = None
+        for line in block.split(b"\n"):
+            if line.startswith(b"event: "):
+                name = line[7:]
+            elif line.startswith(b"data: "):
+                data = line[6:]
+        if name is None:
+            return  # a heartbeat, or chunk framing
+        self.events += 1
+        if name == b"pass" and self.pass_delay_s is None and data is not None:
+            expires = datetime.fromisoformat(orjson.loads(data)["pass_expires_at"])
+            admitted = expires.timestamp() - self.pass_ttl_s
+            self.pass_delay_s = time.time() - admitted
+            self.close()
+        elif name == b"sold_out":
+            self.fail("sold_out")
+
+    def fail(self, error: str) -> None:
+        if self.error is None and self.pass_delay_s is None:
+            self.error = error
+        if not self.opened.done():
+            self.opened.set_result(None)
+        self.close()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.pass_delay_s is None:
+            self.fail("closed before the pass")
+
+    @property
+    def finished(self) -> bool:
+        return self.pass_delay_s is not None or self.error is not None
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+@dataclass
+class ProcessMeter:
+    """RSS and CPU of one process, sampled while the run goes on."""
+
+    pid: int
+    peak_rss_mb: float = 0.0
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._process = psutil.Process(self.pid)
+
+    def cpu_s(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def rss_mb(self) -> float:
+        rss = self._process.memory_info().rss / 2**20
+        self.peak_rss_mb = max(self.peak_rss_mb, rss)
+        return round(rss, 1)
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = self.cpu_s()
+
+    async def sample_forever(self) -> None:
+        while True:
+            self.rss_mb()
+            await asyncio.sleep(SAMPLE_S)
+
+
+async def pubsub_connections(redis_url: str, pid: int) -> dict[str, Any]:
+    """The process's Redis connections (matched by local port in CLIENT LIST): how many, and
+    which of them subscribe (flag `P`, or channels or patterns), with their channel count."""
+    ports = {
+        f"127.0.0.1:{conn.laddr.port}"
+        for conn in psutil.Process(pid).net_connections(kind="tcp")
+        if conn.raddr and conn.status == psutil.CONN_ESTABLISHED
+    }
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        mine = [entry for entry in await client.client_list() if entry["addr"] in ports]
+    finally:
+        await client.aclose()
+    subscribers = [
+        entry
+        for entry in mine
+        if "P" in entry["flags"] or int(entry.get("sub", 0)) or int(entry.get("psub", 0))
+    ]
+    return {
+        "redis_connections": len(mine),
+        "pubsub_connections": len(subscribers),
+        "pubsub_client_names": sorted(entry.get("name", "") for entry in subscribers),
+        "pubsub_channels": sum(int(entry.get("sub", 0)) for entry in subscribers),
+    }
+
+
+async def streams_gauge(booking_url: str) -> float | None:
+    """The booking process's own count of open position streams (its /metrics)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{booking_url}/metrics") as answer:
+        text = await answer.text()
+    for line in text.splitlines():
+        if line.startswith("booking_rush_queue_sse_connections "):
+            return float(line.split()[1])
+    return None
+
+
+class StreamsRun:
+    """One run against a started booking process."""
+
+    def __init__(self, api: str, redis_url: str, database_url: str, keys: Any) -> None:
+        self.api = api  # http://127.0.0.1:<port>/api/v1
+        self.redis_url = redis_url
+        self.database_url = database_url
+        self.keys = keys
+
+    async def queued_event(self, users: int, release_per_tick: int) -> str:
+        ((organizer_id, _),) = await insert_users(self.database_url, 1, role="organizer")
+        headers = {"Authorization": f"Bearer {mint_token(self.keys, organizer_id, 'organizer')}"}
+        body = {
+            "name": f"streams-{uuid.uuid4().hex[:6]}",
+            "venue": "Loopback",
+            "starts_at": "2031-01-01T20:00:00Z",
+            "sale_starts_at": "2021-01-01T10:00:00Z",
+            "max_per_user": 4,
+            "currency": "EUR",
+            "zones": [{"name": "Floor", "capacity": max(users, 1), "price_minor": 1000}],
+            "queue": {
+                "enabled": True,
+                "max_concurrent": max(users, 1),
+                "release_per_tick": release_per_tick,
+                "pass_ttl_s": PASS_TTL_S,
+            },
+        }
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.post(f"{self.api}/events", json=body) as created:
+                event = await created.json()
+                assert created.status == 201, event
+            async with http.post(f"{self.api}/events/{event['event_id']}/publish") as done:
+                assert done.status == 200, await done.text()
+        return str(event["event_id"])
+
+    async def join_all(self, event_id: str, tokens: Sequence[str]) -> Counter[int]:
+        statuses: Counter[int] = Counter()
+        pending = iter(tokens)
+        connector = aiohttp.TCPConnector(limit=JOIN_CONCURRENCY)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def joiner() -> None:
+                for token in pending:
+                    async with http.post(
+                        f"{self.api}/queue/join",
+                        json={"event_id": event_id},
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as answer:
+                        statuses[answer.status] += 1
+                        await answer.read()
+
+            await asyncio.gather(*(joiner() for _ in range(JOIN_CONCURRENCY)))
+        return statuses
+
+    async def open_streams(
+        self, event_id: str, tokens: Sequence[str], concurrency: int, watches: list[PositionWatch]
+    ) -> None:
+        """Opens one stream per token into `watches`; returns once each answered or failed."""
+        loop = asyncio.get_running_loop()
+        host_port = self.api.split("//", 1)[1].split("/", 1)[0]
+        host, port = host_port.rsplit(":", 1)
+        path = f"/api/v1/queue/position/{event_id}/stream"
+        slots = asyncio.Semaphore(concurrency)
+
+        async def open_one(token: str) -> None:
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host_port}\r\nAccept: text/event-stream\r\n"
+                f"Authorization: Bearer {token}\r\n\r\n"
+            ).encode()
+            async with slots:
+                watch = PositionWatch(request, PASS_TTL_S)
+                watches.append(watch)
+                try:
+                    await loop.create_connection(lambda: watch, host, int(port))
+                except OSError as exc:
+                    watch.fail(f"connect: {exc.strerror or exc}")
+                await watch.opened
+
+        await asyncio.gather(*(open_one(token) for token in tokens))
+
+    async def release_until_delivered(
+        self, watches: Sequence[PositionWatch], tick_s: float, secret: str
+    ) -> int:
+        """Admission ticks until every stream got its pass or failed; the ticks run."""
+        from workers.queue_release import QueueRelease
+        from workers.settings import WorkerSettings
+
+        release = QueueRelease(
+            WorkerSettings(redis_url=self.redis_url, interval_s=tick_s), secret=secret
+        )
+        await release.start()
+        ticks = 0
+        try:
+            while not all(watch.finished for watch in watches):
+                started = time.monotonic()
+                await release.tick()
+                ticks += 1
+                await asyncio.sleep(max(0.0, tick_s - (time.monotonic() - started)))
+        finally:
+            await release.stop()
+        return ticks
+
+
+def _summary(watches: Sequence[PositionWatch]) -> dict[str, Any]:
+    opened = [w.open_s for w in watches if w.status == 200 and w.open_s is not None]
+    delays = [w.pass_delay_s for w in watches if w.pass_delay_s is not None]
+    errors = Counter(w.error for w in watches if w.error is not None)
+    return {
+        "streams_opened": len(opened),
+        "open_ms": {"p50": _ms(percentile(opened, 0.5)), "p99": _ms(percentile(opened, 0.99))},
+        "errors": sum(errors.values()),
+        "errors_by_kind": dict(errors),
+        "passes_received": len(delays),
+        "pass_delay_ms": {
+            "p50": _ms(percentile(delays, 0.5)),
+            "p99": _ms(percentile(delays, 0.99)),
+            "max": _ms(max(delays, default=None)),
+        },
+        "events_received": sum(w.events for w in watches),
+    }
+
+
+async def run_streams(
+    endpoints: Endpoints,
+    *,
+    streams: int,
+    release_per_tick: int,
+    tick_s: float,
+    open_concurrency: int,
+    max_seconds: float,
+    database: str,
+    redis_db: int,
+) -> dict[str, Any]:
+    from booking.db import migrate
+    from common.tokens import TokenKeys
+
+    database_url = with_database(endpoints.database_url, database)
+    await asyncio.to_thread(ensure_database, database_url)
+    await migrate(database_url)
+    redis_url = redis_db_url(endpoints.redis_url, redis_db)
+    flusher = aioredis.Redis.from_url(redis_url)
+    await flusher.flushdb()
+    secret, internal = "streams-" + uuid.uuid4().hex * 2, "streams-" + uuid.uuid4().hex * 2
+    env = {**os.environ, "JWT_SECRET": secret, "INTERNAL_SECRET": internal}
+    env["LOG_LEVEL"] = "WARNING"
+    settings = StackSettings(booking_port=free_port(), database_name=database)
+    stack = Stack(
+        RUN_DIR,
+        env,
+        settings=settings,
+        endpoints=Endpoints(redis_url, database_url, endpoints.kafka_bootstrap),
+        names=["booking"],
+        run_setup=False,
+        console=io.StringIO(),
+    )
+    keys = TokenKeys.from_env({"JWT_SECRET": secret}, need_signing=True)
+    run = StreamsRun(settings.booking_url + "/api/v1", redis_url, database_url, keys)
+    result: dict[str, Any] = {"timed_out": False}
+    watches: list[PositionWatch] = []
+    stack.start()
+    meter = ProcessMeter(stack.pids()["booking"])
+    sampler = asyncio.create_task(meter.sample_forever())
+    try:
+        async with asyncio.timeout(max_seconds):
+            event_id = await run.queued_event(streams, release_per_tick)
+            users = await insert_users(database_url, streams, label="streams")
+            tokens = [mint_token(keys, user_id) for user_id, _ in users]
+            _say(f"joining {streams} users")
+            started = time.monotonic()
+            joins = await run.join_all(event_id, tokens)
+            result["join_seconds"] = round(time.monotonic() - started, 1)
+            result["join_statuses"] = dict(joins)
+            result["rss_mb_before_streams"] = meter.rss_mb()
+            meter.mark("open")
+            _say(f"opening {streams} streams")
+            started = time.monotonic()
+            await run.open_streams(event_id, tokens, open_concurrency, watches)
+            result["open_seconds"] = round(time.monotonic() - started, 1)
+            meter.mark("opened")
+            await asyncio.sleep(1)  # settled: the RSS with every stream open
+            result["rss_mb_streams_open"] = meter.rss_mb()
+            result |= await pubsub_connections(redis_url, meter.pid)
+            result["streams_open_in_booking"] = await streams_gauge(settings.booking_url)
+            meter.mark("release")
+            _say("admitting everyone")
+            started = time.monotonic()
+            result["ticks"] = await run.release_until_delivered(watches, tick_s, internal)
+            result["release_seconds"] = round(time.monotonic() - started, 1)
+            meter.mark("end")
+    except TimeoutError:
+        result["timed_out"] = True
+    finally:
+        sampler.cancel()
+        for watch in watches:
+            watch.close()
+        stack.stop()
+        await flusher.flushdb()
+        await flusher.aclose()
+    result["rss_mb_peak"] = round(meter.peak_rss_mb, 1)
+    marks = meter.marks
+    if "opened" in marks:
+        result["cpu_s_open"] = round(marks["opened"] - marks["open"], 2)
+    if "end" in marks:
+        result["cpu_s_release"] = round(marks["end"] - marks["release"], 2)
+        result["cpu_share_release"] = round(
+            result["cpu_s_release"] / max(result["release_seconds"], 0.001), 2
+        )
+    return result | _summary(watches)
+
+
+def _say(text: str) -> None:
+    click.echo(f"{datetime.now(UTC):%H:%M:%S} {text}", err=True)
+
+
+def _raise_open_files_limit(streams: int) -> None:
+    """This process and the booking process it starts each hold one socket per stream."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = streams + 1024
+    if wanted > hard:
+        raise click.ClickException(f"ulimit -n allows {hard} open files; {wanted} are needed")
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+@click.command()
+@click.option("--streams", default=1000, show_default=True, help="position streams to open")
+@click.option("--release-per-tick", default=500, show_default=True, help="admissions per tick")
+@click.option("--tick", "tick_s", default=1.0, show_default=True, help="seconds per tick")
+@click.option("--open-concurrency", default=500, show_default=True, help="streams opening at once")
+@click.option("--max-seconds", default=300.0, show_default=True, help="the whole run's bound")
+@click.option("--database", default=DATABASE, show_default=True, help="PostgreSQL database")
+@click.option("--redis-db", default=REDIS_DB, show_default=True, help="Redis db (flushed)")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=RESULTS_DIR)
+def main(
+    streams: int,
+    release_per_tick: int,
+    tick_s: float,
+    open_concurrency: int,
+    max_seconds: float,
+    database: str,
+    redis_db: int,
+    results_dir: Path,
+) -> None:
+    """Open STREAMS queue position streams on one booking process and admit every user."""
+    import uvloop
+
+    _raise_open_files_limit(streams)
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    load_before = os.getloadavg()
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
+    handle = start_infra(RUN_DIR, dict(os.environ), database_name=database, log=lambda _: None)
+    try:
+        result = uvloop.run(
+            run_streams(
+                handle.endpoints,
+                streams=streams,
+                release_per_tick=release_per_tick,
+                tick_s=tick_s,
+                open_concurrency=open_concurrency,
+                max_seconds=max_seconds,
+                database=database,
+                redis_db=redis_db,
+            )
+        )
+    finally:
+        handle.stop()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime
+    result = {
+        "started_at": started_at.isoformat(),
+        "command": (
+            f"python -m loadtests.streams --streams {streams} --release-per-tick "
+            f"{release_per_tick} --tick {tick_s} --open-concurrency {open_concurrency}"
+        ),
+        "streams": streams,
+        **result,
+        "client_cpu_s": round(client_cpu, 2),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = results_dir / f"streams-{started_at:%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2))
+    click.echo(json.dumps(result, indent=2))
+    click.echo(f"written {out}")
+    if result["errors"] or result["passes_received"] < streams:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,14 @@ import lua
 from booking import errors
 from booking.keys import OPEN_QUEUES, queue_keys
 
-QUEUE_SCRIPT_NAMES = ("queue_init", "queue_join", "queue_admit", "queue_shuffle", "queue_leave")
+QUEUE_SCRIPT_NAMES = (
+    "queue_init",
+    "queue_join",
+    "queue_admit",
+    "queue_shuffle",
+    "queue_leave",
+    "queue_look",
+)
 
 
 class QueueNotLoadedError(Exception):
@@ -142,45 +149,28 @@ class QueueStore:
         self, event_id: str, user_ids: Sequence[str], now_ms: int
     ) -> tuple[list[Placement | None], Outflow]:
         """`look` for many users of one event in one MULTI (the streams' batched refresh)."""
-        keys = queue_keys(event_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zcard(keys.pre)
-            pipe.hmget(keys.queue, ["rate", "release_per_tick", "tick_ms", "sold_out"])
-            for user_id in user_ids:
-                pipe.zrank(keys.waiting, user_id)
-                pipe.zscore(keys.pre, user_id)
-                pipe.hget(keys.admitted, user_id)
-            replies = await pipe.execute()
-        pre_count, (rate, per_tick, tick, sold_out) = int(replies[0]), replies[1]
+        reply = await self._run("queue_look", event_id, (now_ms, *user_ids))
+        pre_count, rate, per_tick, tick, sold_out = reply[:5]
+        pre_count = int(pre_count)
         outflow = Outflow(
-            rate=float(_text(rate)) if rate is not None else 0.0,
-            release_per_tick=_int(per_tick, 1),
-            tick_ms=_int(tick, 1000),
-            sold_out=_int(sold_out) == 1,
+            rate=float(_text(rate)) if rate else 0.0,
+            release_per_tick=_int(per_tick or None, 1),
+            tick_ms=_int(tick or None, 1000),
+            sold_out=_int(sold_out or None) == 1,
         )
         placements: list[Placement | None] = []
-        admitted: list[tuple[int, str, int, str]] = []
         for n in range(len(user_ids)):
-            rank, pre_score, record = replies[2 + 3 * n : 5 + 3 * n]
-            if rank is not None:
-                placements.append(Placement("waiting", position=int(rank) + 1 + pre_count))
-            elif pre_score is not None:
+            rank, pre, record = reply[5 + 3 * n : 8 + 3 * n]
+            rank = int(rank)
+            if rank >= 0:
+                placements.append(Placement("waiting", position=rank + 1 + pre_count))
+            elif int(pre):
                 placements.append(Placement("pre", position=pre_count))
+            elif record:
+                _, expires, token = _text(record).split("|", 2)
+                placements.append(Placement("admitted", queue_pass=token, expires_ms=int(expires)))
             else:
                 placements.append(None)
-                if record is not None:
-                    pass_id, expires, token = _text(record).split("|", 2)
-                    if int(expires) > now_ms:
-                        admitted.append((n, pass_id, int(expires), token))
-        if admitted:
-            # an admitted user's pass counts while it is unused (the reserve script deletes it)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for _, pass_id, _, _ in admitted:
-                    pipe.hexists(keys.passes, pass_id)
-                alive = await pipe.execute()
-            for (n, _, expires_ms, token), exists in zip(admitted, alive, strict=True):
-                if exists:
-                    placements[n] = Placement("admitted", queue_pass=token, expires_ms=expires_ms)
         return placements, outflow
 
     async def leave(self, event_id: str, user_id: str) -> bool:

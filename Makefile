@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck install clean-run tools dashboards drop bench
+.PHONY: run test lint typecheck install clean-run tools dashboards drop bench streams
 
 install: $(STAMP)
 
@@ -44,6 +44,8 @@ SEATS      ?= 200
 SPAWN_RATE ?= 100
 RUN_TIME   ?= 180s
 BENCH_DURATION ?= 10
+STREAMS ?= 10000
+RELEASE_PER_TICK ?= 500
 
 ## drop: a locust ticket drop against `make run`'s stack (GATEWAY_URL, default http://127.0.0.1:8080)
 drop: $(STAMP)
@@ -55,3 +57,7 @@ drop: $(STAMP)
 ## bench: the engine against the limits of its parts (starts its own gateway + booking service)
 bench: $(STAMP) tools
 	$(BIN)/python -m loadtests.bench --duration $(BENCH_DURATION)
+
+## streams: STREAMS queue position streams held by one booking process until every pass arrives
+streams: $(STAMP)
+	$(BIN)/python -m loadtests.streams --streams $(STREAMS) --release-per-tick $(RELEASE_PER_TICK)

@@ -111,13 +111,14 @@ def create_app(settings: Settings) -> Starlette:
             await pool.close()
             await redis.aclose()
 
+    # The router tries routes in order: the drop's hot paths (reserve, queue) come first.
     api_routes = [
+        *booking_routes.routes,
+        *queue_routes.routes,
         *ops_routes.routes,
         *auth_routes.routes,
         *event_routes.routes,
-        *booking_routes.routes,
         *payment_routes.routes,
-        *queue_routes.routes,
         *admin_routes.routes,
         *feed_routes.routes,
         *seat_routes.routes,

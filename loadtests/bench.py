@@ -54,7 +54,7 @@ PHASES = "abcdef"
 JOINS_PER_S_BUDGET = 5000  # distinct users minted for phase (f) per second of it
 
 
-def _redis_db(url: str, db: int) -> str:
+def redis_db_url(url: str, db: int) -> str:
     base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
     return f"{base}/{db}"
 
@@ -294,7 +294,7 @@ async def run_bench(
 
     await _fresh_database(database_url)
     await migrate(database_url)
-    redis_url = _redis_db(endpoints.redis_url, BENCH_REDIS_DB)
+    redis_url = redis_db_url(endpoints.redis_url, BENCH_REDIS_DB)
     flusher = aioredis.Redis.from_url(redis_url)
     await flusher.flushdb()
     secret = "bench-" + uuid.uuid4().hex * 2

@@ -41,7 +41,8 @@ import orjson
 import psutil
 import redis.asyncio as aioredis
 
-from loadtests.bench import _redis_db as redis_db_url
+from common.limits import raise_open_files_limit
+from loadtests.bench import redis_db_url
 from loadtests.target import insert_users, mint_token
 from stack.infra import Endpoints, start_infra
 from stack.probes import ensure_database, with_database
@@ -438,12 +439,10 @@ def _say(text: str) -> None:
 
 def _raise_open_files_limit(streams: int) -> None:
     """This process and the booking process it starts each hold one socket per stream."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = streams + 1024
-    if wanted > hard:
-        raise click.ClickException(f"ulimit -n allows {hard} open files; {wanted} are needed")
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    allowed = raise_open_files_limit()
+    if wanted > allowed:
+        raise click.ClickException(f"ulimit -n allows {allowed} open files; {wanted} are needed")
 
 
 @click.command()

@@ -52,7 +52,7 @@ def _errors(row: dict[str, Any]) -> int:
 def print_table(results: dict[str, Any]) -> None:
     click.echo("".join(f"{name:<{width}}" if i == 0 else f"{name:>{width}}"
                        for i, (name, width) in enumerate(COLUMNS)))  # fmt: skip
-    for name, row in results["phases"].items():
+    for name, row in sorted(results["phases"].items()):
         if "skipped" in row:
             click.echo(f"{name:<22}skipped: {row['skipped']}")
             continue

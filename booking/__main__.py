@@ -31,6 +31,7 @@ def serve() -> None:
     """Run the booking service (uvicorn, uvloop, httptools)."""
     import uvicorn
 
+    from common.http_server import HTTP_PROTOCOL
     from common.limits import raise_open_files_limit
 
     raise_open_files_limit()
@@ -46,7 +47,7 @@ def serve() -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # httptools, one send per loop turn (common/http_server.py)
         access_log=False,
         log_config=logging_config("booking", settings.log_level),
         timeout_graceful_shutdown=5,

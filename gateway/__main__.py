@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from common.http_server import HTTP_PROTOCOL
 from common.limits import raise_open_files_limit
 from common.logs import logging_config
 from common.tracing import configure_tracing
@@ -22,7 +23,7 @@ def serve(settings: GatewaySettings) -> None:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HTTP_PROTOCOL,  # httptools, one send per loop turn (common/http_server.py)
         "ws": "websockets-sansio",  # the live feed's WebSocket proxy (gateway/ws.py)
         "lifespan": "on",
         "access_log": False,

@@ -303,10 +303,11 @@ class Upstreams:
             raise RuntimeError("Upstreams.start() was not awaited")
         return self._session
 
-    def next_base(self) -> tuple[int, str]:
+    def next_turn(self) -> int:
+        """The index of the upstream whose turn it is (round-robin, shared by HTTP and WS)."""
         turn = self._turn % len(self.bases)
         self._turn += 1
-        return turn, self.bases[turn]
+        return turn
 
     async def forward_request(
         self,
@@ -329,41 +330,42 @@ class Upstreams:
             name == b"accept" and b"text/event-stream" in value for name, value in scope["headers"]
         )
         method = scope["method"]
-        pool, exchange = await self._connection(capped=not streams)
-        relayed = False
+        capped = not streams
         try:
+            # Waiting for a pooled connection counts against the timeout too.
             async with asyncio.timeout(self.timeout_s):
-                await exchange.send(
-                    encode_request(method, target, pool.authority, headers, body),
-                    head_request=method == "HEAD",
-                )
-                response_headers = _response_headers(exchange.headers) + extra_headers
-                if (
-                    streams
-                    and not exchange.complete
-                    and _header(exchange.headers, b"content-length") is None
-                ):
-                    relayed = True
-                    return RelayedStream(pool, exchange, response_headers, self.metrics)
-                return BufferedResponse(
-                    exchange.status, response_headers, await exchange.read_all(MAX_BUFFERED_BYTES)
-                )
+                pool, exchange = await self._connection(capped=capped)
+                relayed = False
+                try:
+                    await exchange.send(
+                        encode_request(method, target, pool.authority, headers, body),
+                        head_request=method == "HEAD",
+                    )
+                    response_headers = _response_headers(exchange.headers) + extra_headers
+                    if (
+                        streams
+                        and not exchange.complete
+                        and _header(exchange.headers, b"content-length") is None
+                    ):
+                        relayed = True
+                        return RelayedStream(pool, exchange, response_headers, self.metrics)
+                    body_read = await exchange.read_all(MAX_BUFFERED_BYTES)
+                    return BufferedResponse(exchange.status, response_headers, body_read)
+                finally:
+                    if not relayed:
+                        pool.release(exchange, capped=capped)
         except (UpstreamClosedError, UpstreamProtocolError) as exc:
             self.metrics.upstream_error(UPSTREAM_PROTOCOL)
             raise UpstreamError(UPSTREAM_PROTOCOL, f"bad answer from upstream: {exc}") from exc
         except TimeoutError as exc:
             self.metrics.upstream_error(UPSTREAM_TIMEOUT)
             raise UpstreamError(UPSTREAM_TIMEOUT, "upstream timed out") from exc
-        finally:
-            if not relayed:
-                pool.release(exchange, capped=not streams)
 
     async def _connection(self, *, capped: bool) -> tuple[UpstreamPool, Exchange]:
         # A refused connection means nothing was sent, so even a POST may try the next upstream.
         last_error: Exception | None = None
         for _attempt in range(len(self._pools)):
-            turn, _base = self.next_base()
-            pool = self._pools[turn]
+            pool = self._pools[self.next_turn()]
             try:
                 return pool, await pool.acquire(capped=capped)
             except (OSError, TimeoutError) as exc:

@@ -66,9 +66,6 @@ def _relayable(code: int | None) -> int:
 class WebSocketProxy:
     """A raw ASGI endpoint for websocket scopes."""
 
-    def __init__(self) -> None:
-        self._turn = 0
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: dict[str, Any] = scope["state"]
         settings = state["settings"]
@@ -126,8 +123,7 @@ class WebSocketProxy:
         ]
         headers = _handshake_headers(scope, forwarding)
         for _attempt in range(len(upstreams.bases)):
-            base = upstreams.bases[self._turn % len(upstreams.bases)]
-            self._turn += 1
+            base = upstreams.bases[upstreams.next_turn()]
             url = URL(base.replace("http", "ws", 1) + target, encoded=True)
             try:
                 async with asyncio.timeout(upstreams.timeout_s):

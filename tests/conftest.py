@@ -20,7 +20,8 @@ from stack.probes import ensure_database, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_RUN_DIR = ROOT / ".run" / "test"
-TEST_DATABASE = "booking_rush_test"
+# BOOKING_RUSH_TEST_DB lets parallel test sessions on one machine keep to their own database.
+TEST_DATABASE = os.environ.get("BOOKING_RUSH_TEST_DB") or "booking_rush_test"
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,8 @@ from booking.suspensions import Suspensions
 from common import heap
 
 API_PREFIX = "/api/v1"
+REDIS_CONNECT_TIMEOUT_S = 2.0
+REDIS_TIMEOUT_S = 10.0
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -46,7 +48,12 @@ def create_app(settings: Settings) -> Starlette:
         # The hot path's pool. Not a BlockingConnectionPool: its per-checkout timeout cost ~8% of
         # a reserve (profiled); the pool is sized far above the requests one process runs at once.
         redis = aioredis.Redis.from_url(
-            settings.redis_url, max_connections=settings.redis_max_connections
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            # A Redis host that vanishes (not refusing, just silent) must turn into a quick 503,
+            # not a request hanging until the gateway gives up.
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
         )
         pool = await db.create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
@@ -73,7 +80,8 @@ def create_app(settings: Settings) -> Starlette:
             hold_ttl_s=settings.hold_ttl_s,
             pass_secret=settings.internal_secret,
         )
-        provider = create_provider(settings.payments)
+        provider = create_provider(settings.payments, pool=pool)
+        provider.start()
         app.state.payments = Payments(
             pool=pool,
             provider=provider,
@@ -84,7 +92,11 @@ def create_app(settings: Settings) -> Starlette:
         # instead of failing, and never starves the reserve path's pool.
         queue_redis = aioredis.Redis(
             connection_pool=aioredis.BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=QUEUE_REDIS_CONNECTIONS, timeout=10
+                settings.redis_url,
+                max_connections=QUEUE_REDIS_CONNECTIONS,
+                timeout=10,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+                socket_timeout=REDIS_TIMEOUT_S,
             )
         )
         queue_store = QueueStore(queue_redis)

@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 724_113_901
+COMMAND_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -26,7 +28,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def create_pool(database_url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        database_url, min_size=min_size, max_size=max_size, init=_init_connection
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        # A PostgreSQL that hangs instead of refusing must fail a statement, not stall the
+        # hold writer (and every reserve behind it) forever.
+        command_timeout=COMMAND_TIMEOUT_S,
+        timeout=CONNECT_TIMEOUT_S,
     )
     assert pool is not None
     return pool

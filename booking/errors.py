@@ -3,8 +3,13 @@ and whether a retry may succeed. One exception handler renders them all as probl
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
+
+import asyncpg
+from redis import exceptions as redis_exceptions
 
 
 class BookingError(Exception):
@@ -103,3 +108,58 @@ class ServiceUnavailableError(BookingError):
 
     def __init__(self, detail: str | None = None, *, retry_after_s: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+# --- a dependency that cannot be reached ------------------------------------------------------
+# Redis or PostgreSQL being down (or restarting, or loading its data) is not a bug: every
+# endpoint answers 503 service_unavailable with Retry-After until it is back (booking/problems.py).
+
+_REDIS_DOWN: tuple[type[BaseException], ...] = (
+    redis_exceptions.ConnectionError,  # also BusyLoadingError: Redis loading its AOF
+    redis_exceptions.TimeoutError,
+)
+_POSTGRES_DOWN: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # also ConnectionDoesNotExistError
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+# A socket to a dependency: refused, reset, timed out, name not resolved, host unreachable. Other
+# OSErrors (a missing file, say) are bugs and stay 500.
+_SOCKET_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, socket.gaierror)
+_UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN})
+# Exception classes whose handler asks `unavailable_dependency` (booking/problems.py).
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+    *_REDIS_DOWN,
+    *_POSTGRES_DOWN,
+    asyncpg.InterfaceError,
+    OSError,  # only the socket errors above count; the handler renders the rest as 500
+)
+
+
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """'redis' or 'postgres' (or 'a dependency' for a bare socket error) when `exc`, or what
+    caused it, says a dependency cannot be reached right now; None otherwise."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, _REDIS_DOWN):
+            return "redis"
+        if isinstance(current, _POSTGRES_DOWN):
+            return "postgres"
+        if isinstance(current, asyncpg.InterfaceError) and _about_a_lost_connection(current):
+            return "postgres"
+        if isinstance(current, _SOCKET_ERRORS) or (
+            isinstance(current, OSError) and current.errno in _UNREACHABLE_ERRNOS
+        ):
+            return "a dependency"
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+def _about_a_lost_connection(exc: asyncpg.InterfaceError) -> bool:
+    text = str(exc).lower()
+    lost = "connection" in text and "lost" in text
+    return lost or "closed" in text or "pool is closing" in text

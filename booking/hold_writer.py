@@ -3,8 +3,12 @@
 A reserve answers 201 only after its hold is committed (invariant 7), but one transaction per
 request would make PostgreSQL the bottleneck of a drop. Requests that arrive while a batch is
 being written wait for the next one, so a busy second costs a few dozen transactions instead of
-thousands, and an idle one costs one round trip. A failing batch is retried row by row so one
-bad hold (a constraint that refuses it) fails alone.
+thousands, and an idle one costs one round trip. A batch PostgreSQL refuses (an integrity
+error) is retried row by row so one bad hold (a constraint that refuses it) fails alone; a
+batch that fails otherwise (connection lost, PostgreSQL down) fails at once, every request of
+it with 503 + Retry-After. Nothing of such a batch was acknowledged; its Redis holds are
+released by the caller (booking/bookings.py). The pool drops broken connections on release and
+connects anew on the next acquire, so writes succeed again as soon as PostgreSQL is back.
 """
 
 from __future__ import annotations
@@ -30,10 +34,20 @@ _CONSTRAINT_ERRORS: dict[str, type[errors.BookingError]] = {
 }
 
 
+def _log_batch_failure(exc: Exception, holds: int) -> None:
+    dependency = errors.unavailable_dependency(exc)
+    if dependency is not None:
+        log.warning("%s unreachable: %d holds not recorded (503): %r", dependency, holds, exc)
+    else:
+        log.error("writing %d holds failed (503): %r", holds, exc, exc_info=exc)
+
+
 def _refusal(exc: Exception) -> errors.BookingError:
     constraint = getattr(exc, "constraint_name", None)
     error_class = _CONSTRAINT_ERRORS.get(constraint or "")
     if error_class is None:
+        if errors.unavailable_dependency(exc) is not None:
+            return errors.ServiceUnavailableError("the database is unreachable; try again")
         return errors.ServiceUnavailableError("could not record the hold; try again")
     if error_class is not errors.IdempotencyKeyReusedError:
         # Redis let this through and PostgreSQL refused it: the fast path and the truth disagree.
@@ -114,19 +128,32 @@ class HoldWriter:
     async def _store(
         self, batch: list[tuple[NewHold, asyncio.Future[None]]]
     ) -> list[tuple[NewHold, asyncio.Future[None], Exception | None]]:
-        """Each hold with None when committed, else why PostgreSQL refused it."""
+        """Each hold with None when committed, else why PostgreSQL refused it.
+
+        Only a refusal of some hold (an integrity error) is worth retrying row by row. Anything
+        else, a lost connection or PostgreSQL down above all, fails the whole batch at once:
+        retrying each of up to `max_batch` holds against a database that is not there would
+        only make every waiting buyer wait longer for the same 503.
+        """
         try:
             await self._insert([hold for hold, _ in batch])
             return [(hold, future, None) for hold, future in batch]
-        except Exception as exc:
+        except asyncpg.IntegrityConstraintViolationError as exc:
             if len(batch) == 1:
                 return [(batch[0][0], batch[0][1], exc)]
+        except Exception as exc:
+            _log_batch_failure(exc, len(batch))
+            return [(hold, future, exc) for hold, future in batch]
         outcomes: list[tuple[NewHold, asyncio.Future[None], Exception | None]] = []
-        for hold, future in batch:  # one by one, so the refused hold fails alone
+        for index, (hold, future) in enumerate(batch):  # one by one: the refused hold fails alone
             try:
                 await self._insert([hold])
-            except Exception as exc:
+            except asyncpg.IntegrityConstraintViolationError as exc:
                 outcomes.append((hold, future, exc))
+            except Exception as exc:  # the database went away meanwhile: the rest fail at once
+                _log_batch_failure(exc, len(batch) - index)
+                outcomes += [(other, waiting, exc) for other, waiting in batch[index:]]
+                break
             else:
                 outcomes.append((hold, future, None))
         return outcomes

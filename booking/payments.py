@@ -232,7 +232,8 @@ class Payments:
                 from_statuses=(PENDING,),
             )
             raise
-        # Unavailable: the payment stays PENDING; the saga timeout fails it if nothing comes.
+        # Unavailable: the payment stays PENDING; the orchestrator asks the provider about it
+        # later (and cancels it there before failing it).
         await payment_store.set_provider_ref(self.pool, payment.payment_id, created.provider_ref)
 
     async def get(self, identity: Identity, payment_id: str) -> Payment:
@@ -262,6 +263,7 @@ class Payments:
                 provider=self.provider.name,
                 event_id=event.event_id,
                 event_type=event.type,
+                outcome=event.outcome,
                 payment_id=payment.payment_id if payment else None,
                 payload=orjson.loads(body),
             )

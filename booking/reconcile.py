@@ -4,13 +4,14 @@ While a sale is open the live counters in Redis are never overwritten: drift is 
 and admin stats) for a human to look at. Only when Redis has lost an event entirely (a restart
 without persistence) is it rebuilt, from the bookings PostgreSQL holds: sold seats stay sold,
 live holds stay held with their deadlines, suspended seats stay out of sale, so nothing can be
-sold twice.
+sold twice. The restore is atomic (it refuses when the event is already there), so the
+reconciler and saga-step may both try it at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -99,16 +100,33 @@ def _rebuild_booking(row: asyncpg.Record) -> RebuildBooking:
 
 
 async def rebuild_event(pool: asyncpg.Pool, scripts: Scripts, event_id: str) -> int:
-    """Replaces the event's Redis inventory with what PostgreSQL says; returns live bookings."""
+    """Replaces the event's Redis inventory with what PostgreSQL says; returns live bookings.
+    An operator's tool (`python -m booking rebuild-inventory`): it overwrites live state."""
+    loaded = await _load_from_postgres(pool, scripts, event_id, mode="rebuild")
+    assert loaded is not None
+    return loaded
+
+
+async def restore_event(pool: asyncpg.Pool, scripts: Scripts, event_id: str) -> int | None:
+    """Loads the event from PostgreSQL only if Redis has no inventory for it, atomically (a
+    concurrent restore or publish wins and nothing is overwritten); returns the live bookings
+    loaded, or None when Redis had the event. What the reconciler and saga-step use after
+    Redis lost its data."""
+    return await _load_from_postgres(pool, scripts, event_id, mode="publish")
+
+
+async def _load_from_postgres(
+    pool: asyncpg.Pool, scripts: Scripts, event_id: str, *, mode: Literal["publish", "rebuild"]
+) -> int | None:
     event = await event_store.find_event(pool, event_id)
     if event is None:
         raise LookupError(f"no event {event_id}")
     rows = await booking_store.live_bookings(pool, event_id)
     suspended = await event_store.find_suspensions(pool, event_id)
-    await scripts.load_event(
+    loaded = await scripts.load_event(
         inventory_spec(event, event.status),
-        mode="rebuild",
+        mode=mode,
         bookings=[_rebuild_booking(row) for row in rows],
         suspensions=[Suspension(zone, seats, quantity) for zone, seats, quantity in suspended],
     )
-    return len(rows)
+    return len(rows) if loaded else None

@@ -20,6 +20,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HTTP_PROTOCOL = "common.http_server:CoalescingHttpToolsProtocol"
 
+# uvicorn's `timeout_graceful_shutdown`: after SIGTERM, requests in flight get this long to end,
+# then their tasks are cancelled (an SSE stream never ends by itself). Without it uvicorn waits
+# for every open connection forever. With the lifespan's shutdown after it, a server exits well
+# within the 10 s a supervisor grants before SIGKILL.
+GRACEFUL_SHUTDOWN_S = 5
+
 
 class CoalescingTransport:
     """Wraps a transport: `write`s gather until the loop's next turn, then go out joined.

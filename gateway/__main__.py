@@ -9,7 +9,7 @@ from typing import Any
 
 import uvicorn
 
-from common.http_server import HTTP_PROTOCOL
+from common.http_server import GRACEFUL_SHUTDOWN_S, HTTP_PROTOCOL
 from common.limits import raise_open_files_limit
 from common.logs import logging_config
 from common.tracing import configure_tracing
@@ -32,6 +32,8 @@ def serve(settings: GatewaySettings) -> None:
         # uvicorn would otherwise take the client address from X-Forwarded-For whenever the peer
         # is 127.0.0.1; the gateway decides itself whom to trust (TRUSTED_PROXY_HOPS).
         "proxy_headers": False,
+        # Open SSE streams and WebSockets must not keep a stopping gateway alive.
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
     }
     if settings.workers > 1:
         # Several processes need an import string; each worker rebuilds settings from env.

@@ -17,7 +17,7 @@ from gateway.proxy import (
     read_body,
     resolve_forwarding,
 )
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import UNCHECKED, RateLimiter
 from gateway.routes import classify
 
 # How long a client should wait before retrying when the booking service is unreachable.
@@ -47,9 +47,12 @@ class ProxyEndpoint:
         request_id = scope.get(REQUEST_ID_SCOPE_KEY) or incoming_request_id(scope)
         forwarding = resolve_forwarding(scope, settings.trusted_proxy_hops, request_id)
         limiter: RateLimiter = state["limiter"]
-        decision = await limiter.check_request(
-            forwarding.client_ip, identity.user_id if identity else None, spec.group
-        )
+        if spec.rate_limited:
+            decision = await limiter.check_request(
+                forwarding.client_ip, identity.user_id if identity else None, spec.group
+            )
+        else:
+            decision = UNCHECKED
         rate_headers = decision.headers()
         if not decision.allowed:
             detail = (

@@ -25,7 +25,15 @@ UPSTREAM_CONNECT = "connect"
 UPSTREAM_TIMEOUT = "timeout"
 UPSTREAM_PROTOCOL = "protocol"
 UPSTREAM_STREAM = "stream"
-UPSTREAM_KINDS = (UPSTREAM_CONNECT, UPSTREAM_TIMEOUT, UPSTREAM_PROTOCOL, UPSTREAM_STREAM)
+# A connection ended before any answer and the request went to the next upstream.
+UPSTREAM_RETRIED = "retried"
+UPSTREAM_KINDS = (
+    UPSTREAM_CONNECT,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_PROTOCOL,
+    UPSTREAM_STREAM,
+    UPSTREAM_RETRIED,
+)
 # Rate-limit label values (gateway.routes groups, gateway.ratelimit buckets).
 RATE_LIMIT_GROUPS = (DEFAULT_GROUP, AUTH_GROUP)
 RATE_LIMIT_SCOPES = ("ip", "user")

@@ -1,6 +1,12 @@
 """The reverse proxy to the booking service: keep-alive connection pools (gateway/upstream.py),
 round-robin over the configured upstreams, responses relayed without re-encoding and streams
 without buffering. The WebSocket hop (gateway/ws.py) uses the same header rules.
+
+Failover (`Upstreams.forward_request`): a refused connection sends the request to the next
+upstream and takes the refusing one out of the round-robin for `DOWN_FOR_S`; a connection that
+ends before any answer byte is retried elsewhere only when that cannot deliver a request twice
+to harm (never written, idempotent method, or an `Idempotency-Key`). No upstream left: 503 with
+Retry-After (gateway/endpoint.py).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from common import tracing
 from gateway.metrics import (
     UPSTREAM_CONNECT,
     UPSTREAM_PROTOCOL,
+    UPSTREAM_RETRIED,
     UPSTREAM_STREAM,
     UPSTREAM_TIMEOUT,
     GatewayMetrics,
@@ -37,6 +44,10 @@ KEEPALIVE_S = 30.0
 # Answers other than streams are read whole (API answers are small JSON); beyond this: 502.
 MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 LOG_EVERY_S = 10.0
+# How long the round-robin skips an upstream that refused a connection.
+DOWN_FOR_S = 1.0
+# Methods whose second delivery changes nothing (RFC 9110 9.2.2).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 _HOP_BY_HOP = frozenset(
     {
@@ -320,7 +331,12 @@ class Upstreams:
     ) -> BufferedResponse | RelayedStream:
         """Send the request upstream and return the ASGI response that relays the answer.
 
-        Raises UpstreamError when no upstream answered properly.
+        Failover: an upstream that refuses the connection is skipped for `DOWN_FOR_S` and the
+        next one is tried (nothing was sent). A connection that ends before any byte of the
+        answer is retried on the next upstream when the request was never written, or when a
+        second delivery is harmless (an idempotent method or an `Idempotency-Key`, which the
+        booking service replays by key); any other request gets 502 rather than being sent
+        twice. Raises UpstreamError when no upstream answered properly.
         """
         target = scope["raw_path"]
         if scope["query_string"]:
@@ -331,29 +347,52 @@ class Upstreams:
         )
         method = scope["method"]
         capped = not streams
+        refused: tuple[UpstreamPool, ...] = ()
+        retries = len(self._pools)
+        last_error: Exception | None = None
         try:
             # Waiting for a pooled connection counts against the timeout too.
             async with asyncio.timeout(self.timeout_s):
-                pool, exchange = await self._connection(capped=capped)
-                relayed = False
-                try:
-                    await exchange.send(
-                        encode_request(method, target, pool.authority, headers, body),
-                        head_request=method == "HEAD",
-                    )
-                    response_headers = _response_headers(exchange.headers) + extra_headers
-                    if (
-                        streams
-                        and not exchange.complete
-                        and _header(exchange.headers, b"content-length") is None
-                    ):
-                        relayed = True
-                        return RelayedStream(pool, exchange, response_headers, self.metrics)
-                    body_read = await exchange.read_all(MAX_BUFFERED_BYTES)
-                    return BufferedResponse(exchange.status, response_headers, body_read)
-                finally:
-                    if not relayed:
-                        pool.release(exchange, capped=capped)
+                while True:
+                    pool = self._pick(refused)
+                    if pool is None:
+                        self._log_unreachable(last_error)
+                        raise UpstreamError(UPSTREAM_CONNECT, "the booking service is unreachable")
+                    try:
+                        exchange = await pool.acquire(capped=capped)
+                    except (OSError, TimeoutError) as exc:
+                        # Refused or not made: nothing was sent, so even a POST may go elsewhere.
+                        self.metrics.upstream_error(UPSTREAM_CONNECT)
+                        pool.mark_down(DOWN_FOR_S)
+                        refused += (pool,)
+                        last_error = exc
+                        continue
+                    relayed = False
+                    try:
+                        await exchange.send(
+                            encode_request(method, target, pool.authority, headers, body),
+                            head_request=method == "HEAD",
+                        )
+                        response_headers = _response_headers(exchange.headers) + extra_headers
+                        if (
+                            streams
+                            and not exchange.complete
+                            and _header(exchange.headers, b"content-length") is None
+                        ):
+                            relayed = True
+                            return RelayedStream(pool, exchange, response_headers, self.metrics)
+                        body_read = await exchange.read_all(MAX_BUFFERED_BYTES)
+                        return BufferedResponse(exchange.status, response_headers, body_read)
+                    except UpstreamClosedError as exc:
+                        if retries > 0 and _may_retry(exchange, scope):
+                            retries -= 1
+                            self.metrics.upstream_error(UPSTREAM_RETRIED)
+                            last_error = exc
+                            continue
+                        raise
+                    finally:
+                        if not relayed:
+                            pool.release(exchange, capped=capped)
         except (UpstreamClosedError, UpstreamProtocolError) as exc:
             self.metrics.upstream_error(UPSTREAM_PROTOCOL)
             raise UpstreamError(UPSTREAM_PROTOCOL, f"bad answer from upstream: {exc}") from exc
@@ -361,18 +400,38 @@ class Upstreams:
             self.metrics.upstream_error(UPSTREAM_TIMEOUT)
             raise UpstreamError(UPSTREAM_TIMEOUT, "upstream timed out") from exc
 
-    async def _connection(self, *, capped: bool) -> tuple[UpstreamPool, Exchange]:
-        # A refused connection means nothing was sent, so even a POST may try the next upstream.
-        last_error: Exception | None = None
-        for _attempt in range(len(self._pools)):
-            pool = self._pools[self.next_turn()]
-            try:
-                return pool, await pool.acquire(capped=capped)
-            except (OSError, TimeoutError) as exc:
-                self.metrics.upstream_error(UPSTREAM_CONNECT)
-                last_error = exc
+    def _pick(self, refused: tuple[UpstreamPool, ...]) -> UpstreamPool | None:
+        """The next upstream in round-robin order that is not marked down; one marked down
+        only when no other is left (it may be back); None when every one refused this request."""
+        pools = self._pools
+        turn = self.next_turn()
+        pool = pools[turn]
+        if not pool.down_until and not refused:
+            return pool  # the common case: one branch
+        fallback = None
+        for offset in range(len(pools)):
+            pool = pools[(turn + offset) % len(pools)]
+            if pool in refused:
+                continue
+            if not pool.is_down():
+                return pool
+            if fallback is None:
+                fallback = pool
+        return fallback
+
+    def _log_unreachable(self, error: Exception | None) -> None:
         now = time.monotonic()
         if now >= self._quiet_until:  # one line per outage window, not one per request
             self._quiet_until = now + LOG_EVERY_S
-            logger.warning("no upstream reachable: %r", last_error)
-        raise UpstreamError(UPSTREAM_CONNECT, "the booking service is unreachable")
+            logger.warning("no upstream reachable: %r", error)
+
+
+def _may_retry(exchange: Exchange, scope: Scope) -> bool:
+    """Whether a request whose connection ended early may go to another upstream: never once an
+    answer started; always when it was never written; else only when a second delivery is
+    harmless (idempotent method, or an Idempotency-Key the booking service replays by key)."""
+    if exchange.answered:
+        return False
+    if not exchange.sent or scope["method"] in IDEMPOTENT_METHODS:
+        return True
+    return any(name == b"idempotency-key" for name, _ in scope["headers"])

@@ -5,7 +5,7 @@
 | `GATEWAY_HOST` | `127.0.0.1` | listen address |
 | `GATEWAY_PORT` | `8080` | listen port |
 | `GATEWAY_WORKERS` | `1` | uvicorn worker processes (each has its own metrics) |
-| `BOOKING_URL` | `http://127.0.0.1:8081` | booking service; comma-separated list = round-robin |
+| `BOOKING_URL` | `http://127.0.0.1:8081` | booking; comma-separated list = round-robin + failover |
 | `REDIS_URL` | `redis://127.0.0.1:6379/0` | standalone Redis for the rate-limit buckets |
 | `JWT_ALGORITHM` | `HS256` | `HS256` or `RS256`; only this algorithm is accepted |
 | `JWT_SECRET` | (HS256: required) | shared HMAC secret, at least 32 characters |

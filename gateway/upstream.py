@@ -7,10 +7,14 @@ connection. This client writes the request in one `transport.write`, parses the 
 httptools (the parser uvicorn already uses) and hands back raw header pairs that go straight
 into the ASGI response. aiohttp stays for the WebSocket hop and the readiness probe.
 
-One `Exchange` per request: `UpstreamPool.open()` sends it and returns once the status line and
+One `Exchange` per request: `Exchange.send()` writes it and returns once the status line and
 headers arrived; the body is then read whole (`read_all`) or relayed chunk by chunk (`chunks`,
 with back-pressure: reading from upstream pauses while a slow client has not taken what
 arrived). A connection goes back to the pool only after a complete answer it may keep alive.
+
+For failover (gateway/proxy.py) an exchange records whether its request was written (`sent`)
+and whether any byte of an answer came back (`answered`): a connection that ends before either
+may be retried elsewhere, within the rules of the request's method.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ HIGH_WATER = 256 * 1024
 
 class UpstreamClosedError(Exception):
     """The connection ended before a complete answer arrived."""
+
+
+class UpstreamNotSentError(UpstreamClosedError):
+    """The pooled connection was already closed: the request was never written."""
 
 
 class UpstreamProtocolError(Exception):
@@ -52,6 +60,8 @@ class Exchange(asyncio.Protocol):
         self.complete = False
         self.keep_alive = True
         self._busy = False
+        self.sent = False
+        self.answered = False
         self._head_request = False
         self._headers_ready: asyncio.Future[None] | None = None
         self._chunks: deque[bytes] = deque()
@@ -66,6 +76,7 @@ class Exchange(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
+        self.answered = True
         if not self._busy:
             self._fail(UpstreamProtocolError("data from upstream with no request in flight"))
             return
@@ -128,7 +139,10 @@ class Exchange(asyncio.Protocol):
     async def send(self, request: bytes, *, head_request: bool) -> None:
         """Write the request; return once the answer's status and headers are in."""
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():
+            raise UpstreamNotSentError("the pooled connection was closed before the request")
         self._busy = True
+        self.sent = True
         self._head_request = head_request
         self._headers_ready = self._loop.create_future()
         self.transport.write(request)
@@ -230,6 +244,19 @@ class UpstreamPool:
         self._idle: list[Exchange] = []
         self._slots = asyncio.Semaphore(limit)
         self._open: set[Exchange] = set()
+        # Until when the round-robin skips this upstream (it refused a connection); 0: never.
+        self.down_until = 0.0
+
+    def mark_down(self, for_s: float) -> None:
+        """Skip this upstream for `for_s` seconds; its idle connections go (it is likely gone)."""
+        self.down_until = time.monotonic() + for_s
+        while self._idle:
+            self._discard(self._idle.pop())
+
+    def is_down(self) -> bool:
+        if self.down_until and self.down_until <= time.monotonic():
+            self.down_until = 0.0  # its time is up: tried again like any other
+        return self.down_until > 0.0
 
     async def acquire(self, *, capped: bool = True) -> Exchange:
         """A connection ready for one request. OSError/TimeoutError when none can be made
@@ -256,6 +283,7 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._connect_timeout_s):
             _, connection = await loop.create_connection(Exchange, self.host, self.port)
+        self.down_until = 0.0  # it answers again
         self._open.add(connection)
         return connection
 

@@ -3,18 +3,20 @@
 For each server: use the one configured by REDIS_URL / DATABASE_URL / KAFKA_BOOTSTRAP (or the
 conventional local default when unset) if it answers its protocol; otherwise start a local one
 under `<run_dir>/<name>/` on loopback. The handle stops only what it started (or adopted from a
-crashed launcher).
+crashed launcher), and once watched restarts them when they die.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from stack.backoff import Backoff
 from stack.probes import (
     database_name,
     ensure_database,
@@ -23,7 +25,7 @@ from stack.probes import (
     redis_answers,
     with_database,
 )
-from stack.servers.base import LocalServer
+from stack.servers.base import LocalServer, ServerStartError
 from stack.servers.kafka import start_local_kafka
 from stack.servers.postgres import start_local_postgres
 from stack.servers.redis import start_local_redis
@@ -43,17 +45,132 @@ class Endpoints:
 
 
 class InfraHandle:
+    """The servers found or started by `start_infra`; stops (and, once `watch()` is called,
+    restarts) only the ones it started."""
+
     def __init__(self, endpoints: Endpoints, servers: list[LocalServer]) -> None:
         self.endpoints = endpoints
         self._servers = servers
         self._lock = threading.Lock()
         self.started: list[str] = [server.kind for server in servers]
+        self._watches = {server.kind: _ServerWatch(server, endpoints) for server in servers}
+        self._watch_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def watch(self, log: Callable[[str], None] = print, *, interval_s: float = 0.1) -> None:
+        """Restart every started server that dies (same port, same directory), with backoff."""
+        with self._lock:
+            if self._threads or not self._servers:
+                return
+            for watch in self._watches.values():
+                thread = threading.Thread(
+                    target=watch.run,
+                    args=(self._watch_stop, log, interval_s),
+                    name=f"watch-{watch.server.kind}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def server(self, kind: str) -> LocalServer | None:
+        watch = self._watches.get(kind)
+        return watch.server if watch is not None else None
+
+    def server_pid(self, kind: str) -> int | None:
+        """The pid of the `kind` server this handle started, while it runs; else None."""
+        watch = self._watches.get(kind)
+        if watch is None:
+            return None
+        server = watch.server
+        return server.pid if server.is_running() else None
+
+    def server_restarts(self, kind: str) -> int:
+        watch = self._watches.get(kind)
+        return watch.restarts if watch is not None else 0
+
+    def kill_server(self, kind: str, *, wipe: bool = False) -> None:
+        """SIGKILL the `kind` server this handle started; with `wipe`, delete its persisted data
+        once it is dead, before the watch restarts it."""
+        watch = self._watches.get(kind)
+        if watch is None:
+            raise KeyError(f"{kind}: no server of this kind was started here")
+        with watch.lock:
+            watch.server.kill()
+            if wipe:
+                watch.server.wipe()
+            watch.killed_on_purpose = True
 
     def stop(self) -> None:
         """Stop the servers this handle started, in parallel; later calls do nothing."""
+        self._watch_stop.set()
         with self._lock:
             servers, self._servers = self._servers, []
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout=30.0)
         _stop_all(servers)
+
+
+class _ServerWatch:
+    """Polls one started server and relaunches it after a crash, with exponential backoff."""
+
+    def __init__(self, server: LocalServer, endpoints: Endpoints) -> None:
+        self.server = server
+        self.endpoints = endpoints
+        self.lock = threading.Lock()  # held while checking, restarting or killing
+        self.restarts = 0
+        self.killed_on_purpose = False
+        self._backoff = Backoff()
+        self._up_since = time.monotonic()
+        self._restart_at: float | None = None
+
+    def run(self, stop: threading.Event, log: Callable[[str], None], interval_s: float) -> None:
+        while not stop.wait(interval_s):
+            with self.lock:
+                if stop.is_set():
+                    return
+                try:
+                    self._step(log)
+                except Exception as error:  # never let the watch die: retry later
+                    log(f"{self.server.kind}: restart failed: {type(error).__name__}: {error}")
+                    self._restart_at = time.monotonic() + self._backoff.next_delay(0.0)
+
+    def _step(self, log: Callable[[str], None]) -> None:
+        server, now = self.server, time.monotonic()
+        if self._restart_at is None:
+            if server.is_running():
+                return
+            uptime = now - self._up_since
+            delay = self._backoff.next_delay(uptime)
+            code = server.exit_code()
+            how = "was killed" if self.killed_on_purpose else f"exited (code {code})"
+            self.killed_on_purpose = False
+            log(
+                f"{server.kind}: {server.name} (pid {server.pid}) {how} after {uptime:.1f} s; "
+                f"restarting on 127.0.0.1:{server.port} in {delay:.1f} s"
+            )
+            self._restart_at = now + delay
+            return
+        if now < self._restart_at:
+            return
+        self._restart_at = None
+        started = time.monotonic()
+        try:
+            server.relaunch()
+        except ServerStartError as error:
+            delay = self._backoff.next_delay(0.0)
+            first = str(error).splitlines()[0]
+            log(f"{server.kind}: restart failed ({first}); next try in {delay:.1f} s")
+            self._restart_at = time.monotonic() + delay
+            return
+        if server.kind == "postgres":
+            ensure_database(self.endpoints.database_url)  # gone after a wipe
+        self.restarts += 1
+        self._up_since = time.monotonic()
+        log(
+            f"{server.kind}: restarted (pid {server.pid}) on 127.0.0.1:{server.port} in "
+            f"{self._up_since - started:.1f} s (restart #{self.restarts})"
+        )
 
 
 @dataclass(frozen=True)
@@ -70,21 +187,26 @@ def start_infra(
     database_name: str = "booking_rush",
     log: Callable[[str], None] = print,
     ports: Mapping[str, int] | None = None,
+    own_servers: bool = False,
 ) -> InfraHandle:
     """Find or start all three servers (in parallel) and return their endpoints.
 
     `ports` overrides the preferred local ports (redis 16379, postgres 15432, kafka 19092);
-    a preferred port held by something else is replaced by a free one.
+    a preferred port held by something else is replaced by a free one. `own_servers` starts
+    local servers (on free ports unless `ports` names them) even when configured or default
+    ones answer, so that the caller may kill them (chaos runs).
     """
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    wanted = {**PREFERRED_PORTS, **(ports or {})}
+    defaults = {name: 0 for name in SERVER_NAMES} if own_servers else PREFERRED_PORTS
+    wanted = {**defaults, **(ports or {})}
+    own = own_servers
     resolvers: dict[str, Callable[[], _Resolved]] = {
-        "redis": lambda: _resolve_redis(env, run_dir / "redis", wanted["redis"]),
+        "redis": lambda: _resolve_redis(env, run_dir / "redis", wanted["redis"], own),
         "postgres": lambda: _resolve_postgres(
-            env, run_dir / "postgres", wanted["postgres"], database_name
+            env, run_dir / "postgres", wanted["postgres"], database_name, own
         ),
-        "kafka": lambda: _resolve_kafka(env, run_dir / "kafka", wanted["kafka"]),
+        "kafka": lambda: _resolve_kafka(env, run_dir / "kafka", wanted["kafka"], own),
     }
     with ThreadPoolExecutor(max_workers=len(resolvers)) as pool:
         futures = {name: pool.submit(resolve) for name, resolve in resolvers.items()}
@@ -137,22 +259,25 @@ def _started_message(kind: str, server: LocalServer, url: str, why: str) -> str:
     )
 
 
-def _resolve_redis(env: Mapping[str, str], server_dir: Path, port: int) -> _Resolved:
+_OWN = "own servers requested"
+
+
+def _resolve_redis(env: Mapping[str, str], server_dir: Path, port: int, own: bool) -> _Resolved:
     url, source = _configured(env, "REDIS_URL", DEFAULT_REDIS_URL)
-    if redis_answers(url):
+    if not own and redis_answers(url):
         return _Resolved(url, None, f"redis: using {source} redis at {redact(url)}")
     server = start_local_redis(server_dir, port, env)
     local_url = f"redis://127.0.0.1:{server.port}/0"
-    why = f"nothing answered at {redact(url)} ({source})"
+    why = _OWN if own else f"nothing answered at {redact(url)} ({source})"
     return _Resolved(local_url, server, _started_message("redis", server, local_url, why))
 
 
 def _resolve_postgres(
-    env: Mapping[str, str], server_dir: Path, port: int, default_name: str
+    env: Mapping[str, str], server_dir: Path, port: int, default_name: str, own: bool
 ) -> _Resolved:
     url, source = _configured(env, "DATABASE_URL", DEFAULT_POSTGRES_URL)
     name = database_name(url) or default_name
-    if postgres_answers(url):
+    if not own and postgres_answers(url):
         full_url = with_database(url, name)
         created = " (created the database)" if ensure_database(full_url) else ""
         message = f"postgres: using {source} postgres at {redact(full_url)}{created}"
@@ -160,17 +285,17 @@ def _resolve_postgres(
     server = start_local_postgres(server_dir, port, env)
     local_url = f"postgresql://postgres@127.0.0.1:{server.port}/{name}"
     ensure_database(local_url)
-    why = f"nothing answered at {redact(url)} ({source})"
+    why = _OWN if own else f"nothing answered at {redact(url)} ({source})"
     return _Resolved(local_url, server, _started_message("postgres", server, local_url, why))
 
 
-def _resolve_kafka(env: Mapping[str, str], server_dir: Path, port: int) -> _Resolved:
+def _resolve_kafka(env: Mapping[str, str], server_dir: Path, port: int, own: bool) -> _Resolved:
     bootstrap, source = _configured(env, "KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP)
-    if kafka_answers(bootstrap):
+    if not own and kafka_answers(bootstrap):
         return _Resolved(bootstrap, None, f"kafka: using {source} broker at {bootstrap}")
     server = start_local_kafka(server_dir, port)
     local = f"127.0.0.1:{server.port}"
-    why = f"nothing answered at {bootstrap} ({source})"
+    why = _OWN if own else f"nothing answered at {bootstrap} ({source})"
     return _Resolved(local, server, _started_message("kafka", server, local, why))
 
 

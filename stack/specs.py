@@ -6,18 +6,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.tokens import generate_secret
 from stack.infra import Endpoints
+from stack.processes import free_port, port_is_free
 
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_BOOKING_PORT = 8081
 DEFAULT_METRICS_BASE_PORT = 9100
+DEFAULT_BOOKING_REPLICAS = 2
 DEFAULT_ADMIN_EMAIL = "admin@booking-rush.local"
 DEFAULT_ADMIN_PASSWORD = "admin-change-me"
 HEALTH_PATH = "/api/v1/health"
+WEBHOOK_PATH = "/api/v1/payments/webhook"
 
 
 @dataclass(frozen=True)
@@ -38,16 +41,24 @@ class StackSettings:
     admin_email: str = DEFAULT_ADMIN_EMAIL
     admin_password: str = DEFAULT_ADMIN_PASSWORD
     database_name: str = "booking_rush"
+    booking_replicas: int = DEFAULT_BOOKING_REPLICAS
+    # The booking processes' ports when not simply BOOKING_PORT + i (see with_replica_ports).
+    replica_ports: tuple[int, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StackSettings:
-        """GATEWAY_PORT, BOOKING_PORT, WORKER_METRICS_BASE_PORT, ADMIN_EMAIL, ADMIN_PASSWORD."""
+        """GATEWAY_PORT, BOOKING_PORT, BOOKING_REPLICAS, WORKER_METRICS_BASE_PORT, ADMIN_EMAIL,
+        ADMIN_PASSWORD."""
+        replicas = int(env.get("BOOKING_REPLICAS") or DEFAULT_BOOKING_REPLICAS)
+        if replicas < 1:
+            raise ValueError(f"BOOKING_REPLICAS must be at least 1, not {replicas}")
         return cls(
             gateway_port=int(env.get("GATEWAY_PORT") or DEFAULT_GATEWAY_PORT),
             booking_port=int(env.get("BOOKING_PORT") or DEFAULT_BOOKING_PORT),
             metrics_base_port=int(env.get("WORKER_METRICS_BASE_PORT") or DEFAULT_METRICS_BASE_PORT),
             admin_email=env.get("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL,
             admin_password=env.get("ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD,
+            booking_replicas=replicas,
         )
 
     @property
@@ -55,8 +66,58 @@ class StackSettings:
         return f"http://127.0.0.1:{self.gateway_port}"
 
     @property
+    def booking_ports(self) -> tuple[int, ...]:
+        """One port per booking process: BOOKING_PORT, BOOKING_PORT + 1, ..."""
+        if self.replica_ports:
+            return self.replica_ports
+        return tuple(self.booking_port + i for i in range(max(1, self.booking_replicas)))
+
+    @property
+    def booking_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.booking_ports]
+
+    @property
     def booking_url(self) -> str:
+        """The first booking process (BOOKING_PORT)."""
         return f"http://127.0.0.1:{self.booking_port}"
+
+    @property
+    def upstream_urls(self) -> str:
+        """The gateway's BOOKING_URL: every booking process, comma-separated (round-robin)."""
+        return ",".join(self.booking_urls)
+
+    @property
+    def webhook_url(self) -> str:
+        """Where the mock provider sends webhooks under make run: through the gateway, so any
+        live booking process takes them."""
+        return self.gateway_url + WEBHOOK_PATH
+
+
+def booking_name(index: int) -> str:
+    """`booking`, `booking-2`, `booking-3`, ..."""
+    return "booking" if index == 0 else f"booking-{index + 1}"
+
+
+def with_replica_ports(settings: StackSettings, worker_count: int) -> StackSettings:
+    """The settings with every booking port fixed: BOOKING_PORT + i for replica i, unless that
+    port is taken or is the gateway's or a worker's metrics port; then a free one."""
+    reserved = {settings.gateway_port}
+    reserved.update(range(settings.metrics_base_port, settings.metrics_base_port + worker_count))
+    ports = [settings.booking_port]
+    for index in range(1, max(1, settings.booking_replicas)):
+        port = settings.booking_port + index
+        while port in reserved or port in ports or not port_is_free(port):
+            port = free_port()
+        ports.append(port)
+    return replace(settings, replica_ports=tuple(ports))
+
+
+def spare_port(taken: set[int]) -> int:
+    """A free port that is none of `taken` (e.g. for the metrics of a worker's extra copy)."""
+    while True:
+        port = free_port()
+        if port not in taken:
+            return port
 
 
 def keep_secret(run_dir: Path, filename: str) -> str:
@@ -97,7 +158,10 @@ def process_env(
         "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
         "GATEWAY_PORT": str(settings.gateway_port),
         "BOOKING_PORT": str(settings.booking_port),
-        "BOOKING_URL": settings.booking_url,
+        "BOOKING_URL": settings.upstream_urls,
+        "BOOKING_REPLICAS": str(len(settings.booking_ports)),
+        # The mock provider's webhooks go through the gateway, so a dead replica drops none.
+        "PAYMENT_WEBHOOK_URL": env.get("PAYMENT_WEBHOOK_URL") or settings.webhook_url,
         "ADMIN_EMAIL": settings.admin_email,
         "PYTHONUNBUFFERED": "1",
     }
@@ -139,22 +203,31 @@ def list_workers(env: Mapping[str, str]) -> list[str]:
 def build_process_specs(
     settings: StackSettings, env: Mapping[str, str], worker_names: list[str]
 ) -> list[ProcessSpec]:
-    """gateway, booking and one process per worker (metrics on base port + index)."""
+    """gateway, the booking processes (`booking`, `booking-2`, ... on BOOKING_PORT + i) and one
+    process per worker (metrics on base port + index)."""
     python = sys.executable
     specs = [
         ProcessSpec(
             "gateway",
             [python, "-m", "gateway", "serve"],
-            {**env, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(settings.gateway_port)},
+            {
+                **env,
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": str(settings.gateway_port),
+                "BOOKING_URL": settings.upstream_urls,
+            },
             health_url=settings.gateway_url + HEALTH_PATH,
         ),
-        ProcessSpec(
-            "booking",
-            [python, "-m", "booking", "serve"],
-            {**env, "BOOKING_HOST": "127.0.0.1", "BOOKING_PORT": str(settings.booking_port)},
-            health_url=settings.booking_url + HEALTH_PATH,
-        ),
     ]
+    for index, port in enumerate(settings.booking_ports):
+        specs.append(
+            ProcessSpec(
+                booking_name(index),
+                [python, "-m", "booking", "serve"],
+                {**env, "BOOKING_HOST": "127.0.0.1", "BOOKING_PORT": str(port)},
+                health_url=f"http://127.0.0.1:{port}{HEALTH_PATH}",
+            )
+        )
     for index, worker in enumerate(worker_names):
         port = settings.metrics_base_port + index
         specs.append(

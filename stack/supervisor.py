@@ -6,6 +6,8 @@ their own infrastructure and ports.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -13,15 +15,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from stack.backoff import BASE_S, MAX_S, RESET_AFTER_S, Backoff
 from stack.infra import Endpoints, InfraHandle, start_infra
 from stack.output import Console, LogSink, Output
-from stack.processes import stop_pid
+from stack.processes import stop_pid, wait_gone
 from stack.specs import (
     ProcessSpec,
     StackSettings,
@@ -30,11 +32,11 @@ from stack.specs import (
     process_env,
     secrets_env,
     setup_specs,
+    spare_port,
+    with_replica_ports,
 )
 
-STOP_GRACE_S = 8.0
-RAPID_FAILURES = 3
-RAPID_WINDOW_S = 30.0
+STOP_GRACE_S = 10.0  # SIGTERM to SIGKILL: a process that needs the SIGKILL ignored SIGTERM
 _OPTIONAL_STEPS = {"seed-demo"}
 
 
@@ -42,20 +44,41 @@ class StackError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class StopResult:
+    """How one process ended on SIGTERM."""
+
+    seconds: float  # from SIGTERM to its exit (or to the SIGKILL's effect)
+    killed: bool  # had to be SIGKILLed after the grace period: it ignored SIGTERM
+    exit_code: int | None
+
+    @property
+    def ignored_sigterm(self) -> bool:
+        return self.killed
+
+
 @dataclass
 class _Managed:
     spec: ProcessSpec
+    backoff: Backoff
+    copy_of: str | None = None
     process: subprocess.Popen[bytes] | None = None
     pump: threading.Thread | None = None
-    failures: deque[float] = field(default_factory=deque)
+    started_at: float = 0.0
     restart_at: float | None = None
+    restarts: int = 0
+    last_exit_code: int | None = None
 
 
 class Stack:
     """Start infra (unless `endpoints` is given), run setup steps, start and supervise processes.
 
-    `names` selects which of the standard processes run; `specs` replaces them altogether
-    (stand-ins in tests). `start()` returns once every process with a health URL answers 200.
+    `names` selects which of the standard processes run (`booking` includes its replicas);
+    `specs` replaces them altogether (stand-ins in tests). `start()` returns once every process
+    with a health URL answers 200. A process that exits is restarted after an exponential
+    backoff (`restart_backoff_s` doubling up to `restart_backoff_max_s`, forgiven after
+    `restart_reset_after_s` of uptime); the servers the stack started are restarted the same way.
+    `own_servers` starts local servers even when configured ones answer (chaos runs kill them).
     """
 
     def __init__(
@@ -70,8 +93,14 @@ class Stack:
         run_setup: bool = True,
         console: TextIO | None = None,
         health_timeout_s: float = 60.0,
-        restart_backoff_s: float = 0.5,
+        restart_backoff_s: float = BASE_S,
+        restart_backoff_max_s: float = MAX_S,
+        restart_reset_after_s: float = RESET_AFTER_S,
+        stop_grace_s: float = STOP_GRACE_S,
+        own_servers: bool = False,
     ) -> None:
+        if own_servers and endpoints is not None:
+            raise ValueError("own_servers starts the servers: give no endpoints")
         self.run_dir = Path(run_dir).resolve()
         self.env = dict(env)
         self.settings = settings or StackSettings.from_env(env)
@@ -82,10 +111,16 @@ class Stack:
         self.run_setup = run_setup
         self.health_timeout_s = health_timeout_s
         self.restart_backoff_s = restart_backoff_s
+        self.restart_backoff_max_s = restart_backoff_max_s
+        self.restart_reset_after_s = restart_reset_after_s
+        self.stop_grace_s = stop_grace_s
+        self.own_servers = own_servers
         self.output = Output(Console(console or sys.stdout), LogSink(self.run_dir / "logs"))
         self.exit_code = 0
+        self.stop_report: dict[str, StopResult] = {}
         self._infra: InfraHandle | None = None
         self._managed: list[_Managed] = []
+        self._copies: dict[str, int] = {}
         self._stop_requested = threading.Event()
         self._stopped = False
         self._lock = threading.Lock()
@@ -110,33 +145,54 @@ class Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.endpoints is None:
             self._infra = start_infra(
-                self.run_dir, self.env, database_name=self.settings.database_name, log=self.say
+                self.run_dir,
+                self.env,
+                database_name=self.settings.database_name,
+                log=self.say,
+                own_servers=self.own_servers,
             )
             self.endpoints = self._infra.endpoints
-        env = {**process_env(self.env, self.endpoints, self.settings)}
-        env.update(secrets_env(self.run_dir, env))
+            self._infra.watch(log=self.say)
+        workers: list[str] = []
+        if not self._given_specs:
+            workers = list_workers(self._process_env())
+            if not workers:
+                self.say("no workers listed by `python -m workers list`; starting none")
+            self.settings = with_replica_ports(self.settings, len(workers))
+        env = self._process_env()
         if self.run_setup:
             for step in setup_specs(self.settings, env):
                 self._run_step(step)
         if not self._given_specs:
-            workers = list_workers(env)
-            if not workers:
-                self.say("no workers listed by `python -m workers list`; starting none")
             self.specs = build_process_specs(self.settings, env, workers)
         if self.names is not None:
-            self.specs = [spec for spec in self.specs if spec.name in self.names]
+            self.specs = [spec for spec in self.specs if _selected(spec.name, self.names)]
         self.output.console.widen([spec.name for spec in self.specs])
         with self._lock:
             for spec in self.specs:
-                managed = _Managed(spec)
+                managed = self._new_managed(spec)
                 self._spawn(managed)
                 self._managed.append(managed)
         self._monitor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._monitor.start()
         self._wait_healthy()
 
+    def _process_env(self) -> dict[str, str]:
+        assert self.endpoints is not None
+        env = process_env(self.env, self.endpoints, self.settings)
+        env.update(secrets_env(self.run_dir, env))
+        return env
+
+    def _new_managed(self, spec: ProcessSpec, copy_of: str | None = None) -> _Managed:
+        backoff = Backoff(
+            self.restart_backoff_s, self.restart_backoff_max_s, self.restart_reset_after_s
+        )
+        return _Managed(spec, backoff, copy_of)
+
     def request_stop(self) -> None:
         self._stop_requested.set()
+
+    # -- what the chaos tool uses -------------------------------------------------------------
 
     def pids(self) -> dict[str, int]:
         """The PID of each running process by name (each leads its own process group)."""
@@ -147,14 +203,96 @@ class Stack:
                 if m.process is not None and m.process.poll() is None
             }
 
+    def process_restarts(self, name: str) -> int:
+        """How many times the process `name` was restarted after it exited."""
+        with self._lock:
+            return self._find(name).restarts
+
+    def kill_process(self, name: str, sig: int = signal.SIGKILL) -> int | None:
+        """Send `sig` to the process group of `name` (it is then restarted like any crash);
+        its pid, or None when it was not running."""
+        with self._lock:
+            process = self._find(name).process
+            if process is None or process.poll() is not None:
+                return None
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, sig)
+            return process.pid
+
+    def start_copy(self, name: str) -> str:
+        """Start one more copy of the process `name` (a worker), supervised like the others;
+        returns its name, `<name>#2`, `<name>#3`, ... A worker copy gets its own metrics port."""
+        with self._lock:
+            if self._stopped:
+                raise StackError("the stack is stopped")
+            original = self._find(name)
+            if original.copy_of is not None:
+                raise ValueError(f"{name} is itself a copy; copy {original.copy_of}")
+            spec = original.spec
+            if spec.health_url is not None:
+                raise ValueError(f"{name} serves a fixed port: only workers can be copied")
+            index = self._copies[name] = self._copies.get(name, 1) + 1
+            copy_name = f"{name}#{index}"
+            env = dict(spec.env)
+            if env.get("WORKER_METRICS_PORT"):
+                taken = {int(m.spec.env.get("WORKER_METRICS_PORT") or 0) for m in self._managed}
+                env["WORKER_METRICS_PORT"] = str(
+                    spare_port(taken | set(self.settings.booking_ports))
+                )
+            managed = self._new_managed(ProcessSpec(copy_name, list(spec.argv), env), copy_of=name)
+            self.output.console.widen([copy_name])
+            self._spawn(managed)
+            self._managed.append(managed)
+        assert managed.process is not None
+        self.say(f"{copy_name} started (pid {managed.process.pid}), a copy of {name}")
+        return copy_name
+
+    def stop_copy(self, copy_name: str) -> StopResult:
+        """SIGTERM a copy made by start_copy (SIGKILL after the grace period) and forget it;
+        the result is also kept in `stop_report`."""
+        with self._lock:
+            managed = self._find(copy_name)
+            if managed.copy_of is None:
+                raise ValueError(f"{copy_name} is not a copy (stop_copy stops only copies)")
+            self._managed.remove(managed)
+        result = self._terminate(managed)
+        self.stop_report[copy_name] = result
+        self.say(_stopped_line(copy_name, result))
+        return result
+
+    def server_pid(self, kind: str) -> int | None:
+        """The pid of the `redis`, `postgres` or `kafka` server this stack started (while it
+        runs); None for a server it did not start."""
+        return self._infra.server_pid(kind) if self._infra is not None else None
+
+    def kill_server(self, kind: str, *, wipe: bool = False) -> None:
+        """SIGKILL a server this stack started; `wipe` deletes its persisted data once it is dead,
+        before the supervisor restarts it (Redis comes back empty)."""
+        if self._infra is None:
+            raise KeyError(f"{kind}: this stack started no servers")
+        self._infra.kill_server(kind, wipe=wipe)
+
+    def server_restarts(self, kind: str) -> int:
+        """How many times the supervisor restarted the `kind` server."""
+        return self._infra.server_restarts(kind) if self._infra is not None else 0
+
+    def _find(self, name: str) -> _Managed:
+        for managed in self._managed:
+            if managed.spec.name == name:
+                return managed
+        raise KeyError(f"no process named {name!r}")
+
+    # -- running and stopping -------------------------------------------------------------------
+
     def wait(self) -> int:
-        """Block until a stop is requested or a process keeps failing; the exit code."""
+        """Block until a stop is requested; the exit code."""
         while not self._stop_requested.wait(0.5):
             pass
         return self.exit_code
 
     def stop(self) -> None:
-        """SIGTERM every process group, SIGKILL stragglers, stop the infra; idempotent."""
+        """SIGTERM every process group, SIGKILL stragglers after the grace period (each one's
+        outcome in `stop_report`), stop the infra; idempotent."""
         with self._lock:
             if self._stopped:
                 return
@@ -163,27 +301,47 @@ class Stack:
         self._stop_requested.set()
         if self._monitor is not None and self._monitor is not threading.current_thread():
             self._monitor.join(timeout=2.0)
-        running = [m.process for m in managed if m.process and m.process.poll() is None]
-        threads = [
-            threading.Thread(
-                target=stop_pid,
-                args=(process.pid,),
-                kwargs={"process": process, "grace_s": STOP_GRACE_S, "group": True},
-            )
-            for process in running
-        ]
+        results: dict[str, StopResult] = {}
+
+        def terminate(m: _Managed) -> None:
+            results[m.spec.name] = self._terminate(m)
+
+        running = [m for m in managed if m.process is not None and m.process.poll() is None]
+        threads = [threading.Thread(target=terminate, args=(m,)) for m in running]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        for process in running:
-            self.say(f"{_name_of(managed, process)} stopped (exit code {process.returncode})")
+        for m in running:
+            self.say(_stopped_line(m.spec.name, results[m.spec.name]))
+        self.stop_report.update(results)
         for m in managed:
             if m.pump is not None:
                 m.pump.join(timeout=2.0)
         if self._infra is not None:
             self._infra.stop()
         self.output.logs.close()
+
+    def _terminate(self, managed: _Managed) -> StopResult:
+        """SIGTERM the process group, wait up to the grace period, then SIGKILL it."""
+        process = managed.process
+        if process is None or process.poll() is not None:
+            code = process.returncode if process is not None else managed.last_exit_code
+            return StopResult(0.0, False, code)
+        started = time.monotonic()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        killed = not wait_gone(process.pid, self.stop_grace_s, process)
+        if killed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            wait_gone(process.pid, 5.0, process)
+        seconds = time.monotonic() - started
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # children left behind by the leader
+        if managed.pump is not None:
+            managed.pump.join(timeout=2.0)
+        return StopResult(round(seconds, 3), killed, process.poll())
 
     def _spawn(self, managed: _Managed) -> None:
         spec = managed.spec
@@ -197,6 +355,7 @@ class Stack:
         )
         assert process.stdout is not None
         managed.process = process
+        managed.started_at = time.monotonic()
         managed.pump = self.output.pump(spec.name, process.stdout)
 
     def _supervise(self) -> None:
@@ -205,35 +364,41 @@ class Stack:
                 if self._stopped:
                     return
                 for managed in self._managed:
-                    self._check(managed)
+                    try:
+                        self._check(managed)
+                    except Exception as error:  # e.g. fork failed: try again after a backoff
+                        delay = managed.backoff.next_delay(0.0)
+                        self.say(
+                            f"{managed.spec.name}: restart failed ({type(error).__name__}: "
+                            f"{error}); next try in {delay:.1f} s"
+                        )
+                        managed.restart_at = time.monotonic() + delay
 
     def _check(self, managed: _Managed) -> None:
         now = time.monotonic()
+        name = managed.spec.name
         if managed.restart_at is not None:
             if now >= managed.restart_at:
                 managed.restart_at = None
                 self._spawn(managed)
+                managed.restarts += 1
+                assert managed.process is not None
+                self.say(
+                    f"{name} restarted (pid {managed.process.pid}, restart #{managed.restarts})"
+                )
             return
         process = managed.process
         if process is None or process.poll() is None:
             return
         if managed.pump is not None:
             managed.pump.join(timeout=1.0)  # its last lines before the exit notice
-        failures = managed.failures
-        failures.append(now)
-        while failures and now - failures[0] > RAPID_WINDOW_S:
-            failures.popleft()
-        name = managed.spec.name
-        if len(failures) > RAPID_FAILURES:
-            self.say(
-                f"{name} exited with code {process.returncode}, {len(failures)} times in "
-                f"{RAPID_WINDOW_S:.0f} s: giving up, stopping everything"
-            )
-            self.exit_code = 1
-            self._stop_requested.set()
-            return
-        delay = min(self.restart_backoff_s * 2 ** (len(failures) - 1), 5.0)
-        self.say(f"{name} exited with code {process.returncode}; restarting in {delay:.1f} s")
+        uptime = now - managed.started_at
+        delay = managed.backoff.next_delay(uptime)
+        managed.last_exit_code = process.returncode
+        self.say(
+            f"{name} exited with code {process.returncode} after {uptime:.1f} s; "
+            f"restarting in {delay:.1f} s"
+        )
         managed.restart_at = now + delay
 
     def _wait_healthy(self) -> None:
@@ -284,8 +449,14 @@ def _answers_200(url: str | None) -> bool:
         return False
 
 
-def _name_of(managed: list[_Managed], process: subprocess.Popen[bytes]) -> str:
-    return next((m.spec.name for m in managed if m.process is process), str(process.pid))
+def _selected(name: str, names: Sequence[str]) -> bool:
+    """`booking` in `names` selects every booking process (`booking-2`, ...)."""
+    return name in names or (name.startswith("booking-") and "booking" in names)
+
+
+def _stopped_line(name: str, result: StopResult) -> str:
+    how = "SIGKILLed: it ignored SIGTERM" if result.killed else f"exit code {result.exit_code}"
+    return f"{name} stopped in {result.seconds:.1f} s ({how})"
 
 
 def run_stack(run_dir: Path, env: Mapping[str, str], console: TextIO | None = None) -> int:
@@ -294,7 +465,8 @@ def run_stack(run_dir: Path, env: Mapping[str, str], console: TextIO | None = No
 
 
 def supervise(stack: Stack, env: Mapping[str, str]) -> int:
-    """Run `stack` in the foreground until SIGINT/SIGTERM (exit 0) or a failure (exit 1)."""
+    """Run `stack` in the foreground until SIGINT/SIGTERM (exit 0) or a failed start (exit 1);
+    crashing processes are restarted with backoff, never a reason to stop everything."""
     interrupted = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -328,6 +500,7 @@ def _print_settings(stack: Stack, env: Mapping[str, str]) -> None:
     s = stack.settings
     stack.say(
         f"settings: GATEWAY_PORT={s.gateway_port} BOOKING_PORT={s.booking_port} "
+        f"BOOKING_REPLICAS={s.booking_replicas} "
         f"HOLD_TTL_S={env.get('HOLD_TTL_S') or '600 (default)'} "
         f"RATE_LIMIT_PER_IP={env.get('RATE_LIMIT_PER_IP') or '(service default)'} "
         f"RATE_LIMIT_PER_USER={env.get('RATE_LIMIT_PER_USER') or '(service default)'}"

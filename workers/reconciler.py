@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
 from booking.db import create_pool
-from booking.reconcile import compare_event, rebuild_event
+from booking.reconcile import compare_event, restore_event
 from booking.scripts import Scripts
 from booking.store.events import find_event, live_event_ids
 from workers.settings import WorkerSettings
@@ -68,9 +68,12 @@ class Reconciler:
                 continue
             zones = await compare_event(self.pool, self.scripts, event)
             if zones is None:
-                live = await rebuild_event(self.pool, self.scripts, event_id)
-                REBUILDS.inc()
-                log.warning("rebuilt lost inventory of event %s (%d live bookings)", event_id, live)
+                live = await restore_event(self.pool, self.scripts, event_id)
+                if live is not None:
+                    REBUILDS.inc()
+                    log.warning(
+                        "rebuilt lost inventory of event %s (%d live bookings)", event_id, live
+                    )
                 continue
             seen.add(event_id)
             drift += sum(zone.drift for zone in zones)

@@ -3,15 +3,23 @@
 Payment saga (one per payment, saga id = payment id):
   succeeded -> confirm_booking -> notify -> COMPLETED
             \\-> refused (hold lapsed or cancelled) -> refund_payment -> COMPENSATED
-  failed (or no answer within SAGA_TIMEOUT_S) -> release_booking -> COMPENSATED
+  failed -> release_booking -> COMPENSATED
   succeeded after it was given up on -> refund_payment -> COMPENSATED
 Cancel saga (a confirmed booking cancelled): refund_payment -> release_booking -> COMPLETED
 
 Each message is handled in one PostgreSQL transaction that claims its id, moves the saga and
 writes the next command to the outbox. A reply only counts for the step the saga waits on, so
-duplicates and late replies change nothing. Every `housekeeping_interval_s` it sends the command
-of sagas stuck longer than SAGA_TIMEOUT_S again (steps are idempotent) and gives up on payments
-that never got an answer.
+duplicates and late replies change nothing.
+
+Nothing depends on a message arriving: PostgreSQL is re-read every `housekeeping_interval_s`.
+- A saga untouched for SAGA_TIMEOUT_S has its command sent again (steps are idempotent), with
+  a growing pause between tries; it never gives up on its own (after MAX_RETRIES it is logged
+  and counted for a human, and still retried).
+- A payment still PENDING without a saga a few seconds after it was opened (its webhook, or the
+  message the webhook became, was lost) is settled by asking the provider where it stands:
+  succeeded -> the payment saga as for a webhook; declined or cancelled -> released; not settled
+  after SAGA_TIMEOUT_S -> cancelled at the provider first, and failed only once the provider
+  says it took no money. A provider that cannot answer leaves the payment PENDING until it can.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from booking.payments import (
     SagaTopics,
     advance_saga,
 )
+from booking.providers import create_provider
+from booking.providers.base import SETTLED_WITHOUT_MONEY, ChargeStatus, PaymentProvider
 from booking.store import payments as payment_store
 from booking.store import sagas as saga_store
 from booking.store.sagas import Saga
@@ -45,7 +55,9 @@ from workers.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 10
+RETRY_BACKOFF_CAP = 8  # the n-th re-send waits min(n, 8) x SAGA_TIMEOUT_S
 PAYMENT_OUTCOMES = ("payment.succeeded", "payment.failed")
+MAX_RESOLVE_AFTER_S = 5.0
 
 
 class SagaOrchestrator(ConsumerWorker):
@@ -57,6 +69,7 @@ class SagaOrchestrator(ConsumerWorker):
         *,
         topics: SagaTopics | None = None,
         group_id: str = "",
+        provider: PaymentProvider | None = None,
         **options: Any,
     ) -> None:
         namespace = settings.kafka_namespace
@@ -68,6 +81,19 @@ class SagaOrchestrator(ConsumerWorker):
             group_id=group_id,
             **options,
         )
+        self.provider = provider
+        self._own_provider = provider is None
+        # How long a payment may wait for its webhook before the provider is asked.
+        self.resolve_after_s = min(MAX_RESOLVE_AFTER_S, settings.saga_timeout_s / 2)
+
+    async def setup(self) -> None:
+        if self.provider is None:
+            self.provider = create_provider(self.settings.payments, pool=self.pool)
+
+    async def teardown(self) -> None:
+        if self.provider is not None and self._own_provider:
+            await self.provider.aclose()
+            self.provider = None
 
     async def handle(self, envelope: Envelope) -> None:
         if envelope.type in PAYMENT_OUTCOMES:
@@ -200,34 +226,95 @@ class SagaOrchestrator(ConsumerWorker):
             raise MalformedMessageError(f"unknown saga step {step!r}")
 
     async def housekeeping(self) -> int:
+        return await self._resend_stuck_sagas() + await self._settle_unanswered_payments()
+
+    async def _resend_stuck_sagas(self) -> int:
         assert self.pool is not None
         now = datetime.now(UTC)
-        before = now - timedelta(seconds=self.settings.saga_timeout_s)
         handled = 0
         async with self.pool.acquire() as conn, conn.transaction():
-            for saga in await saga_store.claim_stuck_sagas(conn, before=before, limit=100):
+            stuck = await saga_store.claim_stuck_sagas(
+                conn,
+                now=now,
+                timeout_s=self.settings.saga_timeout_s,
+                backoff_cap=RETRY_BACKOFF_CAP,
+                limit=100,
+            )
+            for saga in stuck:
                 handled += 1
-                if saga.attempts >= MAX_RETRIES:
-                    error = f"no answer to {saga.step} after {saga.attempts} retries"
-                    await self._advance(
-                        conn, saga, step=None, state=SAGA_FAILED, now=now, last_error=error
-                    )
+                if saga.attempts + 1 == MAX_RETRIES:
                     SAGA_TIMEOUTS.labels("gave_up").inc()
-                    log.error("saga %s: %s", saga.saga_id, error)
-                    continue
+                    log.error(
+                        "saga %s: no answer to %s after %d tries; still retrying (check "
+                        "saga-step, the broker and the provider)",
+                        saga.saga_id,
+                        saga.step,
+                        saga.attempts + 1,
+                    )
                 await saga_store.record_step(conn, saga.saga_id, saga.step or "", "retried")
                 await self._advance(conn, saga, step=saga.step, now=now, retry=True)
                 SAGA_TIMEOUTS.labels("retry").inc()
-        async with self.pool.acquire() as conn, conn.transaction():
-            for payment_id in await payment_store.unanswered_payments(
-                conn, before=before, limit=100
-            ):
-                payment = await payment_store.find_payment(conn, payment_id, lock=True)
-                if payment is None or payment.status != payment_store.PENDING:
-                    continue
-                if await saga_store.find_saga(conn, payment_id) is not None:
-                    continue
-                await self._start(conn, payment, succeeded=False, now=now, outcome="timed_out")
-                SAGA_TIMEOUTS.labels("payment_timeout").inc()
+        return handled
+
+    async def _settle_unanswered_payments(self) -> int:
+        """Asks the provider about each payment nobody told us about (see the module doc)."""
+        assert self.pool is not None and self.provider is not None
+        now = datetime.now(UTC)
+        timeout = timedelta(seconds=self.settings.saga_timeout_s)
+        handled = 0
+        for unanswered in await payment_store.unanswered_payments(
+            self.pool, before=now - timedelta(seconds=self.resolve_after_s), limit=100
+        ):
+            payment = unanswered.payment
+            status: ChargeStatus
+            if unanswered.recorded_outcome is not None:
+                # A signed webhook said so but its message never got here: re-drive it.
+                status = "succeeded" if unanswered.recorded_outcome == "succeeded" else "failed"
+                outcome = f"{unanswered.recorded_outcome}_on_record"
+                if await self._settle(payment.payment_id, status, outcome):
+                    SAGA_TIMEOUTS.labels("redriven").inc()
+                    handled += 1
+                continue
+            try:
+                status = await self.provider.retrieve(payment.payment_id, payment.provider_ref)
+                overdue = payment.created_at < now - timeout
+                if overdue and status in ("pending", "not_found"):
+                    status = await self.provider.cancel(payment.payment_id, payment.provider_ref)
+            except Exception as exc:  # the provider cannot tell now: ask again next time
+                log.warning("payment %s: provider not answering: %s", payment.payment_id, exc)
+                continue
+            if status == "succeeded":
+                outcome = "succeeded_by_provider"
+            elif status in SETTLED_WITHOUT_MONEY:
+                outcome = "timed_out" if status == "canceled" else "declined_by_provider"
+            elif status == "not_found" and payment.created_at < now - timeout:
+                outcome = "unknown_to_provider"
+            else:
+                continue  # pending or processing: not settled yet
+            if await self._settle(payment.payment_id, status, outcome):
+                SAGA_TIMEOUTS.labels(_TIMEOUT_ACTIONS[status]).inc()
                 handled += 1
         return handled
+
+    async def _settle(self, payment_id: str, status: ChargeStatus, outcome: str) -> bool:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            payment = await payment_store.find_payment(conn, payment_id, lock=True)
+            if payment is None or payment.status != payment_store.PENDING:
+                return False
+            if await saga_store.find_saga(conn, payment_id) is not None:
+                return False  # its webhook got there first
+            succeeded = status == "succeeded"
+            await self._start(
+                conn, payment, succeeded=succeeded, now=datetime.now(UTC), outcome=outcome
+            )
+            log.info("payment %s settled from the provider: %s", payment_id, outcome)
+        return True
+
+
+_TIMEOUT_ACTIONS: dict[str, str] = {
+    "succeeded": "provider_succeeded",
+    "failed": "provider_failed",
+    "canceled": "payment_timeout",
+    "not_found": "payment_timeout",
+}

@@ -27,6 +27,7 @@ from booking.notify import Notifier, OutboxNotifier, confirmation_email, find_em
 from booking.payments import STEP_CONFIRM, STEP_NOTIFY, STEP_REFUND, STEP_RELEASE, SagaTopics
 from booking.providers import create_provider
 from booking.providers.base import PaymentProvider, ProviderRefusedError, RefundRequest
+from booking.reconcile import restore_event
 from booking.scripts import ReleaseReason, Scripts
 from booking.store import bookings as booking_store
 from booking.store import payments as payment_store
@@ -99,7 +100,7 @@ class SagaStep(ConsumerWorker):
         self.scripts = Scripts(self.redis)
         await self.scripts.load()
         if self.provider is None:
-            self.provider = create_provider(self.settings.payments)
+            self.provider = create_provider(self.settings.payments, pool=self.pool)
 
     async def teardown(self) -> None:
         if self.provider is not None:
@@ -144,7 +145,15 @@ class SagaStep(ConsumerWorker):
     async def _confirm(self, envelope: Envelope, command: Command) -> None:
         assert self.scripts is not None
         try:
-            await self.scripts.confirm(command.event_id, command.booking_id)
+            try:
+                await self.scripts.confirm(command.event_id, command.booking_id)
+            except errors.NotFoundError:
+                # Redis may have lost the event (a restart without its data) before the
+                # reconciler restored it: restore it now if PostgreSQL holds the booking live,
+                # and ask again. A paid, live hold is never refunded because Redis forgot it.
+                if not await self._restore_lost_event(command):
+                    raise
+                await self.scripts.confirm(command.event_id, command.booking_id)
         except (
             errors.ReservationExpiredError,
             errors.InvalidStateError,
@@ -185,6 +194,26 @@ class SagaStep(ConsumerWorker):
             await self.scripts.release(
                 command.event_id, command.booking_id, reason="REFUNDED", allow_confirmed=True
             )
+
+    async def _restore_lost_event(self, command: Command) -> bool:
+        """True when PostgreSQL holds the booking live within its deadline and Redis had no
+        inventory for its event (now restored from PostgreSQL, by us or someone faster)."""
+        assert self.pool is not None and self.scripts is not None
+        booking = await booking_store.find_booking(self.pool, command.booking_id)
+        if booking is None or booking.status != RESERVED:
+            return False
+        if booking.expires_at <= datetime.now(UTC):
+            return False
+        if await self.scripts.availability(command.event_id):
+            return False  # Redis has the event: the hold itself is unknown there
+        live = await restore_event(self.pool, self.scripts, command.event_id)
+        log.warning(
+            "confirm of %s found event %s missing in Redis: restored from PostgreSQL (%s)",
+            command.booking_id,
+            command.event_id,
+            "by another process" if live is None else f"{live} live bookings",
+        )
+        return True
 
     async def _refund(self, envelope: Envelope, command: Command) -> None:
         assert self.pool is not None and self.provider is not None

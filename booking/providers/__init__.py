@@ -8,6 +8,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import asyncpg
+
 from booking.providers.base import PaymentProvider
 
 PROVIDERS = ("mock", "stripe")
@@ -46,7 +48,9 @@ class PaymentConfig:
         )
 
 
-def create_provider(config: PaymentConfig) -> PaymentProvider:
+def create_provider(config: PaymentConfig, *, pool: asyncpg.Pool | None = None) -> PaymentProvider:
+    """`pool`: the mock keeps its books in PostgreSQL (every process that pays, refunds or asks
+    about payments passes one)."""
     if config.provider == "stripe":
         from booking.providers.stripe import StripeProvider
 
@@ -59,4 +63,5 @@ def create_provider(config: PaymentConfig) -> PaymentProvider:
         webhook_url=config.webhook_url,
         webhook_secret=config.webhook_secret,
         delay_s=config.mock_delay_s,
+        pool=pool,
     )

@@ -1,6 +1,9 @@
 """The payment-provider interface, the values it exchanges, and the shared webhook signature.
 
-A provider creates a payment, refunds one, and turns a signed webhook into a `WebhookEvent`.
+A provider creates a payment, refunds one, answers where a payment stands (`retrieve`, like
+Stripe's retrieve-PaymentIntent), cancels one that has not settled, and turns a signed webhook
+into a `WebhookEvent`. The saga never assumes what happened to money: a payment nobody heard of
+is settled by asking the provider.
 Both built-in providers sign webhooks the way Stripe does: a header `t=<unix ts>,v1=<hex>`
 where each v1 is HMAC-SHA256 over `"<t>.<raw body>"` with the endpoint secret.
 """
@@ -16,6 +19,13 @@ from typing import Literal, Protocol
 from booking import errors
 
 WebhookOutcome = Literal["succeeded", "failed", "refunded", "ignored"]
+# Where a payment stands at the provider:
+#   succeeded  the money was taken           failed     declined, nothing taken (final)
+#   canceled   we cancelled it (final)       pending    not settled, can still be cancelled
+#   processing settling now, cannot be cancelled: ask again later
+#   not_found  the provider never saw it (we crashed before asking it to charge)
+ChargeStatus = Literal["succeeded", "failed", "canceled", "pending", "processing", "not_found"]
+SETTLED_WITHOUT_MONEY = ("failed", "canceled")
 DEFAULT_TOLERANCE_S = 300
 
 
@@ -72,6 +82,19 @@ class PaymentProvider(Protocol):
 
     async def refund(self, request: RefundRequest) -> str:
         """Refunds the whole payment; idempotent per payment. Returns the refund reference."""
+        ...
+
+    async def retrieve(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
+        """Where the payment stands now (ProviderUnavailableError when it cannot tell)."""
+        ...
+
+    async def cancel(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
+        """Cancels a payment that has not settled; returns where it stands afterwards (a
+        payment that succeeded meanwhile answers `succeeded`, never `canceled`)."""
+        ...
+
+    def start(self) -> None:
+        """Background work of the serving process (the mock's webhook sender); may be a no-op."""
         ...
 
     def parse_webhook(

@@ -17,6 +17,7 @@ import orjson
 from booking.errors import InvalidRequestError
 from booking.providers.base import (
     DEFAULT_TOLERANCE_S,
+    ChargeStatus,
     CreatedPayment,
     PaymentRequest,
     ProviderRefusedError,
@@ -89,6 +90,49 @@ def refund_request(
     )
 
 
+# PaymentIntent statuses; the `requires_*` ones have taken no money and can be cancelled.
+_CHARGE_STATUS: dict[str, ChargeStatus] = {
+    "succeeded": "succeeded",
+    "canceled": "canceled",
+    "processing": "processing",
+    "requires_capture": "processing",
+    "requires_payment_method": "pending",
+    "requires_confirmation": "pending",
+    "requires_action": "pending",
+}
+
+
+def retrieve_request(
+    provider_ref: str, *, secret_key: str, api_base: str = API_BASE
+) -> StripeRequest:
+    return StripeRequest("GET", f"{api_base}/v1/payment_intents/{provider_ref}", _auth(secret_key))
+
+
+def search_request(payment_id: str, *, secret_key: str, api_base: str = API_BASE) -> StripeRequest:
+    """The PaymentIntent carrying our payment id (when we never stored its id)."""
+    query = urlencode({"query": f"metadata['payment_id']:'{payment_id}'"})
+    return StripeRequest("GET", f"{api_base}/v1/payment_intents/search?{query}", _auth(secret_key))
+
+
+def cancel_request(
+    provider_ref: str, payment_id: str, *, secret_key: str, api_base: str = API_BASE
+) -> StripeRequest:
+    return StripeRequest(
+        "POST",
+        f"{api_base}/v1/payment_intents/{provider_ref}/cancel",
+        _headers(secret_key, f"cancel-{payment_id}"),
+        [("cancellation_reason", "abandoned")],
+    )
+
+
+def _auth(secret_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret_key}"}
+
+
+def charge_status(intent: Mapping[str, Any]) -> ChargeStatus:
+    return _CHARGE_STATUS.get(str(intent.get("status")), "processing")
+
+
 def parse_event(body: bytes) -> WebhookEvent:
     try:
         event = orjson.loads(body)
@@ -139,6 +183,39 @@ class StripeProvider:
         )
         return str(answer["id"])
 
+    async def retrieve(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
+        if not provider_ref:
+            found = await self._send(
+                search_request(payment_id, secret_key=self.secret_key, api_base=self.api_base)
+            )
+            intents = found.get("data") or []
+            return charge_status(intents[0]) if intents else "not_found"
+        intent = await self._send(
+            retrieve_request(provider_ref, secret_key=self.secret_key, api_base=self.api_base)
+        )
+        return charge_status(intent)
+
+    async def cancel(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
+        if not provider_ref:
+            found = await self._send(
+                search_request(payment_id, secret_key=self.secret_key, api_base=self.api_base)
+            )
+            intents = found.get("data") or []
+            if not intents:
+                return "not_found"
+            provider_ref = str(intents[0]["id"])
+        request = cancel_request(
+            provider_ref, payment_id, secret_key=self.secret_key, api_base=self.api_base
+        )
+        try:
+            return charge_status(await self._send(request))
+        except ProviderRefusedError:
+            # Stripe refuses to cancel an intent that succeeded or is processing: say where it is.
+            return await self.retrieve(payment_id, provider_ref)
+
+    def start(self) -> None:
+        """Stripe sends its own webhooks."""
+
     def parse_webhook(
         self, body: bytes, headers: Mapping[str, str], *, now_s: float
     ) -> WebhookEvent:
@@ -155,8 +232,9 @@ class StripeProvider:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
         try:
+            data = request.body() if request.method != "GET" else None
             async with self._session.request(
-                request.method, request.url, data=request.body(), headers=request.headers
+                request.method, request.url, data=data, headers=request.headers
             ) as response:
                 text = await response.read()
                 status = response.status

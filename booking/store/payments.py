@@ -174,30 +174,46 @@ async def record_provider_event(
     provider: str,
     event_id: str,
     event_type: str,
+    outcome: str,
     payment_id: str | None,
     payload: Any,
 ) -> bool:
     """True the first time this provider event id is seen; False for a redelivery."""
     inserted = await conn.fetchval(
-        """INSERT INTO payment_events (provider, event_id, payment_id, type, payload)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
+        """INSERT INTO payment_events (provider, event_id, payment_id, type, outcome, payload)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true""",
         provider,
         event_id,
         uuid.UUID(payment_id) if payment_id else None,
         event_type,
+        outcome,
         payload,
     )
     return bool(inserted)
 
 
-async def unanswered_payments(conn: Conn, *, before: datetime, limit: int) -> list[str]:
-    """PENDING payments created before `before` that no saga has taken up (no webhook came)."""
+@dataclass(frozen=True, slots=True)
+class UnansweredPayment:
+    payment: Payment
+    recorded_outcome: str | None  # `succeeded` or `failed` when a webhook said so
+
+
+async def unanswered_payments(
+    conn: Conn, *, before: datetime, limit: int
+) -> list[UnansweredPayment]:
+    """PENDING payments opened before `before` that no saga has taken up: no webhook came, or
+    the message a recorded webhook became was lost. A recorded success wins over a failure."""
     rows = await conn.fetch(
-        """SELECT p.payment_id FROM payments p
-           WHERE p.status = 'PENDING' AND p.created_at < $1
-             AND NOT EXISTS (SELECT 1 FROM sagas s WHERE s.payment_id = p.payment_id)
-           ORDER BY p.created_at LIMIT $2""",
+        """SELECT p.*, b.event_id, e.outcome AS recorded_outcome
+            FROM payments p JOIN bookings b USING (booking_id)
+            LEFT JOIN LATERAL (
+                SELECT outcome FROM payment_events
+                WHERE payment_id = p.payment_id AND outcome IN ('succeeded', 'failed')
+                ORDER BY outcome = 'succeeded' DESC LIMIT 1) e ON true
+            WHERE p.status = 'PENDING' AND p.created_at < $1
+              AND NOT EXISTS (SELECT 1 FROM sagas s WHERE s.payment_id = p.payment_id)
+            ORDER BY p.created_at LIMIT $2""",
         before,
         limit,
     )
-    return [str(row["payment_id"]) for row in rows]
+    return [UnansweredPayment(_payment(row), row["recorded_outcome"]) for row in rows]

@@ -153,15 +153,19 @@ async def steps_of(conn: Conn, saga_id: str) -> list[tuple[str, str]]:
 
 
 async def claim_stuck_sagas(
-    conn: asyncpg.Connection, *, before: datetime, limit: int
+    conn: asyncpg.Connection, *, now: datetime, timeout_s: float, backoff_cap: int, limit: int
 ) -> list[Saga]:
-    """Running sagas untouched since `before`, locked for this transaction (other orchestrator
-    copies skip them)."""
+    """Running sagas due for another try, locked for this transaction (other orchestrator
+    copies skip them): the n-th try waits min(n + 1, backoff_cap) x timeout_s since the last."""
     rows = await conn.fetch(
         """SELECT * FROM sagas
-           WHERE state NOT IN ('COMPLETED', 'COMPENSATED', 'FAILED') AND updated_at < $1
-           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
-        before,
+           WHERE state NOT IN ('COMPLETED', 'COMPENSATED', 'FAILED')
+             AND updated_at < $1::timestamptz
+                 - make_interval(secs => $2::float8 * least(attempts + 1, $3::int))
+           ORDER BY updated_at LIMIT $4 FOR UPDATE SKIP LOCKED""",
+        now,
+        timeout_s,
+        backoff_cap,
         limit,
     )
     return [_saga(row) for row in rows]

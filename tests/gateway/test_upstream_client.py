@@ -13,6 +13,7 @@ import pytest
 from gateway.upstream import (
     HIGH_WATER,
     UpstreamClosedError,
+    UpstreamNotSentError,
     UpstreamPool,
     UpstreamProtocolError,
     encode_request,
@@ -187,6 +188,38 @@ async def test_upstream_hanging_up_without_answer_fails_the_request() -> None:
     async with scripted(lambda head: None) as (_upstream, pool):
         with pytest.raises(UpstreamClosedError):
             await asyncio.wait_for(call(pool), 2)
+
+
+async def test_hang_up_without_answer_is_marked_sent_and_unanswered() -> None:
+    """What the proxy's failover reads: written, and not one byte came back."""
+    async with scripted(lambda head: None) as (_upstream, pool):
+        exchange = await pool.acquire()
+        with pytest.raises(UpstreamClosedError):
+            await asyncio.wait_for(
+                exchange.send(
+                    encode_request("POST", b"/", pool.authority, [], b"{}"), head_request=False
+                ),
+                2,
+            )
+        assert exchange.sent and not exchange.answered
+        pool.release(exchange)
+
+
+async def test_a_connection_closed_while_idle_refuses_to_send() -> None:
+    async with scripted(lambda head: then_close(ok())) as (_upstream, pool):
+        exchange = await pool.acquire()
+        await exchange.send(
+            encode_request("GET", b"/", pool.authority, [], None), head_request=False
+        )
+        await exchange.read_all(1 << 20)
+        await asyncio.sleep(0.1)  # the upstream's close arrives
+        exchange.finish()  # as if pooled before the close was seen
+        with pytest.raises(UpstreamNotSentError):
+            await exchange.send(
+                encode_request("POST", b"/", pool.authority, [], b"{}"), head_request=False
+            )
+        assert not exchange.sent
+        pool.release(exchange)
 
 
 async def test_garbage_answer_is_a_protocol_error() -> None:

@@ -83,3 +83,57 @@ async def test_oversell_is_refused_with_sold_out(clean_db: Any) -> None:
             await writer.write(_hold(event, ga, await _buyer(clean_db), 2))
     finally:
         await writer.stop()
+
+
+async def test_a_database_outage_fails_the_batch_at_once_and_writes_resume_after(
+    clean_db: Any, migrated_database: str
+) -> None:
+    """PostgreSQL unreachable: every request of the batch gets 503 at once (no row-by-row retry
+    of each hold); once it is back the pool reconnects and holds commit again."""
+    from booking.db import create_pool
+    from tests.integration.tcp_proxy import TcpProxy
+
+    event, _ = await _event(clean_db)
+    ga, seated = event.zones
+    proxy, url = await TcpProxy.to_url(migrated_database)
+    pool = await create_pool(url, min_size=2, max_size=4)
+    committed: list[list[str]] = []
+    writer = await _writer(pool, committed)
+    inserts: list[int] = []
+    real_insert = writer._insert
+
+    async def counting_insert(holds: list[NewHold]) -> None:
+        inserts.append(len(holds))
+        await real_insert(holds)
+
+    writer._insert = counting_insert  # type: ignore[method-assign]
+    try:
+        first = _hold(event, ga, await _buyer(clean_db), 1)
+        await writer.write(first)
+
+        await proxy.cut()
+        inserts.clear()
+        buyers = [await _buyer(clean_db) for _ in range(4)]
+        doomed = [_hold(event, seated, buyer, 1, (f"A{i + 1}",)) for i, buyer in enumerate(buyers)]
+        started = asyncio.get_running_loop().time()
+        results = await asyncio.gather(
+            *(writer.write(hold) for hold in doomed), return_exceptions=True
+        )
+        assert asyncio.get_running_loop().time() - started < 3
+        for result in results:
+            assert isinstance(result, errors.ServiceUnavailableError), result
+            assert result.headers and int(result.headers["Retry-After"]) >= 1
+        # Each hold was tried once, in batches: none was retried on its own.
+        assert sum(inserts) == len(doomed) and len(inserts) < len(doomed), inserts
+
+        await proxy.restore()
+        again = _hold(event, seated, buyers[0], 1, ("A1",))
+        await asyncio.wait_for(writer.write(again), 10)
+    finally:
+        await writer.stop()
+        await pool.close()
+        await proxy.close()
+    written = {booking_id for batch in committed for booking_id in batch}
+    assert written == {first.booking.booking_id, again.booking.booking_id}
+    live = await clean_db.fetchval("SELECT count(*) FROM bookings")
+    assert live == 2  # nothing of the failed batch reached the database

@@ -1,10 +1,11 @@
 """A stand-in service for supervisor tests: serves GET /api/v1/health, prints, obeys SIGTERM.
 
     python standin.py NAME PORT [--pid-dir DIR] [--crash-once MARKER] [--exit-code N]
+                      [--ignore-term]
 
 `--crash-once MARKER`: when MARKER does not exist, create it and exit with --exit-code soon
 after starting (the supervisor should restart it). `--exit-code` alone: always exit with it.
-PORT 0 means no HTTP server.
+`--ignore-term`: ignore SIGTERM (only SIGKILL ends it). PORT 0 means no HTTP server.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> int:
     parser.add_argument("--pid-dir")
     parser.add_argument("--crash-once")
     parser.add_argument("--exit-code", type=int)
+    parser.add_argument("--ignore-term", action="store_true")
     args = parser.parse_args()
 
     if args.pid_dir:
@@ -56,7 +58,10 @@ def main() -> int:
         return args.exit_code
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.ignore_term:
+        signal.signal(signal.SIGTERM, lambda *_: print(f"{args.name} ignores SIGTERM", flush=True))
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server = None
     if args.port:
         server = ThreadingHTTPServer(("127.0.0.1", args.port), Health)

@@ -29,4 +29,7 @@ def create_consumer(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(100, session_timeout_ms // 3),
         max_poll_records=200,
+        # A topic created again (the broker came back empty) is seen within seconds, not the
+        # default 5 minutes.
+        metadata_max_age_ms=5_000,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,13 @@ import click
 
 from common.logs import configure_logging
 from common.tracing import configure_tracing
-from workers.runtime import run_periodic, serve_metrics
+from workers.runtime import (
+    EXIT_FAILING,
+    Supervision,
+    WorkerUnhealthyError,
+    run_periodic,
+    serve_metrics,
+)
 from workers.settings import WorkerSettings
 
 
@@ -50,6 +57,11 @@ def _queue_release(settings: WorkerSettings) -> Any:
 
     return QueueRelease(settings)
 
+
+# A stop signal: stop() gets STOP_TIMEOUT_S, the process is gone HARD_EXIT_S after the signal at
+# the latest (every process exits within 10 s of SIGTERM).
+STOP_TIMEOUT_S = 5.0
+HARD_EXIT_S = 9.0
 
 # name -> factory; `make run` starts one process per entry.
 WORKERS: dict[str, Callable[[WorkerSettings], Any]] = {
@@ -98,7 +110,19 @@ def _worker_command(name: str) -> click.Command:
 
         # Workers that wait inside their tick (Kafka polls, LISTEN) need no idle sleep after it.
         interval_s = getattr(worker, "idle_interval_s", settings.interval_s)
-        handled = uvloop.run(run_periodic(worker, interval_s=interval_s, burst=burst))
+        supervision = Supervision(
+            liveness_s=settings.liveness_s or None,
+            failing_exit_s=settings.failing_exit_s or None,
+            stop_timeout_s=STOP_TIMEOUT_S,
+            hard_exit_s=HARD_EXIT_S,
+        )
+        try:
+            handled = uvloop.run(
+                run_periodic(worker, interval_s=interval_s, burst=burst, supervision=supervision)
+            )
+        except WorkerUnhealthyError as exc:
+            logging.getLogger("workers").error("%s: exiting to be restarted", exc)
+            sys.exit(EXIT_FAILING)
         if burst:
             click.echo(f"{name}: handled {handled}")
 

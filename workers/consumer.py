@@ -16,6 +16,7 @@ A worker runs under `workers.runtime.run_periodic`: one tick is one poll (blocki
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -23,6 +24,8 @@ import asyncpg
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, KafkaTimeoutError
+from prometheus_client import Counter
 
 from booking.db import create_pool
 from booking.events import Envelope, dlq_topic
@@ -32,6 +35,12 @@ from common.tracing import consumer_span
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
+
+KAFKA_REBUILDS = Counter(
+    "booking_rush_kafka_client_rebuilds_total",
+    "Times a worker replaced its Kafka clients after a broker failure",
+    ["worker"],
+)
 
 _TRANSIENT = (
     OSError,
@@ -76,28 +85,68 @@ async def was_processed(
     return bool(found)
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[str], *, partitions: int) -> None:
+async def ensure_topics(
+    bootstrap: str, topics: Sequence[str], *, partitions: int, timeout_s: float = 10.0
+) -> list[str]:
     """Creates the topics that do not exist yet (a consumer subscribed to a missing topic would
-    only notice it at its next metadata refresh)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    only notice it at its next metadata refresh); returns the ones it created. A broker that
+    restarted empty has lost every topic, so this runs again whenever the Kafka clients are
+    rebuilt."""
+    async with asyncio.timeout(timeout_s):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            if missing:
+                # An "already exists" answer (another process was faster) is fine.
+                await admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+            return missing
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(admin.close(), 2.0)
+
+
+async def close_quietly(
+    client: AIOKafkaConsumer | AIOKafkaProducer | None, timeout_s: float
+) -> None:
+    """Stops a Kafka client that may talk to a dead broker: bounded, errors only logged."""
+    if client is None:
+        return
     try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            # An "already exists" answer (another process was faster) is fine.
-            await admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
-    finally:
-        await admin.close()
+        await asyncio.wait_for(client.stop(), timeout_s)
+    except (Exception, TimeoutError) as exc:
+        log.warning("stopping %s: %s", type(client).__name__, exc or type(exc).__name__)
+
+
+def is_kafka_failure(exc: BaseException) -> bool:
+    """A failure of the Kafka clients (not of the work): the tick's clients may need rebuilding."""
+    return isinstance(exc, KafkaError)
 
 
 class ConsumerWorker:
     """Base class: subclasses set `name` and implement `handle(envelope)`; `housekeeping()`
-    runs every `housekeeping_interval_s` between polls."""
+    runs every `housekeeping_interval_s` between polls.
+
+    Kafka clients are rebuilt in place when the broker fails under them (issue 12): a Kafka error
+    out of a tick (a commit that fails or does not finish within `kafka_timeout_s`, a lost
+    connection, an unknown topic after the broker came back empty) marks them broken; the next
+    tick stops them (bounded), creates the topics again and starts new ones. Re-reading from the
+    committed (or earliest) offset is harmless: processed messages are skipped. A rebalance's
+    CommitFailedError alone does not rebuild (that would rebalance again); it rewinds what is
+    still assigned and goes on, and rebuilds only if such failures repeat.
+    """
 
     name = "consumer"
     idle_interval_s = 0.0
     housekeeping_interval_s = 1.0
+    # A Kafka call (commit, client start/stop, topic creation) gets this long.
+    kafka_timeout_s = 10.0
+    # No partition assigned for this long: make sure the topics exist (the broker may have come
+    # back empty while nothing was being committed) and rebuild if they did not.
+    unassigned_check_s = 5.0
+    # Consecutive rebalance-type commit failures tolerated before rebuilding anyway.
+    rebalance_failures_before_rebuild = 3
 
     def __init__(
         self,
@@ -118,37 +167,72 @@ class ConsumerWorker:
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
+        self.rebuilds = 0
         self._lag: dict[TopicPartition, int] = {}
         self._next_housekeeping = 0.0
+        self._broken = False
+        self._kafka_failures = 0
+        self._unassigned_since: float | None = None
 
     async def start(self) -> None:
         self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=4)
+        await self._open_kafka()
+        await self.setup()
+
+    async def stop(self) -> None:
+        try:
+            await self.teardown()
+        finally:
+            await self._close_kafka()
+            if self.pool is not None:
+                try:
+                    await asyncio.wait_for(self.pool.close(), self.kafka_timeout_s / 2)
+                except TimeoutError:
+                    self.pool.terminate()
+
+    async def _open_kafka(self) -> None:
+        bootstrap = self.settings.kafka_bootstrap
         await ensure_topics(
-            self.settings.kafka_bootstrap,
+            bootstrap,
             [*self.topics, *(dlq_topic(t) for t in self.topics)],
             partitions=self.settings.kafka_partitions,
+            timeout_s=self.kafka_timeout_s,
         )
-        self.producer = create_producer(
-            self.settings.kafka_bootstrap, idempotence=self.settings.kafka_idempotence
-        )
-        await self.producer.start()
-        self.consumer = create_consumer(
-            self.settings.kafka_bootstrap,
+        producer = create_producer(bootstrap, idempotence=self.settings.kafka_idempotence)
+        consumer = create_consumer(
+            bootstrap,
             *self.topics,
             group_id=self.group_id,
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
         )
-        await self.consumer.start()
-        await self.setup()
+        try:
+            async with asyncio.timeout(self.kafka_timeout_s):
+                await producer.start()
+                await consumer.start()
+        except BaseException:
+            await close_quietly(consumer, 2.0)
+            await close_quietly(producer, 2.0)
+            raise
+        self.producer, self.consumer = producer, consumer
+        self._lag.clear()
+        self._unassigned_since = None
 
-    async def stop(self) -> None:
-        await self.teardown()
-        if self.consumer is not None:
-            await self.consumer.stop()
-        if self.producer is not None:
-            await self.producer.stop()
-        if self.pool is not None:
-            await self.pool.close()
+    async def _close_kafka(self) -> None:
+        consumer, producer = self.consumer, self.producer
+        self.consumer = self.producer = None
+        await close_quietly(consumer, self.kafka_timeout_s / 2)
+        await close_quietly(producer, self.kafka_timeout_s / 2)
+
+    async def rebuild_kafka(self) -> None:
+        """Replaces the consumer and the producer with new ones (topics created again)."""
+        log.warning("%s: rebuilding its Kafka clients", self.name)
+        KAFKA_REBUILDS.labels(self.name).inc()
+        self.rebuilds += 1
+        self._broken = True
+        await self._close_kafka()
+        await self._open_kafka()
+        self._broken = False
+        self._kafka_failures = 0
 
     async def setup(self) -> None:
         """Open what the handler needs (after the pool and the Kafka clients)."""
@@ -164,30 +248,107 @@ class ConsumerWorker:
         return 0
 
     async def tick(self) -> int:
-        assert self.consumer is not None
+        if self._broken or self.consumer is None:
+            await self.rebuild_kafka()
         handled = 0
         loop = asyncio.get_running_loop()
-        if loop.time() >= self._next_housekeeping:
-            self._next_housekeeping = loop.time() + self.housekeeping_interval_s
-            handled += await self.housekeeping()
-        batch = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms)
+        try:
+            if loop.time() >= self._next_housekeeping:
+                self._next_housekeeping = loop.time() + self.housekeeping_interval_s
+                handled += await self.housekeeping()
+            handled += await self._poll_and_process()
+            await self._check_assignment(loop.time())
+        except Exception as exc:
+            if is_kafka_failure(exc):
+                self._on_kafka_failure(exc)
+            raise
+        self._kafka_failures = 0
+        return handled
+
+    def _on_kafka_failure(self, exc: BaseException) -> None:
+        self._kafka_failures += 1
+        rebalance = isinstance(exc, (CommitFailedError, IllegalStateError))
+        if not rebalance or self._kafka_failures >= self.rebalance_failures_before_rebuild:
+            log.warning(
+                "%s: Kafka failure (%s: %s): clients will be rebuilt",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            self._broken = True
+
+    async def _check_assignment(self, now: float) -> None:
+        assert self.consumer is not None
+        if self.consumer.assignment():
+            self._unassigned_since = None
+            return
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since > self.unassigned_check_s:
+            self._unassigned_since = now
+            created = await ensure_topics(
+                self.settings.kafka_bootstrap,
+                [*self.topics, *(dlq_topic(t) for t in self.topics)],
+                partitions=self.settings.kafka_partitions,
+                timeout_s=self.kafka_timeout_s,
+            )
+            if created:
+                log.warning("%s: topics %s were missing: rebuilding", self.name, created)
+                self._broken = True
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        assert self.consumer is not None
+        try:
+            async with asyncio.timeout(self.kafka_timeout_s):
+                await self.consumer.commit({tp: offset})
+        except TimeoutError as exc:
+            # aiokafka retries a retriable commit error (UnknownTopicOrPartition after the broker
+            # came back empty) forever: bound it and let the tick fail into a rebuild.
+            raise KafkaTimeoutError(f"commit of {tp} did not finish") from exc
+
+    async def _poll_and_process(self) -> int:
+        assert self.consumer is not None
+        consumer = self.consumer
+        batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms)
+        handled = 0
         done: dict[TopicPartition, int] = {}
         try:
             for tp, messages in batch.items():
                 for message in messages:
+                    if tp not in consumer.assignment():
+                        # Revoked by a rebalance while this batch ran: its new owner reads it
+                        # from the committed offset; neither process nor commit it here.
+                        break
                     await self._process(message)
-                    await self.consumer.commit({tp: message.offset + 1})
+                    await self._commit(tp, message.offset + 1)
                     done[tp] = message.offset + 1
                     handled += 1
-                if messages:
-                    self._record_lag(tp, messages[-1].offset + 1)
+                if tp in done:
+                    self._record_lag(tp, done[tp])
         except BaseException:
-            # Fetched but not handled: rewind so they are delivered again, in order.
-            for tp, messages in batch.items():
-                if messages and done.get(tp, messages[0].offset) <= messages[-1].offset:
-                    self.consumer.seek(tp, done.get(tp, messages[0].offset))
+            self._rewind(consumer, batch, done)
             raise
         return handled
+
+    def _rewind(
+        self,
+        consumer: AIOKafkaConsumer,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+        done: dict[TopicPartition, int],
+    ) -> None:
+        """Fetched but not handled: rewind so they are delivered again, in order. Only partitions
+        still assigned can (and need to) be rewound; every one of them is."""
+        assigned = consumer.assignment()
+        for tp, messages in batch.items():
+            if not messages or tp not in assigned:
+                continue
+            position = done.get(tp, messages[0].offset)
+            if position <= messages[-1].offset:
+                try:
+                    consumer.seek(tp, position)
+                except (IllegalStateError, AssertionError, ValueError) as exc:
+                    log.warning("%s: cannot rewind %s: %s", self.name, tp, exc)
+                    self._broken = True
 
     async def _process(self, message: ConsumerRecord) -> None:
         try:
@@ -234,6 +395,8 @@ class ConsumerWorker:
 
     def _record_lag(self, tp: TopicPartition, next_offset: int) -> None:
         assert self.consumer is not None
+        if tp not in self.consumer.assignment():
+            return
         end = self.consumer.highwater(tp)
         if end is None:
             return

@@ -1,8 +1,11 @@
 """outbox-relay: publishes outbox rows to Kafka, then marks them published.
 
 At-least-once: a crash after the send and before the mark publishes a row again, which the
-consumers' processed-message table absorbs. One relay at a time holds the advisory lock, so
-messages of one key leave in the order they were written; extra copies stand by.
+consumers' processed-message table absorbs. Rows are marked only after every send of the batch
+was acknowledged (in the transaction that read them), so a failed or timed-out publish leaves the
+whole batch unpublished. A Kafka failure rebuilds the producer in place (and creates the batch's
+topics again: a broker that restarted empty has none). One relay at a time holds the advisory
+lock, so messages of one key leave in the order they were written; extra copies stand by.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import Counter, Gauge
 
 from booking.db import create_pool
 from booking.kafka import create_producer
 from common.tracing import producer_span
+from workers.consumer import KAFKA_REBUILDS, close_quietly, ensure_topics
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,8 @@ class OutboxRelay:
     name = "outbox-relay"
     # An idle tick waits for the outbox trigger's NOTIFY (or interval_s), so no sleep after it.
     idle_interval_s = 0.0
+    # A publish (and a producer start/stop) gets this long; then the producer is rebuilt.
+    kafka_timeout_s = 10.0
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
@@ -43,26 +50,60 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._idle = False
+        self._broken = False
+        self._failed_topics: set[str] = set()
+        self.rebuilds = 0
 
     async def start(self) -> None:
         self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=2)
-        self.producer = create_producer(
-            self.settings.kafka_bootstrap, idempotence=self.settings.kafka_idempotence
-        )
-        await self.producer.start()
+        await self._open_producer()
         self._listener = await asyncpg.connect(self.settings.database_url)
         await self._listener.add_listener("outbox", self._on_notify)
+
+    async def _open_producer(self) -> None:
+        producer = create_producer(
+            self.settings.kafka_bootstrap, idempotence=self.settings.kafka_idempotence
+        )
+        try:
+            await asyncio.wait_for(producer.start(), self.kafka_timeout_s)
+        except BaseException:
+            await close_quietly(producer, 2.0)
+            raise
+        self.producer = producer
+
+    async def rebuild_producer(self) -> None:
+        log.warning("%s: rebuilding its Kafka producer", self.name)
+        KAFKA_REBUILDS.labels(self.name).inc()
+        self.rebuilds += 1
+        producer, self.producer = self.producer, None
+        await close_quietly(producer, self.kafka_timeout_s / 2)
+        if self._failed_topics:
+            await ensure_topics(
+                self.settings.kafka_bootstrap,
+                sorted(self._failed_topics),
+                partitions=self.settings.kafka_partitions,
+                timeout_s=self.kafka_timeout_s,
+            )
+        await self._open_producer()
+        self._broken = False
+        self._failed_topics.clear()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
     async def stop(self) -> None:
         if self._listener is not None:
-            await self._listener.close()
-        if self.producer is not None:
-            await self.producer.stop()
+            try:
+                await asyncio.wait_for(self._listener.close(), 2.0)
+            except (Exception, TimeoutError):
+                self._listener.terminate()
+        producer, self.producer = self.producer, None
+        await close_quietly(producer, self.kafka_timeout_s / 2)
         if self.pool is not None:
-            await self.pool.close()
+            try:
+                await asyncio.wait_for(self.pool.close(), 2.0)
+            except TimeoutError:
+                self.pool.terminate()
 
     async def tick(self) -> int:
         if self._idle:
@@ -71,9 +112,31 @@ class OutboxRelay:
             except TimeoutError:
                 pass
         self._wake.clear()
-        handled = await self._relay_batch()
+        if self._broken or self.producer is None:
+            await self.rebuild_producer()
+        try:
+            handled = await self._relay_batch()
+        except KafkaError as exc:
+            log.warning("%s: publish failed (%s: %s)", self.name, type(exc).__name__, exc)
+            self._broken = True
+            raise
         self._idle = handled == 0
         return handled
+
+    async def _send(self, row: asyncpg.Record) -> asyncio.Future[object]:
+        assert self.producer is not None
+        stored = {k: str(v) for k, v in (row["headers"] or {}).items()}
+        # Tracing on: a PRODUCER span continues the trace of the transaction that wrote the
+        # row, and the message carries that span's context. Off: headers go out as stored.
+        with producer_span(row["topic"], stored) as carried:
+            headers = [(k, v.encode()) for k, v in carried.items()]
+            future: asyncio.Future[object] = await self.producer.send(
+                row["topic"],
+                value=orjson.dumps(row["payload"]),
+                key=row["key"].encode(),
+                headers=headers or None,
+            )
+            return future
 
     async def _relay_batch(self) -> int:
         assert self.pool is not None and self.producer is not None
@@ -98,22 +161,20 @@ class OutboxRelay:
         return len(rows)
 
     async def _publish(self, rows: list[asyncpg.Record]) -> None:
-        assert self.producer is not None
-        pending = []
-        for row in rows:
-            stored = {k: str(v) for k, v in (row["headers"] or {}).items()}
-            # Tracing on: a PRODUCER span continues the trace of the transaction that wrote the
-            # row, and the message carries that span's context. Off: headers go out as stored.
-            with producer_span(row["topic"], stored) as carried:
-                headers = [(k, v.encode()) for k, v in carried.items()]
-                pending.append(
-                    await self.producer.send(
-                        row["topic"],
-                        value=orjson.dumps(row["payload"]),
-                        key=row["key"].encode(),
-                        headers=headers or None,
-                    )
-                )
-        await asyncio.gather(*pending)
+        """Sends every row and waits for every acknowledgement, within `kafka_timeout_s`; any
+        failure raises (and the caller marks nothing)."""
+        pending: list[asyncio.Future[object]] = []
+        try:
+            async with asyncio.timeout(self.kafka_timeout_s):
+                for row in rows:
+                    pending.append(await self._send(row))
+                await asyncio.gather(*pending)
+        except BaseException as exc:
+            self._failed_topics.update(row["topic"] for row in rows)
+            for future in pending:
+                future.cancel()
+            if isinstance(exc, TimeoutError):
+                raise KafkaTimeoutError("publish not acknowledged in time") from exc
+            raise
         for row in rows:
             PUBLISHED.labels(row["topic"]).inc()

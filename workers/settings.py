@@ -19,6 +19,10 @@ class WorkerSettings:
     metrics_port: int = 0
     log_level: str = "INFO"
     interval_s: float = 1.0
+    # Liveness (issue 12): exit non-zero when the loop finished no tick for liveness_s, or when
+    # ticks kept failing for failing_exit_s, so the supervisor restarts the process.
+    liveness_s: float = 60.0
+    failing_exit_s: float = 30.0
     batch_size: int = 500
     kafka_session_timeout_ms: int = 6000
     kafka_partitions: int = 3
@@ -39,6 +43,8 @@ class WorkerSettings:
             metrics_port=int(env.get("WORKER_METRICS_PORT") or cls.metrics_port),
             log_level=env.get("LOG_LEVEL") or cls.log_level,
             interval_s=float(env.get("WORKER_INTERVAL_S") or cls.interval_s),
+            liveness_s=float(env.get("WORKER_LIVENESS_S") or cls.liveness_s),
+            failing_exit_s=float(env.get("WORKER_FAILING_EXIT_S") or cls.failing_exit_s),
             batch_size=int(env.get("WORKER_BATCH_SIZE") or cls.batch_size),
             kafka_session_timeout_ms=int(
                 env.get("KAFKA_SESSION_TIMEOUT_MS") or cls.kafka_session_timeout_ms

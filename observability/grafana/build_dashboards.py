@@ -231,10 +231,10 @@ SAGA_KAFKA = (
         "Messages sent to a <topic>.dlq topic (alert on any).",
     ),
     stat(
-        "Sagas given up (last 15 min)",
+        "Sagas retried 10 times (last 15 min)",
         "suffix: sagas",
         'sum(increase(booking_rush_saga_timeouts_total{action="gave_up"}[15m])) or vector(0)',
-        "Sagas the orchestrator stopped retrying: each needs a manual confirm or refund.",
+        "Sagas whose step did not answer 10 tries in a row; they keep retrying: check saga-step.",
     ),
     stat(
         "Max consumer lag",

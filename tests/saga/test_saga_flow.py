@@ -52,11 +52,12 @@ async def test_paid_hold_is_confirmed_once_though_the_webhook_comes_three_times(
         "SELECT step, outcome FROM saga_steps WHERE saga_id = $1 ORDER BY id",
         uuid.UUID(payment_id),
     )
-    assert [(s["step"], s["outcome"]) for s in steps] == [
-        ("payment", "succeeded"),
-        ("confirm_booking", "confirmed"),
-        ("notify", "sent"),
-    ]
+    # The payment message, or the orchestrator's re-read of the recorded webhook if it comes
+    # first (the workers here start after the webhooks), begins the saga: once either way.
+    assert [(s["step"], s["outcome"]) for s in steps] in (
+        [("payment", first), ("confirm_booking", "confirmed"), ("notify", "sent")]
+        for first in ("succeeded", "succeeded_on_record")
+    )
     got = await rig.client.get(f"/api/v1/bookings/{booking['booking_id']}", headers=buyer)
     assert got.json()["payment_id"] == payment_id
 

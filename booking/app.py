@@ -86,6 +86,8 @@ def create_app(settings: Settings) -> Starlette:
             pool=pool,
             provider=provider,
             topics=SagaTopics.for_namespace(settings.kafka_namespace),
+            scripts=scripts,
+            hold_grace_s=settings.payment_hold_grace_s,
         )
         app.state.bookings.payments = app.state.payments
         # The queue's own bounded pool: a burst of stream connects waits for a connection

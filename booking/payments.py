@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -20,7 +20,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from booking import errors
-from booking.domain import CONFIRMED, EXPIRED, RESERVED, Booking, fingerprint
+from booking.domain import CONFIRMED, EXPIRED, RESERVED, Booking, fingerprint, from_ms, to_ms
 from booking.events import (
     TOPIC_BOOKINGS,
     TOPIC_NOTIFICATIONS,
@@ -32,6 +32,7 @@ from booking.events import (
 )
 from booking.metrics import PAYMENTS_CREATED, PAYMENTS_WEBHOOKS
 from booking.providers.base import PaymentProvider, PaymentRequest, ProviderRefusedError
+from booking.scripts import Scripts
 from booking.store import bookings as booking_store
 from booking.store import payments as payment_store
 from booking.store import sagas as saga_store
@@ -136,6 +137,8 @@ class Payments:
     provider: PaymentProvider
     topics: SagaTopics = field(default_factory=SagaTopics)
     cancel_wait_s: float = 5.0
+    scripts: Scripts | None = None
+    hold_grace_s: float = 0.0
 
     async def create(
         self, identity: Identity, body: PaymentBody, *, idempotency_key: str | None
@@ -155,6 +158,7 @@ class Payments:
             )
         booking = await self._live_hold(identity, str(body.booking_id))
         now = datetime.now(UTC)
+        await self._keep_hold_while_paying(booking, now)
         payment = Payment(
             payment_id=str(uuid.uuid4()),
             booking_id=booking.booking_id,
@@ -212,6 +216,24 @@ class Payments:
         if booking.status != RESERVED:
             raise errors.InvalidStateError(f"the booking is {booking.status}")
         return booking
+
+    async def _keep_hold_while_paying(self, booking: Booking, now: datetime) -> None:
+        """Moves the hold's deadline to at least now + `hold_grace_s`, in Redis (which decides
+        whether a hold is live) and then PostgreSQL, before any money can move. A failed or
+        unanswered payment releases the hold through the saga, so no seat waits longer than
+        the payment takes to settle."""
+        if self.scripts is None or self.hold_grace_s <= 0:
+            return
+        until = now + timedelta(seconds=self.hold_grace_s)
+        try:
+            deadline_ms = await self.scripts.extend_hold(
+                booking.event_id, booking.booking_id, until_ms=to_ms(until)
+            )
+        except errors.NotFoundError:
+            # PostgreSQL holds it live but Redis does not know it: Redis lost its data and the
+            # reconciler has not restored the event yet.
+            raise errors.ServiceUnavailableError("inventory is being restored; try again") from None
+        await booking_store.extend_deadline(self.pool, booking.booking_id, from_ms(deadline_ms))
 
     async def _open_at_provider(self, payment: Payment, test_outcome: str | None) -> None:
         request = PaymentRequest(

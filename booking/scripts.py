@@ -21,7 +21,16 @@ from booking.keys import LIVE_EVENTS, event_keys, script_keys
 from booking.metrics import SCRIPT_LATENCY
 from common.script_batch import ScriptBatcher
 
-SCRIPT_NAMES = ("reserve", "release", "confirm", "sweep", "load_event", "suspend", "unsuspend")
+SCRIPT_NAMES = (
+    "reserve",
+    "release",
+    "confirm",
+    "extend_hold",
+    "sweep",
+    "load_event",
+    "suspend",
+    "unsuspend",
+)
 ReleaseReason = Literal["CANCELLED", "EXPIRED", "FAILED", "REFUNDED"]
 
 
@@ -303,6 +312,7 @@ class Scripts:
         self._reserve = self._register("reserve")
         self._release = self._register("release")
         self._confirm = self._register("confirm")
+        self._extend_hold = self._register("extend_hold")
         self._sweep = self._register("sweep")
         self._load_event = self._register("load_event")
         self._suspend = self._register("suspend")
@@ -382,6 +392,16 @@ class Scripts:
         return ConfirmResult(
             hold=Hold.from_json(booking_id, reply[2]), already_confirmed=int(reply[1]) == 1
         )
+
+    async def extend_hold(
+        self, event_id: str, booking_id: str, *, until_ms: int, now_ms: int | None = None
+    ) -> int:
+        """Moves a live hold's deadline to `until_ms` (never earlier); returns the deadline."""
+        now = self._clock() if now_ms is None else now_ms
+        reply = _check(
+            await self._extend_hold(keys=script_keys(event_id), args=(booking_id, now, until_ms))
+        )
+        return int(reply[1])
 
     async def sweep(
         self, event_id: str, *, limit: int = 100, now_ms: int | None = None

@@ -37,6 +37,9 @@ class Settings:
     port: int = 8081
     log_level: str = "INFO"
     hold_ttl_s: int = 600
+    # A hold being paid for is kept at least this long from the payment's start, so a confirm
+    # delayed by a fault (broker, saga worker, Redis restart) never finds it lapsed.
+    payment_hold_grace_s: int = 300
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     db_pool_min: int = 2
@@ -64,6 +67,9 @@ class Settings:
             port=_int(env, "BOOKING_PORT", cls.port),
             log_level=env.get("LOG_LEVEL") or cls.log_level,
             hold_ttl_s=_int(env, "HOLD_TTL_S", cls.hold_ttl_s),
+            payment_hold_grace_s=_int(
+                env, "PAYMENT_HOLD_GRACE_S", cls.payment_hold_grace_s, minimum=0
+            ),
             access_token_ttl_s=_int(env, "ACCESS_TOKEN_TTL_S", cls.access_token_ttl_s),
             refresh_token_ttl_s=_int(env, "REFRESH_TOKEN_TTL_S", cls.refresh_token_ttl_s),
             db_pool_min=_int(env, "DB_POOL_MIN", cls.db_pool_min),

@@ -55,7 +55,7 @@ from workers.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 10
-RETRY_BACKOFF_CAP = 8  # the n-th re-send waits min(n, 8) x SAGA_TIMEOUT_S
+RETRY_BACKOFF_CAP = 8  # re-sends come SAGA_TIMEOUT_S apart at first, at most 8x that later
 PAYMENT_OUTCOMES = ("payment.succeeded", "payment.failed")
 MAX_RESOLVE_AFTER_S = 5.0
 

@@ -130,6 +130,16 @@ class EndedBooking:
     previous_status: str
 
 
+async def extend_deadline(conn: Conn, booking_id: str, expires_at: datetime) -> None:
+    """Moves a RESERVED booking's deadline later (never earlier), as Redis just did."""
+    await conn.execute(
+        """UPDATE bookings SET expires_at = $2
+           WHERE booking_id = $1 AND status = 'RESERVED' AND expires_at < $2""",
+        uuid.UUID(booking_id),
+        expires_at,
+    )
+
+
 async def end_bookings(
     conn: asyncpg.Connection,
     booking_ids: Sequence[str],

@@ -156,12 +156,13 @@ async def claim_stuck_sagas(
     conn: asyncpg.Connection, *, now: datetime, timeout_s: float, backoff_cap: int, limit: int
 ) -> list[Saga]:
     """Running sagas due for another try, locked for this transaction (other orchestrator
-    copies skip them): the n-th try waits min(n + 1, backoff_cap) x timeout_s since the last."""
+    copies skip them). The first tries come `timeout_s` apart (a lost message is re-sent
+    promptly), then the pause grows by `timeout_s` a try up to `backoff_cap` x `timeout_s`."""
     rows = await conn.fetch(
         """SELECT * FROM sagas
            WHERE state NOT IN ('COMPLETED', 'COMPENSATED', 'FAILED')
              AND updated_at < $1::timestamptz
-                 - make_interval(secs => $2::float8 * least(attempts + 1, $3::int))
+                 - make_interval(secs => $2::float8 * least(greatest(attempts - 1, 1), $3::int))
            ORDER BY updated_at LIMIT $4 FOR UPDATE SKIP LOCKED""",
         now,
         timeout_s,

@@ -28,7 +28,7 @@ def scrape_jobs(specs: list[ProcessSpec]) -> dict[str, list[tuple[str, str]]]:
     for spec in specs:
         if spec.name == "gateway":
             jobs["gateway"].append((f"127.0.0.1:{spec.env['GATEWAY_PORT']}", "gateway"))
-        elif spec.name == "booking":
+        elif spec.name == "booking" or spec.name.startswith("booking-"):  # every replica
             jobs["booking"].append((f"127.0.0.1:{spec.env['BOOKING_PORT']}", "booking"))
         elif "WORKER_METRICS_PORT" in spec.env:
             jobs["workers"].append((f"127.0.0.1:{spec.env['WORKER_METRICS_PORT']}", spec.name))

@@ -50,7 +50,11 @@ async def wait_for(
 @pytest.fixture(scope="session")
 def saga_settings(service_env: dict[str, str]) -> Settings:
     # The mock never reaches an in-process app: tests deliver the webhooks themselves.
-    settings = Settings.from_env({**service_env, "HOLD_TTL_S": str(SAGA_HOLD_TTL_S)})
+    # No extra hold time while paying: these tests let paid-for holds lapse on purpose (the
+    # grace itself is tested on its own, by setting it on the rig's Payments).
+    settings = Settings.from_env(
+        {**service_env, "HOLD_TTL_S": str(SAGA_HOLD_TTL_S), "PAYMENT_HOLD_GRACE_S": "0"}
+    )
     return replace(
         settings, payments=replace(settings.payments, webhook_url="http://127.0.0.1:9/none")
     )

@@ -4,17 +4,20 @@ failed, and a paid live hold is confirmed even when Redis lost its event."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from booking.keys import LIVE_EVENTS, event_keys
-from tests.saga.conftest import SagaRig, running, wait_for
+from tests.saga.conftest import SAGA_HOLD_TTL_S, SagaRig, running, wait_for
 from workers.outbox_relay import OutboxRelay
 from workers.saga_orchestrator import SagaOrchestrator
 from workers.saga_step import SagaStep
+from workers.seat_release import SeatRelease
 
 
 async def _saga_state(rig: SagaRig, saga_id: str, state: str) -> bool:
@@ -196,3 +199,35 @@ async def test_a_recorded_outcome_is_re_driven_even_if_the_provider_disagrees(
         await wait_for(lambda: _saga_state(rig, payment_id, "COMPLETED"), within=30)
     assert await _first_step(rig, payment_id) == ("payment", "succeeded_on_record")
     assert await _charge(rig, payment_id) == "processing"  # never cancelled
+
+
+async def test_a_hold_being_paid_for_outlives_its_deadline_until_the_confirm(
+    rig: SagaRig, saga_workers: Any
+) -> None:
+    """The buyer pays just before the hold's deadline and the confirm is delayed past it (here
+    the webhook comes late): the payment kept the hold, so the seats are sold, not lapsed."""
+    rig.app.state.payments.hold_grace_s = 60
+    event = await rig.event(capacity=2)
+    _, buyer = await rig.user()
+    booking = await rig.reserve(buyer, event, quantity=2)
+    payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
+    expires_at = await rig.pool.fetchval(
+        "SELECT expires_at FROM bookings WHERE booking_id = $1", uuid.UUID(booking["booking_id"])
+    )
+    assert (expires_at - datetime.now(UTC)).total_seconds() > 50
+
+    sweeper = SeatRelease(rig.worker_settings)
+    await sweeper.start()
+    try:
+        await asyncio.sleep(SAGA_HOLD_TTL_S + 0.5)  # past the hold's original deadline
+        await sweeper.tick()  # the sweep and the catch-up pass both leave it alone
+        assert sweeper.scripts is not None
+        hold = await sweeper.scripts.get_hold(event["event_id"], booking["booking_id"])
+    finally:
+        await sweeper.stop()
+    assert hold is not None and hold.status == "RESERVED"
+    assert await rig.booking_status(booking["booking_id"]) == "RESERVED"
+    assert (await rig.deliver(*rig.signed_webhook(payment_id))).json()["result"] == "recorded"
+    async with saga_workers():
+        await wait_for(lambda: _saga_state(rig, payment_id, "COMPLETED"), within=30)
+    assert await rig.booking_status(booking["booking_id"]) == "CONFIRMED"

@@ -36,6 +36,7 @@ def saga_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveSt
         env={
             "HOLD_TTL_S": str(HOLD_TTL_S),
             "SAGA_TIMEOUT_S": str(SAGA_TIMEOUT_S),
+            "PAYMENT_HOLD_GRACE_S": "0",  # a paid-for hold lapsing is one of the cases here
             "KAFKA_NAMESPACE": NAMESPACE,
         },
     ) as live:

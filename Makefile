@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck install clean-run tools dashboards drop bench streams
+.PHONY: run test lint typecheck install clean-run tools dashboards drop bench streams chaos
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ RUN_TIME   ?= 180s
 BENCH_DURATION ?= 10
 STREAMS ?= 10000
 RELEASE_PER_TICK ?= 500
+SCENARIOS ?= all
+CHAOS_USERS ?= 60
+CHAOS_SEATS ?= 60
+CHAOS_DURATION ?= 20
 
 ## drop: a locust ticket drop against `make run`'s stack (GATEWAY_URL, default http://127.0.0.1:8080)
 drop: $(STAMP)
@@ -61,3 +65,8 @@ bench: $(STAMP) tools
 ## streams: STREAMS queue position streams held by one booking process until every pass arrives
 streams: $(STAMP)
 	$(BIN)/python -m loadtests.streams --streams $(STREAMS) --release-per-tick $(RELEASE_PER_TICK)
+
+## chaos: one small drop per fault scenario on a stack of its own (own servers), then an audit
+chaos: $(STAMP)
+	$(BIN)/python -m loadtests.chaos --scenarios $(SCENARIOS) --users $(CHAOS_USERS) \
+		--seats $(CHAOS_SEATS) --duration $(CHAOS_DURATION)

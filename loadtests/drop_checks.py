@@ -6,11 +6,19 @@ Plain `requests` (the locust process is gevent-patched). The checks first let th
 - each succeeded payment confirmed exactly its booking; declined, refunded or unanswered ones
   confirmed nothing; no booking is CONFIRMED without a succeeded payment of ours;
 - sold (Redis and PostgreSQL) equals the tickets of the CONFIRMED bookings; no seat is in two
-  confirmed bookings.
+  confirmed bookings;
+- the money audit (`loadtests/audit.py`, read from PostgreSQL, the provider's ledger included):
+  no charge the provider took that is neither confirmed nor refunded, no payment still PENDING,
+  no paid live hold lost, no booking RESERVED past its deadline. It runs as a subprocess
+  (asyncpg, outside locust's gevent) and is skipped, with a visible warning, when PostgreSQL
+  cannot be reached.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -149,3 +157,38 @@ def check_drop(
         "tickets_confirmed": sum(confirmed_qty.values()),
     }
     return problems, facts
+
+
+MONEY_AUDIT_TIMEOUT_S = 30.0
+
+
+def money_audit(
+    database_url: str | None, event_id: str, settle_s: float = 30.0
+) -> tuple[list[str], dict[str, Any] | None, str | None]:
+    """(problems, figures, warning) of `python -m loadtests.audit` for the drop's event.
+
+    The audit first waits up to `settle_s` for sagas and payments to settle. `warning` is set
+    (and nothing is checked) when the database cannot be found or read."""
+    if not database_url:
+        return [], None, "no DATABASE_URL found: the money audit was SKIPPED"
+    command = [sys.executable, "-m", "loadtests.audit", "--database-url", database_url]
+    command += ["--event-id", event_id, "--settle", str(settle_s), "--json"]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=settle_s + MONEY_AUDIT_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return [], None, "the money audit timed out: SKIPPED"
+    try:
+        figures = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return [], None, f"the money audit could not read PostgreSQL ({detail[0][:300]}): SKIPPED"
+    problems = [f"money audit: {problem}" for problem in figures.get("problems", [])]
+    if not figures.get("settled", True):
+        problems.append("money audit: sagas/payments still moving after the settle bound")
+    return problems, figures, None

@@ -110,6 +110,7 @@ async def create_plan(target: Target, settings: DropSettings) -> dict[str, Any]:
     every = round(1 / settings.login_share) if settings.login_share > 0 else 0
     return {
         "gateway_url": target.gateway_url,
+        "database_url": target.database_url,
         "event": event,
         "admin_token": admin_token,
         "password": password,

@@ -5,8 +5,9 @@ reserve, pay through the mock provider and wait for CONFIRMED; some abandon on t
         --csv loadtests/results/drop --html loadtests/results/drop.html
 
 Each simulated user is one buyer doing one journey, then it stops; the run ends when every buyer
-has finished (or at --run-time). Then the invariants are checked (loadtests/drop_checks.py) and
-a broken one makes the process exit 1. Setup (users in PostgreSQL, tokens minted from the
+has finished (or at --run-time). Then the invariants are checked (loadtests/drop_checks.py, with
+the money audit of loadtests/audit.py read from PostgreSQL) and a broken one makes the process
+exit 1. Setup (users in PostgreSQL, tokens minted from the
 stack's JWT secret, the event through the API) runs in `loadtests.drop_setup` unless DROP_PLAN
 names a plan already written. Environment: GATEWAY_URL, DATABASE_URL, JWT_SECRET (see
 loadtests/target.py), DROP_SEATS (100), DROP_PLAN, DROP_SUMMARY, DROP_MAX_WAIT_S (90),
@@ -36,7 +37,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.drop_checks import Ledger, check_drop
+from loadtests.drop_checks import Ledger, check_drop, money_audit
 
 log = logging.getLogger(__name__)
 RESULTS = Path(os.environ.get("DROP_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
@@ -100,6 +101,10 @@ def check_invariants(environment: Environment, **_: Any) -> None:
     problems, facts = check_drop(
         api, plan["event"]["event_id"], plan["admin_token"], ledger, settle_s
     )
+    money_problems, money, warning = money_audit(
+        _database_url(), plan["event"]["event_id"], settle_s
+    )
+    problems += money_problems
     summary = {
         "finished_at": datetime.now().astimezone().isoformat(),
         "event_id": plan["event"]["event_id"],
@@ -112,6 +117,8 @@ def check_invariants(environment: Environment, **_: Any) -> None:
         "sold": facts["stats"].get("sold"),
         "held": facts["stats"].get("held"),
         "available": facts["stats"].get("available"),
+        "money_audit": {k: v for k, v in (money or {}).items() if k != "problems"} or None,
+        "money_audit_warning": warning,
         "invariants_ok": not problems,
         "problems": problems,
     }
@@ -121,9 +128,24 @@ def check_invariants(environment: Environment, **_: Any) -> None:
     lines = [f"drop summary ({out}):"]
     lines += [f"  {key:<18} {value}" for key, value in summary.items() if key != "problems"]
     lines += [f"  BROKEN: {problem}" for problem in problems] or ["  invariants: all hold"]
+    if warning:
+        lines.append(f"  WARNING: {warning}")
     print("\n".join(lines), flush=True)
     if problems:
         environment.process_exit_code = 1
+
+
+def _database_url() -> str | None:
+    """The stack's database, found the way `make run` found it (None: not found)."""
+    if plan.get("database_url"):
+        return str(plan["database_url"])
+    from loadtests.target import find_database_url
+
+    try:
+        return find_database_url()
+    except Exception as error:
+        log.warning("no database for the money audit: %s", error)
+        return None
 
 
 def _sse(response: Any) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -55,6 +55,11 @@ def resolve_target(env: Mapping[str, str] | None = None, run_dir: Path | None = 
     )
 
 
+def find_database_url(env: Mapping[str, str] | None = None, run_dir: Path | None = None) -> str:
+    """The stack's database URL, found as `resolve_target` finds it (RuntimeError: none)."""
+    return _database_url(dict(os.environ) if env is None else env, run_dir or ROOT / ".run")
+
+
 def _database_url(env: Mapping[str, str], run_dir: Path) -> str:
     configured = env.get("DATABASE_URL", "").strip()
     if configured:

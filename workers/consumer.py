@@ -36,6 +36,11 @@ from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+KAFKA_LOG_RESETS = Counter(
+    "booking_rush_kafka_partition_log_resets_total",
+    "Partitions read again from the beginning because the broker lost their log",
+    ["worker"],
+)
 KAFKA_REBUILDS = Counter(
     "booking_rush_kafka_client_rebuilds_total",
     "Times a worker replaced its Kafka clients after a broker failure",
@@ -173,6 +178,7 @@ class ConsumerWorker:
         self._broken = False
         self._kafka_failures = 0
         self._unassigned_since: float | None = None
+        self._next_position_check = 0.0
 
     async def start(self) -> None:
         self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=4)
@@ -281,6 +287,9 @@ class ConsumerWorker:
         assert self.consumer is not None
         if self.consumer.assignment():
             self._unassigned_since = None
+            if now >= self._next_position_check:
+                self._next_position_check = now + self.unassigned_check_s
+                await self._reread_lost_logs(self.consumer)
             return
         if self._unassigned_since is None:
             self._unassigned_since = now
@@ -295,6 +304,40 @@ class ConsumerWorker:
             if created:
                 log.warning("%s: topics %s were missing: rebuilding", self.name, created)
                 self._broken = True
+
+    async def _reread_lost_logs(self, consumer: AIOKafkaConsumer) -> None:
+        """A partition whose end is now before our position lost its log: the broker came back
+        empty and the topic was created again, its offsets starting over (and a commit made in
+        between may even have stored our old position). Waiting there would skip every new
+        message until the log grew past it, so read the partition from its beginning again
+        (the processed-message table makes the repeats harmless). A rebalance between the
+        commit and the seek only makes the next check find the same thing."""
+        assigned = list(consumer.assignment())
+        async with asyncio.timeout(self.kafka_timeout_s):
+            ends = await consumer.end_offsets(assigned)
+            lost = []
+            for tp in assigned:
+                end = ends.get(tp)
+                position = await consumer.position(tp)
+                if end is not None and position > end:
+                    lost.append(tp)
+                    log.warning(
+                        "%s: %s ends at %d, before our position %d (the broker lost its log): "
+                        "reading it again from the beginning",
+                        self.name,
+                        tp,
+                        end,
+                        position,
+                    )
+                    KAFKA_LOG_RESETS.labels(self.name).inc()
+            if not lost:
+                return
+            # Commit the beginning too: every rebalance puts the position back to the committed
+            # offset, which may be the stale one a commit stored after the broker came back.
+            beginnings = await consumer.beginning_offsets(lost)
+            await consumer.commit({tp: beginnings[tp] for tp in lost})
+            for tp in lost:
+                consumer.seek(tp, beginnings[tp])
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         assert self.consumer is not None

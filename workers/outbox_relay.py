@@ -4,7 +4,8 @@ At-least-once: a crash after the send and before the mark publishes a row again,
 consumers' processed-message table absorbs. Rows are marked only after every send of the batch
 was acknowledged (in the transaction that read them), so a failed or timed-out publish leaves the
 whole batch unpublished. A Kafka failure rebuilds the producer in place (and creates the batch's
-topics again: a broker that restarted empty has none). One relay at a time holds the advisory
+topics again: a broker that restarted empty has none); publishes that keep failing after that
+end the process (exit code 4) so a fresh one takes over. One relay at a time holds the advisory
 lock, so messages of one key leave in the order they were written; extra copies stand by.
 """
 
@@ -24,11 +25,13 @@ from booking.db import create_pool
 from booking.kafka import create_producer
 from common.tracing import producer_span
 from workers.consumer import KAFKA_REBUILDS, close_quietly, ensure_topics
+from workers.runtime import WorkerUnhealthyError
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 _RELAY_LOCK = 724_113_902
+PUBLISH_FAILURES_BEFORE_EXIT = 3
 
 PUBLISHED = Counter(
     "booking_rush_outbox_published_total", "Outbox messages published to Kafka", ["topic"]
@@ -53,6 +56,7 @@ class OutboxRelay:
         self._broken = False
         self._failed_topics: set[str] = set()
         self.rebuilds = 0
+        self._failed_publishes = 0
 
     async def start(self) -> None:
         self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=2)
@@ -119,7 +123,18 @@ class OutboxRelay:
         except KafkaError as exc:
             log.warning("%s: publish failed (%s: %s)", self.name, type(exc).__name__, exc)
             self._broken = True
+            self._failed_publishes += 1
+            if self._failed_publishes >= PUBLISH_FAILURES_BEFORE_EXIT:
+                # Rebuilt producers keep failing: an old one may still be retrying its batches
+                # inside this process (its stop is only bounded, never forced), which a broker
+                # that came back empty has been seen to choke on. A fresh process has none.
+                raise WorkerUnhealthyError(
+                    f"{self.name}: {self._failed_publishes} publishes failed in a row though "
+                    "the producer was rebuilt: exiting so a fresh process takes over"
+                ) from exc
             raise
+        if handled:
+            self._failed_publishes = 0
         self._idle = handled == 0
         return handled
 

@@ -185,6 +185,11 @@ async def run_periodic(
                 if stopping.is_set():
                     break
                 raise
+            except WorkerUnhealthyError:
+                TICKS.labels(worker.name, "error").inc()
+                if guard.hard_exit_s is not None:
+                    _arm_hard_deadline(worker.name, guard.hard_exit_s, EXIT_FAILING, "giving up")
+                raise  # the worker itself says only a fresh process can recover
             except Exception:
                 failed = True
                 TICKS.labels(worker.name, "error").inc()

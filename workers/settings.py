@@ -25,7 +25,10 @@ class WorkerSettings:
     failing_exit_s: float = 30.0
     batch_size: int = 500
     kafka_session_timeout_ms: int = 6000
-    kafka_partitions: int = 3
+    # 4 = what Tansu gives a topic it auto-creates: after the embedded broker restarts empty,
+    # whichever client asks first recreates the topics, and a different count left consumers
+    # assigned to partitions that no longer matched (messages on the new one never read).
+    kafka_partitions: int = 4
     saga_timeout_s: float = 30.0
     kafka_namespace: str = ""
     payments: PaymentConfig = field(default_factory=PaymentConfig)

@@ -313,6 +313,9 @@ async def run_bench(
         "RATE_LIMIT_PER_IP": "1000000",
         "RATE_LIMIT_PER_USER": "1000000",
         "LOG_LEVEL": "WARNING",
+        # One gateway in front of one booking service: the bar compares the gateway's hop with
+        # the service alone (make run's second replica would only split the same two cores).
+        "BOOKING_REPLICAS": "1",
     }
     settings = StackSettings(
         gateway_port=free_port(), booking_port=free_port(), database_name=DATABASE

@@ -313,12 +313,14 @@ async def run_bench(
         "RATE_LIMIT_PER_IP": "1000000",
         "RATE_LIMIT_PER_USER": "1000000",
         "LOG_LEVEL": "WARNING",
-        # One gateway in front of one booking service: the bar compares the gateway's hop with
-        # the service alone (make run's second replica would only split the same two cores).
-        "BOOKING_REPLICAS": "1",
     }
+    # One booking service behind the gateway unless BOOKING_REPLICAS says otherwise: the bar
+    # and the history compare the gateway's hop with one service (make run starts two).
     settings = StackSettings(
-        gateway_port=free_port(), booking_port=free_port(), database_name=DATABASE
+        gateway_port=free_port(),
+        booking_port=free_port(),
+        database_name=DATABASE,
+        booking_replicas=int(os.environ.get("BOOKING_REPLICAS") or 1),
     )
     ours = Endpoints(redis_url, database_url, endpoints.kafka_bootstrap)
     stack = Stack(

@@ -137,3 +137,66 @@ def test_provider_choice_and_defaults() -> None:
     assert isinstance(create_provider(stripe), StripeProvider)
     with pytest.raises(ValueError):
         create_provider(PaymentConfig(provider="stripe"))
+
+
+async def test_stripe_status_and_cancel_against_a_stand_in_api() -> None:
+    """Retrieve, search and cancel over HTTP against a stand-in for Stripe's API (the outside
+    world): where each PaymentIntent status lands, and a cancel refused because the money was
+    already taken answers `succeeded`, never `canceled`."""
+    from aiohttp import web
+
+    from stack.processes import free_port
+
+    intents = {
+        "pi_open": {"id": "pi_open", "status": "requires_payment_method"},
+        "pi_paid": {"id": "pi_paid", "status": "succeeded"},
+        "pi_busy": {"id": "pi_busy", "status": "processing"},
+    }
+    by_payment = {"p-open": "pi_open"}
+    seen: list[tuple[str, str, str | None]] = []
+
+    async def retrieve(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer sk_test"
+        intent = intents.get(request.match_info["id"])
+        if intent is None:
+            return web.json_response({"error": {"message": "no such intent"}}, status=404)
+        return web.json_response(intent)
+
+    async def search(request: web.Request) -> web.Response:
+        query = request.query["query"]
+        found = [intents[ref] for pid, ref in by_payment.items() if f"'{pid}'" in query]
+        return web.json_response({"data": found})
+
+    async def cancel(request: web.Request) -> web.Response:
+        seen.append(("cancel", request.match_info["id"], request.headers.get("Idempotency-Key")))
+        intent = intents[request.match_info["id"]]
+        if intent["status"] in ("succeeded", "processing"):
+            return web.json_response({"error": {"message": "unexpected state"}}, status=400)
+        intent["status"] = "canceled"
+        return web.json_response(intent)
+
+    app = web.Application()
+    app.router.add_get("/v1/payment_intents/search", search)
+    app.router.add_get("/v1/payment_intents/{id}", retrieve)
+    app.router.add_post("/v1/payment_intents/{id}/cancel", cancel)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    provider = StripeProvider(
+        secret_key="sk_test", webhook_secret=SECRET, api_base=f"http://127.0.0.1:{port}"
+    )
+    try:
+        assert await provider.retrieve("p-1", "pi_paid") == "succeeded"
+        assert await provider.retrieve("p-2", "pi_busy") == "processing"
+        assert await provider.retrieve("p-open", None) == "pending"  # found by our payment id
+        assert await provider.retrieve("p-never", None) == "not_found"
+        assert await provider.cancel("p-1", "pi_paid") == "succeeded"
+        assert await provider.cancel("p-2", "pi_busy") == "processing"
+        assert await provider.cancel("p-open", None) == "canceled"
+        assert await provider.retrieve("p-open", "pi_open") == "canceled"
+        assert await provider.cancel("p-never", None) == "not_found"
+    finally:
+        await provider.aclose()
+        await runner.cleanup()
+    assert ("cancel", "pi_open", "cancel-p-open") in seen

@@ -58,11 +58,17 @@ async def dependency_error_handler(request: Request, exc: Exception) -> Response
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    # Starlette re-raises an unhandled error after this answer, and uvicorn then drops the
+    # connection: say so, or a keep-alive client (the gateway's pool) sends its next, unrelated
+    # request into a connection about to close and that request fails too.
     dependency = unavailable_dependency(exc)  # wrapped in another exception on its way up
     if dependency is not None:
-        return _unavailable(dependency, exc)
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response("internal_error", "unexpected error; it has been logged")
+        response = _unavailable(dependency, exc)
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        response = problem_response("internal_error", "unexpected error; it has been logged")
+    response.headers["Connection"] = "close"
+    return response
 
 
 EXCEPTION_HANDLERS = {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
@@ -11,15 +12,30 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from booking.domain import MAX_TICKETS_PER_REQUEST
 
+# PostgreSQL refuses a NUL in text (a 500 if it got that far); the other control characters have
+# no business in names, venues or seat labels either.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name == "password":
+            return value  # hashed, never stored or shown as text
+        for text in value if isinstance(value, list) else (value,):
+            if isinstance(text, str) and _CONTROL_CHARACTERS.search(text):
+                raise ValueError("must not contain control characters")
+        return value
 
 
 class RegisterBody(Body):

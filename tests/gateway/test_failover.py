@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from tests.gateway.conftest import ServerThread, free_port, upstream_app
+from tests.gateway.raw_http import read_request
 
 
 class RawUpstream:
@@ -28,12 +29,7 @@ class RawUpstream:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length) if length else b""
+                head, body = await read_request(reader)
                 self.requests.append(head + body)
                 if self.crash:
                     writer.transport.abort()

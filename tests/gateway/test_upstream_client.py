@@ -18,6 +18,7 @@ from gateway.upstream import (
     UpstreamProtocolError,
     encode_request,
 )
+from tests.gateway.raw_http import read_request
 
 Answer = Callable[[bytes], bytes | None]  # request head -> raw answer (None: close at once)
 CLOSE_AFTER = b"<close>"  # an answer ending with this is written, then the connection closed
@@ -40,12 +41,7 @@ class ScriptedUpstream:
         self.connections += 1
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length) if length else b""
+                head, body = await read_request(reader)
                 self.requests.append(head + body)
                 raw = self.answer(head)
                 if raw is None:

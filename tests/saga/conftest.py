@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from booking.providers.base import signature_header
 from booking.providers.mock import SIGNATURE_HEADER, mock_event
 from booking.settings import Settings
 from common.tokens import issue_access_token
+from tests.polling import wait_for as wait_for  # re-exported for the tests here
 from workers.outbox_relay import OutboxRelay
 from workers.saga_orchestrator import SagaOrchestrator
 from workers.saga_step import SagaStep
@@ -31,20 +32,6 @@ from workers.settings import WorkerSettings
 
 SAGA_HOLD_TTL_S = 2
 SAGA_TIMEOUT_S = 2.0
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, within: float = 15.0, every: float = 0.05
-) -> Any:
-    """Polls `check` until it returns something truthy; fails the test after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(every)
 
 
 @pytest.fixture(scope="session")

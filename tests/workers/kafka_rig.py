@@ -7,8 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,9 @@ from booking.events import Envelope
 from stack.processes import free_port, wait_gone
 from stack.servers.base import LocalServer
 from stack.servers.kafka import start_local_kafka
+from tests.polling import wait_for as wait_for  # re-exported for the tests here
 from workers.consumer import ConsumerWorker, claim_message
-from workers.runtime import run_periodic
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, within: float = 30.0, every: float = 0.1
-) -> Any:
-    """Polls `check` until it returns something truthy; fails after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s (last: {value!r})")
-        await asyncio.sleep(every)
+from workers.runtime import WorkerUnhealthyError, run_periodic
 
 
 class ClaimingRecorder(ConsumerWorker):
@@ -69,6 +55,32 @@ async def ticking(worker: Any, *, interval_s: float = 0.0) -> AsyncIterator[asyn
     task = asyncio.create_task(run_periodic(worker, interval_s=interval_s, burst=False))
     try:
         yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 30)
+
+
+@contextlib.asynccontextmanager
+async def supervised(make: Callable[[], Any]) -> AsyncIterator[list[Any]]:
+    """Like `ticking`, but a worker that ends itself with WorkerUnhealthyError (asking for a
+    fresh process) is replaced by a fresh one, as `make run`'s supervisor replaces the process.
+    Yields the list of workers that ended so."""
+    ended: list[Any] = []
+
+    async def run() -> None:
+        while True:
+            worker = make()
+            try:
+                await run_periodic(worker, interval_s=0.0, burst=False)
+                return
+            except WorkerUnhealthyError:
+                ended.append(worker)
+                await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(run())
+    try:
+        yield ended
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -187,8 +187,8 @@ def seed_demo(owner_email: str) -> None:
             {
                 "name": DEMO_EVENT_NAME,
                 "venue": "Loopback Arena",
-                "starts_at": (now + timedelta(days=30)).isoformat(),
-                "sale_starts_at": now.isoformat(),
+                "starts_at": now + timedelta(days=30),
+                "sale_starts_at": now,
                 "max_per_user": 4,
                 "currency": "EUR",
                 "zones": [

@@ -78,7 +78,7 @@ class AuthService:
     verifier: TokenVerifier = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "verifier", TokenVerifier(self.keys))
+        object.__setattr__(self, "verifier", TokenVerifier(self.keys, subject_is_uuid=True))
 
     async def register(self, *, email: str, password: str, name: str) -> UserRow:
         password_hash = await hash_password(password)

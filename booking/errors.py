@@ -49,6 +49,14 @@ class InvalidRequestError(BookingError):
         return cls(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
+class UnsupportedMediaTypeError(BookingError):
+    code = "unsupported_media_type"
+
+
+class PayloadTooLargeError(BookingError):
+    code = "payload_too_large"
+
+
 class IdempotencyKeyRequiredError(BookingError):
     code = "idempotency_key_required"
 

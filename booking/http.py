@@ -9,12 +9,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from booking.errors import InvalidRequestError
+from booking.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from common.tokens import Identity
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-MAX_BODY_BYTES = 256 * 1024
+# The gateway's default limit too, so a body it lets through is never refused here for size.
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class JSONResponse(Response):
@@ -32,10 +33,33 @@ def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     return errors
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """application/json or a structured +json type, with any parameters (charset=utf-8)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def read_raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` (declared or sent)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the body may be at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the body may be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_body(request: Request, model: type[ModelT]) -> ModelT:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequestError.field("body", "too large")
+    raw = await read_raw_body(request)
+    if raw and not is_json_media_type(request.headers.get("content-type", "")):
+        raise UnsupportedMediaTypeError("send the body as application/json")
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:

@@ -3,6 +3,7 @@ per-route request metrics, and (when tracing is on) the request span."""
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -13,6 +14,7 @@ from booking.metrics import HTTP_LATENCY, HTTP_REQUESTS, POOLS
 from common import tracing
 from common.logs import request_id_var
 
+_CONVERTOR = re.compile(r":\w+}")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
@@ -26,10 +28,17 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+@functools.cache
+def _without_convertors(path: str) -> str:
+    return _CONVERTOR.sub("}", path)
+
+
 def route_template(scope: Scope) -> str:
-    """The matched route's path template (set on the scope by Starlette's router), never an id."""
+    """The matched route's path template (set on the scope by Starlette's router), never an id;
+    `{booking_id:id}` is written `{booking_id}`, as the OpenAPI document names it."""
     route = scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
+    path = getattr(route, "path", None)
+    return _without_convertors(path) if path else "unmatched"
 
 
 class RequestContextMiddleware:

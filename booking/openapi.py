@@ -1,51 +1,266 @@
-"""The OpenAPI document of the public HTTP API (served at /api/v1/openapi.json).
+"""The OpenAPI document of the public HTTP API (served at /api/v1/openapi.json): the contract.
 
-Built from one table of operations and the pydantic request models, so the bodies it documents
-are the ones the service validates. A test checks that every route the app serves is listed here
-and every operation listed is served.
+One table of operations: the request models the service validates with, the success bodies
+(booking.responses), every header the API reads, the problems each operation answers, examples,
+and links that chain register → login and event → publish → reserve → pay, so a client can be
+generated from it and a fuzzer (schemathesis, in the suite) can walk the whole flow. A test
+checks that every route served is listed here and every operation listed is served.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 
-from booking import schemas
-from common.problems import CODES
+from booking import responses, schemas
+from booking.payments import PaymentBody
+from booking.providers.mock import SIGNATURE_HEADER as MOCK_SIGNATURE_HEADER
+from booking.providers.stripe import SIGNATURE_HEADER as STRIPE_SIGNATURE_HEADER
+from common.problems import CODES, PROBLEM_CONTENT_TYPE
 
-# (method, path, summary, request model or None, success status, public)
-Operation = tuple[str, str, str, type[BaseModel] | None, int, bool]
+SIGNATURE_HEADERS = {"mock": MOCK_SIGNATURE_HEADER, "stripe": STRIPE_SIGNATURE_HEADER}
+MAX_IDEMPOTENCY_KEY = 128
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+    description: str
+    required: bool = False
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+
+
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key",
+    "A key of the client's choosing per intended action: a retry with the same key and body "
+    "answers the first result again and never acts twice; the same key with another body is "
+    "422 idempotency_key_reused.",
+    required=True,
+    schema={"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+)
+QUEUE_PASS = Header(
+    "X-Queue-Pass",
+    "The one-time pass from the virtual queue (GET /queue/position/{event_id} once admitted); "
+    "required when the event's queue is enabled, consumed by the reservation it allows.",
+)
+LAST_EVENT_ID = Header(
+    "Last-Event-ID",
+    "The id of the last message seen: a reconnecting stream resumes after it.",
+    schema={"type": "string", "pattern": "^[0-9]{1,17}$"},
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    status: int = 200
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    media_type: str = "application/json"
+    public: bool = False
+    headers: tuple[Header, ...] = ()
+    problems: tuple[str, ...] = ()
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    example: dict[str, Any] | None = None
+
+
+def _link(operation_id: str, **fields: Any) -> dict[str, Any]:
+    link: dict[str, Any] = {"operationId": operation_id}
+    link.update(fields)
+    return link
+
+
+EVENT_EXAMPLE = {
+    "name": "The Drop",
+    "venue": "Arena",
+    "starts_at": "2030-01-01T20:00:00Z",
+    "sale_starts_at": "2020-01-01T10:00:00Z",
+    "max_per_user": 4,
+    "currency": "EUR",
+    "zones": [
+        {"name": "Floor", "capacity": 100, "price_minor": 4500},
+        {"name": "Balcony", "price_minor": 8000, "seats": ["A1", "A2", "A3"]},
+    ],
+    "queue": {"enabled": False},
+}
+EVENT_LINKS = {
+    "publish": _link("publishEvent", parameters={"event_id": "$response.body#/event_id"}),
+    "get": _link("getEvent", parameters={"event_id": "$response.body#/event_id"}),
+    "availability": _link("getAvailability", parameters={"event_id": "$response.body#/event_id"}),
+    "stats": _link("getEventStats", parameters={"event_id": "$response.body#/event_id"}),
+}
+SALE_LINKS = {
+    **EVENT_LINKS,
+    "reserve": _link(
+        "reserve",
+        requestBody={
+            "event_id": "$response.body#/event_id",
+            "zone_id": "$response.body#/zones/0/zone_id",
+        },
+    ),
+    "join": _link("joinQueue", requestBody={"event_id": "$response.body#/event_id"}),
+    "suspend": _link(
+        "suspendSeats",
+        parameters={"event_id": "$response.body#/event_id"},
+        requestBody={"zone_id": "$response.body#/zones/0/zone_id"},
+    ),
+}
+BOOKING_LINKS = {
+    "get": _link("getBooking", parameters={"booking_id": "$response.body#/booking_id"}),
+    "cancel": _link("cancelBooking", parameters={"booking_id": "$response.body#/booking_id"}),
+    "pay": _link("createPayment", requestBody={"booking_id": "$response.body#/booking_id"}),
+}
+QUEUE_LINKS = {
+    "position": _link("getQueuePosition", parameters={"event_id": "$response.body#/event_id"}),
+    "leave": _link("leaveQueue", parameters={"event_id": "$response.body#/event_id"}),
+}
 
 OPERATIONS: list[Operation] = [
-    ("post", "/auth/register", "Create a customer account", schemas.RegisterBody, 201, True),
-    ("post", "/auth/login", "Exchange credentials for tokens", schemas.LoginBody, 200, True),
-    ("post", "/auth/refresh", "Rotate a refresh token", schemas.RefreshBody, 200, True),
-    ("get", "/auth/me", "The caller's account", None, 200, False),
-    ("post", "/events", "Create an event (organizer, admin)", schemas.EventBody, 201, False),
-    ("get", "/events", "Events on sale or closed", None, 200, True),
-    ("get", "/events/{event_id}", "One event", None, 200, True),
-    ("post", "/events/{event_id}/publish", "Load inventory and open the sale", None, 200, False),
-    ("get", "/events/{event_id}/availability", "Seats available per zone", None, 200, True),
-    ("post", "/bookings/reserve", "Hold seats (Idempotency-Key required)", schemas.ReserveBody,
-     201, False),
-    ("get", "/bookings", "My bookings, newest first", None, 200, False),
-    ("get", "/bookings/{booking_id}", "One booking (owner or admin)", None, 200, False),
-    ("post", "/bookings/{booking_id}/cancel", "Cancel a booking", None, 200, False),
-    ("get", "/admin/events/{event_id}/stats", "Counters and Redis/PostgreSQL drift", None, 200,
-     False),
-    ("get", "/health", "Liveness", None, 200, True),
-    ("get", "/ready", "Readiness of Redis and PostgreSQL", None, 200, True),
-    ("get", "/metrics", "Prometheus metrics", None, 200, True),
-    ("get", "/openapi.json", "This document", None, 200, True),
+    Operation(
+        "post", "/auth/register", "register", "Create a customer account", 201,
+        schemas.RegisterBody, responses.User, public=True, problems=("email_taken",),
+        links={"login": _link("login", requestBody={
+            "email": "$request.body#/email", "password": "$request.body#/password"})},
+        example={"email": "buyer@example.com", "password": "correct horse", "name": "Buyer"},
+    ),
+    Operation(
+        "post", "/auth/login", "login", "Exchange credentials for tokens", 200,
+        schemas.LoginBody, responses.TokenPair, public=True, problems=("invalid_credentials",),
+        links={"refresh": _link("refresh", requestBody={
+            "refresh_token": "$response.body#/refresh_token"})},
+        example={"email": "buyer@example.com", "password": "correct horse"},
+    ),
+    Operation(
+        "post", "/auth/refresh", "refresh", "Rotate a refresh token (the old one stops working)",
+        200, schemas.RefreshBody, responses.TokenPair, public=True,
+        problems=("invalid_credentials",),
+    ),
+    Operation("get", "/auth/me", "me", "The caller's account", 200, None, responses.User),
+    Operation(
+        "post", "/events", "createEvent", "Create an event (organizer, admin)", 201,
+        schemas.EventBody, responses.Event, links=EVENT_LINKS, example=EVENT_EXAMPLE,
+    ),
+    Operation(
+        "get", "/events", "listEvents", "Events on sale or closed", 200, None,
+        responses.EventList, public=True,
+    ),
+    Operation(
+        "get", "/events/{event_id}", "getEvent", "One event (a draft: its organizer or admin)",
+        200, None, responses.Event, public=True,
+    ),
+    Operation(
+        "post", "/events/{event_id}/publish", "publishEvent",
+        "Load inventory and open the sale (organizer, admin)", 200, None, responses.Event,
+        problems=("invalid_state",), links=SALE_LINKS,
+    ),
+    Operation(
+        "get", "/events/{event_id}/availability", "getAvailability", "Seats available per zone",
+        200, None, responses.Availability, public=True,
+    ),
+    Operation(
+        "post", "/bookings/reserve", "reserve", "Hold seats until the hold's deadline", 201,
+        schemas.ReserveBody, responses.Booking, headers=(IDEMPOTENCY_KEY, QUEUE_PASS),
+        problems=(
+            "idempotency_key_required", "idempotency_key_reused", "idempotency_in_flight",
+            "sold_out", "seat_unavailable", "user_limit_exceeded", "sale_not_open",
+            "queue_pass_required", "queue_pass_invalid",
+        ),
+        links=BOOKING_LINKS,
+    ),
+    Operation(
+        "get", "/bookings", "listBookings", "My bookings, newest first", 200, None,
+        responses.BookingList,
+    ),
+    Operation(
+        "get", "/bookings/{booking_id}", "getBooking", "One booking (owner or admin)", 200, None,
+        responses.Booking,
+    ),
+    Operation(
+        "post", "/bookings/{booking_id}/cancel", "cancelBooking",
+        "Cancel a booking (a paid one is refunded)", 200, None, responses.Booking,
+        problems=("invalid_state",),
+    ),
+    Operation(
+        "get", "/admin/events/{event_id}/stats", "getEventStats",
+        "Counters and Redis/PostgreSQL drift (admin)", 200, None, responses.EventStats,
+    ),
+    Operation(
+        "post", "/queue/join", "joinQueue", "Join an event's queue (joining again keeps the place)",
+        202, schemas.JoinBody, responses.QueuePlace, problems=("invalid_state", "sold_out"),
+        links=QUEUE_LINKS,
+    ),
+    Operation(
+        "get", "/queue/position/{event_id}", "getQueuePosition",
+        "My place in the queue, or my pass", 200, None, responses.QueuePlace,
+    ),
+    Operation(
+        "delete", "/queue/position/{event_id}", "leaveQueue",
+        "Leave the queue (an unused pass is revoked)", 204, media_type="",
+    ),
+    Operation(
+        "get", "/queue/position/{event_id}/stream", "streamQueuePosition",
+        "My place, live (Server-Sent Events: position, admitted, sold_out)", 200,
+        media_type="text/event-stream", headers=(LAST_EVENT_ID,),
+    ),
+    Operation(
+        "patch", "/events/{event_id}/queue", "updateQueue",
+        "Change the outflow or pause (organizer, admin)", 200, schemas.QueuePatchBody,
+        responses.EventQueueSettings,
+    ),
+    Operation(
+        "get", "/events/{event_id}/availability/stream", "streamAvailability",
+        "Availability, live (Server-Sent Events)", 200, media_type="text/event-stream",
+        public=True, headers=(LAST_EVENT_ID,),
+    ),
+    Operation(
+        "post", "/events/{event_id}/seats/suspend", "suspendSeats",
+        "Take free seats out of sale (admin)", 200, schemas.SuspendBody,
+        responses.SuspendResult, problems=("seat_unavailable",),
+    ),
+    Operation(
+        "post", "/events/{event_id}/seats/unsuspend", "unsuspendSeats",
+        "Put suspended seats back on sale (admin)", 200, schemas.UnsuspendBody,
+        responses.SuspendResult, problems=("invalid_state",),
+    ),
+    Operation(
+        "post", "/payments", "createPayment", "Pay for a hold", 201, PaymentBody,
+        responses.Payment, headers=(IDEMPOTENCY_KEY,),
+        problems=(
+            "idempotency_key_required", "idempotency_key_reused", "invalid_state",
+            "reservation_expired",
+        ),
+        links={"get": _link("getPayment", parameters={
+            "payment_id": "$response.body#/payment_id"})},
+    ),
+    Operation(
+        "get", "/payments/{payment_id}", "getPayment", "One payment (owner or admin)", 200, None,
+        responses.Payment,
+    ),
+    Operation(
+        "post", "/payments/webhook", "paymentWebhook",
+        "The payment provider's webhook (its signature is its authentication)", 200, None,
+        responses.WebhookReceived, public=True, problems=("invalid_signature",),
+    ),
+    Operation("get", "/health", "health", "Liveness", 200, None, responses.Health, public=True),
+    Operation(
+        "get", "/ready", "ready", "Readiness of Redis and PostgreSQL", 200, None,
+        responses.Ready, public=True,
+    ),
+    Operation(
+        "get", "/metrics", "metrics", "Prometheus metrics", 200, media_type="text/plain",
+        public=True,
+    ),
+    Operation(
+        "get", "/openapi.json", "openapi", "This document", 200, media_type="application/json",
+        public=True,
+    ),
 ]  # fmt: skip
-
-
-def register(operations: list[Operation]) -> None:
-    """Modules with routes of their own add their operations here (once, at import)."""
-    OPERATIONS.extend(operations)
-    document.cache_clear()
 
 
 def _problem_schema() -> dict[str, Any]:
@@ -69,55 +284,132 @@ def _problem_schema() -> dict[str, Any]:
     }
 
 
+def _problems_of(operation: Operation) -> dict[int, list[str]]:
+    """Status -> codes this operation may answer (the gateway's included)."""
+    codes = ["rate_limited", "service_unavailable", *operation.problems]
+    if not operation.public:
+        codes += ["unauthorized", "forbidden"]
+    if "{" in operation.path:
+        codes.append("not_found")
+    if operation.body is not None or operation.operation_id == "paymentWebhook":
+        codes += ["invalid_request", "payload_too_large", "unsupported_media_type"]
+    by_status: dict[int, list[str]] = {}
+    for code in dict.fromkeys(codes):
+        by_status.setdefault(CODES[code][0], []).append(code)
+    return by_status
+
+
+def _model_schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _parameters(operation: Operation) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": part[1:-1],
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"},
+        }
+        for part in operation.path.split("/")
+        if part.startswith("{")
+    ]
+    for header in operation.headers:
+        parameters.append(
+            {
+                "name": header.name,
+                "in": "header",
+                "required": header.required,
+                "description": header.description,
+                "schema": header.schema,
+            }
+        )
+    parameters.append(
+        {
+            "name": "X-Request-ID",
+            "in": "header",
+            "required": False,
+            "description": "Kept when it matches [A-Za-z0-9._-]{1,128}, else replaced by a "
+            "fresh id; echoed back and written into every log line of the request.",
+            "schema": {"type": "string"},
+        }
+    )
+    return parameters
+
+
+def _operation(operation: Operation, components: dict[str, Any]) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": operation.summary}
+    if operation.media_type:
+        content: dict[str, Any] = {}
+        if operation.response is not None:
+            content["schema"] = _model_schema(operation.response, components)
+        success["content"] = {operation.media_type: content}
+    success["headers"] = {"X-Request-ID": {"schema": {"type": "string"}}}
+    if operation.links:
+        success["links"] = operation.links
+    answers: dict[str, Any] = {str(operation.status): success}
+    problem = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for status, codes in sorted(_problems_of(operation).items()):
+        answers[str(status)] = {"description": ", ".join(codes), "content": problem}
+    answers["default"] = {"description": "another problem", "content": problem}
+    spec: dict[str, Any] = {
+        "operationId": operation.operation_id,
+        "summary": operation.summary,
+        "parameters": _parameters(operation),
+        "responses": answers,
+    }
+    if operation.operation_id == "paymentWebhook":
+        spec["security"] = [{"webhookSignature": []}]
+        spec["requestBody"] = {
+            "required": True,
+            "description": "The provider's event, exactly as it signed it.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    elif not operation.public:
+        spec["security"] = [{"bearer": []}]
+    else:
+        spec["security"] = []
+    if operation.body is not None:
+        body: dict[str, Any] = {"schema": _model_schema(operation.body, components)}
+        if operation.example is not None:
+            body["example"] = operation.example
+        spec["requestBody"] = {"required": True, "content": {"application/json": body}}
+    return spec
+
+
 @cache
-def document() -> dict[str, Any]:
+def document(payment_provider: str = "mock") -> dict[str, Any]:
+    signature_header = SIGNATURE_HEADERS.get(payment_provider, MOCK_SIGNATURE_HEADER)
     paths: dict[str, dict[str, Any]] = {}
     components: dict[str, Any] = {"Problem": _problem_schema()}
-    for method, path, summary, model, status, public in OPERATIONS:
-        operation: dict[str, Any] = {
-            "summary": summary,
-            "responses": {
-                str(status): {"description": "success"},
-                "default": {
-                    "description": "problem",
-                    "content": {
-                        "application/problem+json": {
-                            "schema": {"$ref": "#/components/schemas/Problem"}
-                        }
-                    },
-                },
-            },
-        }
-        if not public:
-            operation["security"] = [{"bearer": []}]
-        if model is not None:
-            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            for name, definition in schema.pop("$defs", {}).items():
-                components[name] = definition
-            components[model.__name__] = schema
-            operation["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
-                    }
-                },
-            }
-        parameters = [
-            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for part in path.split("/")
-            if part.startswith("{")
-        ]
-        if parameters:
-            operation["parameters"] = parameters
-        paths.setdefault(path, {})[method] = operation
+    for operation in OPERATIONS:
+        paths.setdefault(operation.path, {})[operation.method] = _operation(operation, components)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "booking-rush", "version": "1"},
+        "info": {
+            "title": "booking-rush",
+            "version": "1",
+            "description": "Ticket drops: a virtual queue, holds, payments. Errors are "
+            "application/problem+json with a stable `code`. Bodies are JSON (415 otherwise), "
+            "at most 1 MiB (413), typed strictly: a string is not a number and a bool is not "
+            "a quantity.",
+        },
         "servers": [{"url": "/api/v1"}],
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "webhookSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": signature_header,
+                    "description": "t=<unix time>,v1=<HMAC-SHA256 of '<t>.<body>'>",
+                },
+            },
         },
     }

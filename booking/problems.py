@@ -7,8 +7,10 @@ import logging
 import time
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.types import Scope
 
 from booking.errors import (
     DEPENDENCY_ERRORS,
@@ -33,10 +35,42 @@ async def booking_error_handler(request: Request, exc: Exception) -> Response:
     return problem_response(exc.code, exc.detail, errors=exc.errors, headers=exc.headers)
 
 
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> set[str]:
+    """Every method some route serves at this path (Starlette's own 405 names only the first
+    route that matched the path, and GET and POST /events are two routes)."""
+    methods: set[str] = set()
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            methods |= allowed_methods(route.routes, {**scope, **child_scope})
+        elif isinstance(route, Route) and route.methods:
+            methods |= route.methods
+    return methods
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "invalid_request")
-    return problem_response(code, exc.detail if isinstance(exc.detail, str) else None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # From the top: the scope at hand is the one the Mount made for its inner routes.
+        scope = {"type": "http", "path": request.scope["path"], "root_path": "", "method": "GET"}
+        methods = allowed_methods(request.app.router.routes, scope)
+        headers["Allow"] = ", ".join(sorted(methods))
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(code, detail, headers=headers or None)
+
+
+# Not in the problem table: nobody reads it. Like nginx's 499, it tells the request metrics
+# that the client went away before it had sent its whole request.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def client_disconnect_handler(request: Request, exc: Exception) -> Response:
+    log.debug("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 def _unavailable(dependency: str, exc: BaseException) -> Response:
@@ -74,6 +108,7 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
 EXCEPTION_HANDLERS = {
     BookingError: booking_error_handler,
     HTTPException: http_error_handler,
+    ClientDisconnect: client_disconnect_handler,
     **dict.fromkeys(DEPENDENCY_ERRORS, dependency_error_handler),
     Exception: unexpected_error_handler,
 }

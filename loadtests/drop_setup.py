@@ -55,9 +55,7 @@ class DropSettings:
             zones.append({"name": "Floor", "capacity": self.seats - seated, "price_minor": 4500})
         if seated > 0:
             labels = seat_labels(seated)
-            zones.append(
-                {"name": "Balcony", "capacity": seated, "price_minor": 6500, "seats": labels}
-            )
+            zones.append({"name": "Balcony", "price_minor": 6500, "seats": labels})
         return zones
 
 

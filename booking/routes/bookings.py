@@ -45,6 +45,6 @@ async def cancel(request: Request) -> JSONResponse:
 routes = [
     Route("/bookings/reserve", reserve, methods=["POST"]),
     Route("/bookings", list_bookings, methods=["GET"]),
-    Route("/bookings/{booking_id}", get_booking, methods=["GET"]),
+    Route("/bookings/{booking_id:id}", get_booking, methods=["GET"]),
     Route("/bookings/{booking_id}/cancel", cancel, methods=["POST"]),
 ]

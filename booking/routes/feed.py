@@ -18,7 +18,6 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from booking.errors import BookingError, NotFoundError, UnauthorizedError
 from booking.feed import SEND_TIMEOUT_S, LiveFeed, Watcher, error_message
-from booking.openapi import register
 from booking.sse import Ending, EventStream
 
 log = logging.getLogger(__name__)
@@ -192,11 +191,3 @@ routes = [
     Route("/events/{event_id}/availability/stream", availability_stream, methods=["GET"]),
     WebSocketRoute("/events/{event_id}/live", live),
 ]
-
-# The WebSocket route is not an HTTP operation: OpenAPI 3.1 has no way to describe it.
-register(
-    [
-        ("get", "/events/{event_id}/availability/stream",
-         "Live availability (SSE: availability, then seat_update)", None, 200, True),
-    ]
-)  # fmt: skip

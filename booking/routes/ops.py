@@ -50,7 +50,7 @@ async def ready(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(document())
+    return JSONResponse(document(request.app.state.settings.payments.provider))
 
 
 async def metrics(request: Request) -> Response:

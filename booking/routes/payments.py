@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
-from booking import openapi
 from booking.errors import InvalidRequestError
 from booking.http import MAX_BODY_BYTES, JSONResponse, identity, read_body
 from booking.payments import PaymentBody
@@ -38,13 +37,5 @@ async def webhook(request: Request) -> JSONResponse:
 routes = [
     Route("/payments", create_payment, methods=["POST"]),
     Route("/payments/webhook", webhook, methods=["POST"]),
-    Route("/payments/{payment_id}", get_payment, methods=["GET"]),
+    Route("/payments/{payment_id:id}", get_payment, methods=["GET"]),
 ]
-
-openapi.register(
-    [
-        ("post", "/payments", "Pay for a hold (Idempotency-Key required)", PaymentBody, 201, False),
-        ("get", "/payments/{payment_id}", "One payment (owner or admin)", None, 200, False),
-        ("post", "/payments/webhook", "Provider webhook (signed)", None, 200, True),
-    ]
-)

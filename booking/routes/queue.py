@@ -10,13 +10,8 @@ from starlette.routing import Route
 
 from booking.errors import NotFoundError
 from booking.http import JSONResponse, identity, read_body
-from booking.openapi import register
-from booking.schemas import Body, QueuePatchBody
+from booking.schemas import JoinBody, QueuePatchBody
 from booking.sse import EventStream
-
-
-class JoinBody(Body):
-    event_id: uuid.UUID
 
 
 def _event_id(request: Request) -> str:
@@ -72,15 +67,3 @@ routes = [
     Route("/queue/position/{event_id}/stream", position_stream, methods=["GET"]),
     Route("/events/{event_id}/queue", update_settings, methods=["PATCH"]),
 ]
-
-register(
-    [
-        ("post", "/queue/join", "Join an event's queue", JoinBody, 202, False),
-        ("get", "/queue/position/{event_id}", "My place in the queue, or my pass", None, 200,
-         False),
-        ("delete", "/queue/position/{event_id}", "Leave the queue", None, 204, False),
-        ("get", "/queue/position/{event_id}/stream", "My place, live (SSE)", None, 200, False),
-        ("patch", "/events/{event_id}/queue", "Change the outflow (organizer, admin)",
-         QueuePatchBody, 200, False),
-    ]
-)  # fmt: skip

@@ -5,6 +5,8 @@ from typing import Any
 import httpx
 from starlette.routing import Mount, Route
 
+from booking.middleware import route_template
+
 
 def _served(app: Any) -> set[tuple[str, str]]:
     served = set()
@@ -14,7 +16,8 @@ def _served(app: Any) -> set[tuple[str, str]]:
                 if isinstance(route, Route):
                     for method in route.methods or ():
                         if method != "HEAD":
-                            served.add((method.lower(), route.path))
+                            template = route_template({"route": route})
+                            served.add((method.lower(), template))
     return served
 
 

@@ -33,7 +33,8 @@ async def _event(pool: Any) -> tuple[Any, str]:
                 {"name": "GA", "capacity": 3, "price_minor": 100},
                 {"name": "S", "price_minor": 100, "seats": ["A1", "A2"]},
             ],
-        }
+        },
+        strict=False,
     )
     async with pool.acquire() as conn, conn.transaction():
         event_id = await insert_event(conn, user.user_id, body)

@@ -80,7 +80,7 @@ async def test_webhook_is_recorded_once_with_its_outbox_message(rig: SagaRig) ->
     body, signature = rig.signed_webhook(payment_id)
 
     forged = await rig.deliver(body, signature[:-4] + "0000")
-    assert forged.status_code == 400
+    assert forged.status_code == 401
     assert forged.headers["content-type"] == "application/problem+json"
     assert forged.json()["code"] == "invalid_signature"
     assert await rig.pool.fetchval("SELECT count(*) FROM payment_events") == 0

@@ -32,7 +32,8 @@ async def _published(parts: Any, capacity: int = 5) -> Any:
             "max_per_user": 4,
             "currency": "EUR",
             "zones": [{"name": "GA", "capacity": capacity, "price_minor": 100}],
-        }
+        },
+        strict=False,
     )
     event = await parts.catalog.create_event(organizer, body)
     return await parts.catalog.publish_event(organizer, event.event_id, datetime.now(UTC))
@@ -43,7 +44,8 @@ async def _reserve(bookings: Any, event: Any, quantity: int) -> Any:
     booking, _ = await bookings.reserve(
         buyer,
         ReserveBody.model_validate(
-            {"event_id": event.event_id, "zone_id": event.zones[0].zone_id, "quantity": quantity}
+            {"event_id": event.event_id, "zone_id": event.zones[0].zone_id, "quantity": quantity},
+            strict=False,
         ),
         idempotency_key=uuid.uuid4().hex,
         queue_pass=None,

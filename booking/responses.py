@@ -1,0 +1,171 @@
+"""The success bodies of the API, as the OpenAPI document states them.
+
+Documentation models only: the routes build their bodies as dicts (the hot path does not pay for
+a model), and the contract test (schemathesis, every check on) compares each real answer with
+these. Fields the server may add later are allowed; the ones listed here are promised.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Timestamp = str  # RFC 3339, UTC ("2030-01-01T20:00:00Z")
+Id = str  # a UUID in its canonical form
+
+
+class User(BaseModel):
+    user_id: Id = Field(json_schema_extra={"format": "uuid"})
+    email: str
+    name: str
+    role: Literal["customer", "organizer", "admin"]
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="seconds until the access token expires")
+
+
+class Zone(BaseModel):
+    zone_id: Id = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    capacity: int
+    price_minor: int = Field(description="price of one ticket in the currency's minor unit")
+    seats: list[str] | None = Field(default=None, description="seated zones only")
+
+
+class QueueSettings(BaseModel):
+    enabled: bool
+    max_concurrent: int
+    release_per_tick: int
+    pass_ttl_s: int
+    paused: bool
+
+
+class EventQueue(QueueSettings):
+    seed_sha256: str | None = Field(
+        default=None, description="commitment to the shuffle seed of the pre-queue"
+    )
+    seed: str | None = Field(default=None, description="the seed itself, once the sale opened")
+
+
+class Event(BaseModel):
+    event_id: Id = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    venue: str
+    starts_at: Timestamp = Field(json_schema_extra={"format": "date-time"})
+    sale_starts_at: Timestamp = Field(json_schema_extra={"format": "date-time"})
+    max_per_user: int
+    currency: str
+    status: Literal["draft", "on_sale", "closed"]
+    organizer_id: Id
+    zones: list[Zone]
+    queue: EventQueue
+
+
+class EventList(BaseModel):
+    items: list[Event]
+
+
+class ZoneAvailability(BaseModel):
+    zone_id: Id
+    capacity: int
+    available: int
+
+
+class Availability(BaseModel):
+    event_id: Id
+    zones: list[ZoneAvailability]
+
+
+class Booking(BaseModel):
+    booking_id: Id = Field(json_schema_extra={"format": "uuid"})
+    event_id: Id
+    zone_id: Id
+    quantity: int
+    status: Literal["RESERVED", "CONFIRMED", "CANCELLED", "EXPIRED", "REFUNDED"]
+    amount_minor: int
+    currency: str
+    created_at: Timestamp
+    expires_at: Timestamp = Field(description="when an unpaid hold lapses")
+    seats: list[str] | None = None
+    confirmed_at: Timestamp | None = None
+    payment_id: Id | None = None
+
+
+class BookingList(BaseModel):
+    items: list[Booking]
+
+
+class QueuePlace(BaseModel):
+    event_id: Id
+    status: Literal["waiting", "admitted"]
+    position: int | None = Field(default=None, description="waiting: people ahead, plus one")
+    estimated_wait_s: int | None = None
+    pre_queue: bool | None = Field(default=None, description="joined before the sale opened")
+    queue_pass: str | None = Field(default=None, description="admitted: send as X-Queue-Pass")
+    pass_expires_at: Timestamp | None = None
+
+
+class EventQueueSettings(QueueSettings):
+    event_id: Id
+
+
+class Payment(BaseModel):
+    payment_id: Id = Field(json_schema_extra={"format": "uuid"})
+    booking_id: Id
+    status: str = Field(description="PENDING, SUCCEEDED, FAILED or REFUNDED")
+    amount_minor: int
+    currency: str
+    provider: str
+    created_at: Timestamp
+    updated_at: Timestamp | None = None
+
+
+class WebhookReceived(BaseModel):
+    received: Literal[True]
+    result: str | None = None
+
+
+class ZoneCounters(BaseModel):
+    zone_id: Id
+    capacity: int
+    available: int
+    held: int
+    sold: int
+    postgres: dict[str, int]
+    drift: int
+
+
+class EventStats(BaseModel):
+    event_id: Id
+    status: str
+    capacity: int
+    available: int
+    held: int
+    sold: int
+    drift: int
+    zones: list[ZoneCounters]
+
+
+class SuspendResult(BaseModel):
+    event_id: Id
+    zone_id: Id
+    changed: int = Field(description="seats or places that changed state")
+    capacity: int
+    available: int
+    held: int
+    sold: int
+    suspended: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: str = Field(description='"ready" from a booking process, "ok" from the gateway')
+    dependencies: dict[str, str] = Field(description="each dependency and its state")

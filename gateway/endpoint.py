@@ -1,8 +1,8 @@
-"""The one endpoint behind every /api/v1 path: rate-limit, check the token, then proxy.
+"""The one endpoint behind every /api/v1 path: rate-limit, check method and token, then proxy.
 
 The per-IP limit comes first and applies to every request, so a client cannot escape it by
-sending a bad token: once its budget is spent it gets 429, whatever else is wrong with its
-request. A valid token also charges the user's budget (gateway/ratelimit.py).
+sending a bad token or a wrong method: once its budget is spent it gets 429, whatever else is
+wrong with its request. A valid token also charges the user's budget (gateway/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class ProxyEndpoint:
                 f"Too many requests for this {'user' if decision.scope == 'user' else 'client'}"
             )
             response = _refuse("rate_limited", detail, rate_headers, {})
+            await response(scope, receive, send)
+            return
+        if method not in spec.methods:
+            allow = spec.allow()
+            detail = f"{method} is not allowed here; allowed: {allow}"
+            response = _refuse("method_not_allowed", detail, rate_headers, {"Allow": allow})
             await response(scope, receive, send)
             return
         if refused is not None:

@@ -1,9 +1,15 @@
-"""The one endpoint behind every /api/v1 path: authenticate, rate-limit, then proxy."""
+"""The one endpoint behind every /api/v1 path: rate-limit, check method and token, then proxy.
+
+The per-IP limit comes first and applies to every request, so a client cannot escape it by
+sending a bad token or a wrong method: once its budget is spent it gets 429, whatever else is
+wrong with its request. A valid token also charges the user's budget (gateway/ratelimit.py).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from common.problems import problem_response
@@ -34,15 +40,12 @@ class ProxyEndpoint:
         scope[ROUTE_SCOPE_KEY] = spec.template
         method = scope["method"]
 
+        refused: AuthError | None = None
         try:
             authenticator: Authenticator = state["authenticator"]
             identity = authenticator.authenticate(scope, spec, method)
         except AuthError as exc:
-            response = problem_response(
-                "unauthorized", exc.detail, headers={"WWW-Authenticate": exc.challenge}
-            )
-            await response(scope, receive, send)
-            return
+            identity, refused = None, exc
 
         request_id = scope.get(REQUEST_ID_SCOPE_KEY) or incoming_request_id(scope)
         forwarding = resolve_forwarding(scope, settings.trusted_proxy_hops, request_id)
@@ -58,9 +61,18 @@ class ProxyEndpoint:
             detail = (
                 f"Too many requests for this {'user' if decision.scope == 'user' else 'client'}"
             )
-            response = problem_response(
-                "rate_limited", detail, headers={k.decode(): v.decode() for k, v in rate_headers}
-            )
+            response = _refuse("rate_limited", detail, rate_headers, {})
+            await response(scope, receive, send)
+            return
+        if method not in spec.methods:
+            allow = spec.allow()
+            detail = f"{method} is not allowed here; allowed: {allow}"
+            response = _refuse("method_not_allowed", detail, rate_headers, {"Allow": allow})
+            await response(scope, receive, send)
+            return
+        if refused is not None:
+            challenge = {"WWW-Authenticate": refused.challenge}
+            response = _refuse("unauthorized", refused.detail, rate_headers, challenge)
             await response(scope, receive, send)
             return
 
@@ -90,6 +102,15 @@ class ProxyEndpoint:
             await response(scope, receive, send)
             return
         await relayed(scope, receive, send)
+
+
+def _refuse(
+    code: str, detail: str, rate_headers: list[tuple[bytes, bytes]], headers: dict[str, str]
+) -> Response:
+    """A problem answer that also carries the RateLimit-* headers of the request's decision."""
+    return problem_response(
+        code, detail, headers={**{k.decode(): v.decode() for k, v in rate_headers}, **headers}
+    )
 
 
 proxy_endpoint = ProxyEndpoint()

@@ -4,9 +4,11 @@ without buffering. The WebSocket hop (gateway/ws.py) uses the same header rules.
 
 Failover (`Upstreams.forward_request`): a refused connection sends the request to the next
 upstream and takes the refusing one out of the round-robin for `DOWN_FOR_S`; a connection that
-ends before any answer byte is retried elsewhere only when that cannot deliver a request twice
-to harm (never written, idempotent method, or an `Idempotency-Key`). No upstream left: 503 with
-Retry-After (gateway/endpoint.py).
+ends before any answer byte is retried on a new connection elsewhere only when that cannot
+deliver a request twice to harm (never written, idempotent method, or an `Idempotency-Key`).
+Pooled connections the upstream closed are never written to (gateway/upstream.py), so a POST
+meets a closed connection only in the instant the upstream closes it. No upstream left: 503
+with Retry-After (gateway/endpoint.py).
 """
 
 from __future__ import annotations
@@ -333,10 +335,10 @@ class Upstreams:
 
         Failover: an upstream that refuses the connection is skipped for `DOWN_FOR_S` and the
         next one is tried (nothing was sent). A connection that ends before any byte of the
-        answer is retried on the next upstream when the request was never written, or when a
-        second delivery is harmless (an idempotent method or an `Idempotency-Key`, which the
-        booking service replays by key); any other request gets 502 rather than being sent
-        twice. Raises UpstreamError when no upstream answered properly.
+        answer is retried, on a new connection to the next upstream, when the request was never
+        written, or when a second delivery is harmless (an idempotent method or an
+        `Idempotency-Key`, which the booking service replays by key); any other request gets 502
+        rather than being sent twice. Raises UpstreamError when no upstream answered properly.
         """
         target = scope["raw_path"]
         if scope["query_string"]:
@@ -349,6 +351,9 @@ class Upstreams:
         capped = not streams
         refused: tuple[UpstreamPool, ...] = ()
         retries = len(self._pools)
+        # A retry takes a new connection: the pooled ones may be as dead as the one that failed
+        # (an upstream restarted, or a middlebox dropped idle flows without a word).
+        fresh = False
         last_error: Exception | None = None
         try:
             # Waiting for a pooled connection counts against the timeout too.
@@ -359,7 +364,7 @@ class Upstreams:
                         self._log_unreachable(last_error)
                         raise UpstreamError(UPSTREAM_CONNECT, "the booking service is unreachable")
                     try:
-                        exchange = await pool.acquire(capped=capped)
+                        exchange = await pool.acquire(capped=capped, fresh=fresh)
                     except (OSError, TimeoutError) as exc:
                         # Refused or not made: nothing was sent, so even a POST may go elsewhere.
                         self.metrics.upstream_error(UPSTREAM_CONNECT)
@@ -386,6 +391,7 @@ class Upstreams:
                     except UpstreamClosedError as exc:
                         if retries > 0 and _may_retry(exchange, scope):
                             retries -= 1
+                            fresh = True
                             self.metrics.upstream_error(UPSTREAM_RETRIED)
                             last_error = exc
                             continue

@@ -1,10 +1,12 @@
-"""The closed set of API route templates the gateway knows: which are public, which rate-limit
-group they belong to, which stream. Templates double as the `route` metric label, so ids never
-become label values.
+"""The closed set of API route templates the gateway knows: the methods each takes (as the
+booking service routes them; anything else is a 405 with `Allow` at the gateway), which are
+public, which rate-limit group they belong to, which stream. Templates double as the `route`
+metric label, so ids never become label values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 API_PREFIX = "/api/v1"
@@ -14,10 +16,20 @@ UNMATCHED = "{unmatched}"
 DEFAULT_GROUP = "default"
 AUTH_GROUP = "auth"
 
+# In the order `Allow` lists them.
+PROXIED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allow_header(methods: Iterable[str]) -> str:
+    """The `Allow` header of a 405: the methods in a stable order."""
+    allowed = set(methods)
+    return ", ".join(method for method in PROXIED_METHODS if method in allowed)
+
 
 @dataclass(frozen=True)
 class RouteSpec:
     template: str
+    methods: frozenset[str] = frozenset(PROXIED_METHODS)
     public_methods: frozenset[str] = frozenset()
     group: str = DEFAULT_GROUP
     streams: bool = False
@@ -26,48 +38,58 @@ class RouteSpec:
     def is_public(self, method: str) -> bool:
         return method in self.public_methods or (method == "HEAD" and "GET" in self.public_methods)
 
+    def allow(self) -> str:
+        return allow_header(self.methods)
+
 
 def _spec(
     path: str,
+    methods: str,
     public: tuple[str, ...] = (),
     group: str = DEFAULT_GROUP,
     streams: bool = False,
     rate_limited: bool = True,
 ) -> RouteSpec:
-    return RouteSpec(API_PREFIX + path, frozenset(public), group, streams, rate_limited)
+    allowed = set(methods.split())
+    if "GET" in allowed:
+        allowed.add("HEAD")  # as Starlette routes it upstream
+    return RouteSpec(
+        API_PREFIX + path, frozenset(allowed), frozenset(public), group, streams, rate_limited
+    )
 
 
 ROUTES: tuple[RouteSpec, ...] = (
-    _spec("/auth/register", ("POST",), AUTH_GROUP),
-    _spec("/auth/login", ("POST",), AUTH_GROUP),
-    _spec("/auth/refresh", ("POST",), AUTH_GROUP),
-    _spec("/auth/me"),
-    _spec("/events", ("GET",)),
-    _spec("/events/{id}", ("GET",)),
-    _spec("/events/{id}/publish"),
-    _spec("/events/{id}/availability", ("GET",)),
-    _spec("/events/{id}/availability/stream", ("GET",), streams=True),
-    _spec("/events/{id}/live", ("GET",), streams=True),
-    _spec("/events/{id}/seats/suspend"),
-    _spec("/events/{id}/seats/unsuspend"),
-    _spec("/events/{id}/queue"),
-    _spec("/queue/join"),
-    _spec("/queue/position/{id}"),
-    _spec("/queue/position/{id}/stream", streams=True),
-    _spec("/bookings"),
-    _spec("/bookings/reserve"),
-    _spec("/bookings/{id}"),
-    _spec("/bookings/{id}/cancel"),
-    _spec("/payments"),
+    _spec("/auth/register", "POST", ("POST",), AUTH_GROUP),
+    _spec("/auth/login", "POST", ("POST",), AUTH_GROUP),
+    _spec("/auth/refresh", "POST", ("POST",), AUTH_GROUP),
+    _spec("/auth/me", "GET"),
+    _spec("/events", "GET POST", ("GET",)),
+    _spec("/events/{id}", "GET", ("GET",)),
+    _spec("/events/{id}/publish", "POST"),
+    _spec("/events/{id}/availability", "GET", ("GET",)),
+    _spec("/events/{id}/availability/stream", "GET", ("GET",), streams=True),
+    _spec("/events/{id}/live", "GET", ("GET",), streams=True),
+    _spec("/events/{id}/seats/suspend", "POST"),
+    _spec("/events/{id}/seats/unsuspend", "POST"),
+    _spec("/events/{id}/queue", "PATCH"),
+    _spec("/queue/join", "POST"),
+    _spec("/queue/position/{id}", "GET DELETE"),
+    _spec("/queue/position/{id}/stream", "GET", streams=True),
+    _spec("/bookings", "GET"),
+    _spec("/bookings/reserve", "POST"),
+    _spec("/bookings/{id}", "GET"),
+    _spec("/bookings/{id}/cancel", "POST"),
+    _spec("/payments", "POST"),
     # The provider's signed webhooks come from a few addresses and are retried until answered;
     # throttling them in a drop would only delay paid bookings (the service checks signatures).
-    _spec("/payments/webhook", ("POST",), rate_limited=False),
-    _spec("/payments/{id}"),
-    _spec("/admin/events/{id}/stats"),
-    _spec("/openapi.json", ("GET",)),
+    _spec("/payments/webhook", "POST", ("POST",), rate_limited=False),
+    _spec("/payments/{id}", "GET"),
+    _spec("/admin/events/{id}/stats", "GET"),
+    _spec("/openapi.json", "GET", ("GET",)),
 )
 
-# Anything else under /api/v1 is proxied too (the booking service answers 404), but never public.
+# Anything else under /api/v1 is proxied too with any ordinary method (the booking service
+# answers 404), but never public.
 FALLBACK = RouteSpec(UNMATCHED_API)
 
 _Pattern = tuple[str | None, ...]

@@ -10,8 +10,8 @@
 | `JWT_ALGORITHM` | `HS256` | `HS256` or `RS256`; only this algorithm is accepted |
 | `JWT_SECRET` | (HS256: required) | shared HMAC secret, at least 32 characters |
 | `JWT_PUBLIC_KEY_FILE` | (RS256: required) | PEM public key (no private key needed) |
-| `RATE_LIMIT_PER_IP` | `50` | sustained requests/s per client IP (burst 2x) |
-| `RATE_LIMIT_PER_USER` | `20` | sustained requests/s per user (burst 2x) |
+| `RATE_LIMIT_PER_IP` | `50` | sustained requests/s per client IP, bad tokens too (burst 2x) |
+| `RATE_LIMIT_PER_USER` | `20` | sustained requests/s per user of a valid token (burst 2x) |
 | `RATE_LIMIT_AUTH_PER_IP` | `5` | per IP on register/login/refresh (burst 2x) |
 | `RATE_LIMIT_PREFIX` | `rl:` | prefix of the rate-limit keys in Redis |
 | `TRUSTED_PROXY_HOPS` | `0` | proxies in front whose `X-Forwarded-For` is trusted |

@@ -10,7 +10,13 @@ into the ASGI response. aiohttp stays for the WebSocket hop and the readiness pr
 One `Exchange` per request: `Exchange.send()` writes it and returns once the status line and
 headers arrived; the body is then read whole (`read_all`) or relayed chunk by chunk (`chunks`,
 with back-pressure: reading from upstream pauses while a slow client has not taken what
-arrived). A connection goes back to the pool only after a complete answer it may keep alive.
+arrived). A connection goes back to the pool only after a complete answer it may keep alive:
+not after `Connection: close`, and not after a 500 (see `Exchange.on_headers_complete`).
+
+A request is never written into a connection the upstream closed: a pooled connection whose
+peer closed it while idle leaves the pool as soon as the event loop sees the close, and one
+whose close is in the kernel but not yet seen is caught by a zero-timeout poll of its socket
+just before reuse (`Exchange.usable`).
 
 For failover (gateway/proxy.py) an exchange records whether its request was written (`sent`)
 and whether any byte of an answer came back (`answered`): a connection that ends before either
@@ -20,9 +26,11 @@ may be retried elsewhere, within the rules of the request's method.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import select
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import cast
 
 import httptools
@@ -46,10 +54,12 @@ class UpstreamProtocolError(Exception):
 class Exchange(asyncio.Protocol):
     """One pooled connection; it carries one request/answer exchange at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_idle_close: Callable[[Exchange], None] | None = None) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self._on_idle_close = on_idle_close
+        self._poll: select.poll | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._loop = asyncio.get_running_loop()
         self._reset()
@@ -74,6 +84,10 @@ class Exchange(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
         self.answered = True
@@ -89,6 +103,8 @@ class Exchange(asyncio.Protocol):
         self.closed = True
         if self._busy and not self.complete:
             self._fail(UpstreamClosedError("upstream closed the connection mid-answer"))
+        elif not self._busy and self._on_idle_close is not None:
+            self._on_idle_close(self)
 
     # -- httptools callbacks
 
@@ -97,7 +113,10 @@ class Exchange(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
-        self.keep_alive = self._parser.should_keep_alive()
+        # False on `Connection: close`. And never after a 500: uvicorn drops the connection after
+        # an unhandled error, logging it first, so the close can trail the answer by long enough
+        # for the next request to be written into it (older booking services do not announce it).
+        self.keep_alive = self._parser.should_keep_alive() and self.status != 500
         if self._head_request:
             # The answer to HEAD announces a body it never sends; the parser cannot be told,
             # so the exchange ends here and the connection is not reused.
@@ -197,6 +216,14 @@ class Exchange(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and self._error is None
 
+    def usable(self) -> bool:
+        """Whether this idle connection can carry a request. Nothing may have arrived on it since
+        its last answer: what does is the peer's FIN or RST (or stray bytes), which may be in the
+        kernel before the event loop has seen it."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return False
+        return self._poll is None or not self._poll.poll(0)
+
     def finish(self) -> None:
         """Ready the connection for its next request (call only when `reusable()`)."""
         self._reset()
@@ -258,13 +285,14 @@ class UpstreamPool:
             self.down_until = 0.0  # its time is up: tried again like any other
         return self.down_until > 0.0
 
-    async def acquire(self, *, capped: bool = True) -> Exchange:
-        """A connection ready for one request. OSError/TimeoutError when none can be made
-        (nothing was sent, so the caller may try another upstream)."""
+    async def acquire(self, *, capped: bool = True, fresh: bool = False) -> Exchange:
+        """A connection ready for one request (`fresh`: a new one, not a pooled one).
+        OSError/TimeoutError when none can be made (nothing was sent, so the caller may try
+        another upstream)."""
         if capped:
             await self._slots.acquire()
         try:
-            return self._reuse() or await self._connect()
+            return (None if fresh else self._reuse()) or await self._connect()
         except BaseException:
             if capped:
                 self._slots.release()
@@ -274,7 +302,7 @@ class UpstreamPool:
         deadline = time.monotonic() - self._idle_s
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed and connection.idle_since > deadline:
+            if connection.idle_since > deadline and connection.usable():
                 return connection
             self._discard(connection)
         return None
@@ -282,7 +310,9 @@ class UpstreamPool:
     async def _connect(self) -> Exchange:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._connect_timeout_s):
-            _, connection = await loop.create_connection(Exchange, self.host, self.port)
+            _, connection = await loop.create_connection(
+                lambda: Exchange(self._forget), self.host, self.port
+            )
         self.down_until = 0.0  # it answers again
         self._open.add(connection)
         return connection
@@ -301,6 +331,12 @@ class UpstreamPool:
 
     def _discard(self, connection: Exchange) -> None:
         connection.close()
+        self._open.discard(connection)
+
+    def _forget(self, connection: Exchange) -> None:
+        """The peer closed a connection while it was idle: out of the pool at once."""
+        with contextlib.suppress(ValueError):
+            self._idle.remove(connection)
         self._open.discard(connection)
 
     def close(self) -> None:

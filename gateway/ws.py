@@ -2,9 +2,10 @@
 
 Same identity rules as HTTP: the token (`?token=` or the Authorization header) is verified here
 too, and a bad one closes the socket with 1008 before anything reaches upstream; the route must
-be public when there is no token. The connect counts against the client's rate limit (a refusal
-closes with 1013, try again later). Headers go upstream through the HTTP proxy's filter (no
-forged identity or forwarding headers); the handshake's own headers are aiohttp's.
+be public when there is no token. Every connect, with a bad token too, first counts against the
+client's rate limit (a refusal closes with 1013, try again later). Headers go upstream through
+the HTTP proxy's filter (no forged identity or forwarding headers); the handshake's own headers
+are aiohttp's.
 """
 
 from __future__ import annotations
@@ -77,22 +78,25 @@ class WebSocketProxy:
         authenticator: Authenticator = state["authenticator"]
         token = _token(scope)
         user_id = None
+        refusal = None
         if token is not None:
             try:
                 user_id = authenticator.verify(token).user_id
             except TokenError:
-                await _refuse(send, CLOSE_POLICY, "invalid token")
-                return
+                refusal = "invalid token"
         elif not spec.is_public("GET"):
-            await _refuse(send, CLOSE_POLICY, "a bearer access token is required")
-            return
+            refusal = "a bearer access token is required"
 
+        # Limited first, as HTTP: a bad token is no way around the client's budget.
         request_id = scope.get(REQUEST_ID_SCOPE_KEY) or incoming_request_id(scope)
         forwarding = resolve_forwarding(scope, settings.trusted_proxy_hops, request_id)
         limiter: RateLimiter = state["limiter"]
         decision = await limiter.check_request(forwarding.client_ip, user_id, spec.group)
         if not decision.allowed:
             await _refuse(send, CLOSE_TRY_AGAIN, "rate limited")
+            return
+        if refusal is not None:
+            await _refuse(send, CLOSE_POLICY, refusal)
             return
 
         upstream = await self._connect(state, scope, forwarding)

@@ -38,7 +38,7 @@ ROOMY = Budget(rate=10_000, burst=20_000)
 class ServerThread:
     """A uvicorn server on a free 127.0.0.1 port, in a thread with its own event loop."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, ws: str = "none") -> None:
         self.port = 0
         self.url = ""
         config = uvicorn.Config(
@@ -47,7 +47,7 @@ class ServerThread:
             port=0,  # the kernel picks; read back once started
             loop="asyncio",
             http="httptools",
-            ws="none",
+            ws=ws,  # the gateway serves WebSockets with "websockets-sansio"
             lifespan="on",
             access_log=False,
             log_level="warning",

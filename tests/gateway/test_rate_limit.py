@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import httpx
 import redis.asyncio as aioredis
 
+from common.tokens import TokenKeys, issue_access_token
+from gateway.app import create_app
 from gateway.settings import Budget, GatewaySettings
+from gateway.ws import CLOSE_POLICY, CLOSE_TRY_AGAIN
+from tests.gateway.conftest import ServerThread
 
 
 def assert_rate_limited(answer: httpx.Response) -> None:
@@ -142,3 +149,49 @@ async def test_provider_webhooks_are_never_rate_limited(
         assert "ratelimit-limit" not in webhooks[0].headers
         assert [(await client.get("/api/v1/events")).status_code for _ in range(2)] == [200, 200]
         assert_rate_limited(await client.get("/api/v1/events"))
+
+
+async def test_requests_with_a_bad_token_are_rate_limited_per_ip(
+    start_gateway: Callable[..., Any], token_for: Callable[..., str]
+) -> None:
+    """A bad token is no way around the per-IP budget: once it is spent, 429 wins over 401."""
+    forged = TokenKeys.from_env({"JWT_SECRET": "another-secret-" + "y" * 32}, need_signing=True)
+    bad = [
+        "not-a-jwt",
+        issue_access_token(
+            forged, user_id="user-1", role="admin", ttl_s=600, now=datetime.now(UTC)
+        ),
+        token_for(ttl_s=-3600),  # expired an hour ago
+    ]
+    async with start_gateway(per_ip=Budget(rate=1, burst=5)) as client:
+        answers = [
+            await client.get("/api/v1/bookings", headers={"Authorization": f"Bearer {token}"})
+            for token in bad * 3
+        ]
+        assert [a.status_code for a in answers] == [401] * 5 + [429] * 4
+        assert answers[0].headers["ratelimit-remaining"] == "4"
+        for refused in answers[5:]:
+            assert_rate_limited(refused)
+        # The flood spent the address's budget: a good token from it waits as well.
+        good = {"Authorization": f"Bearer {token_for()}"}
+        assert_rate_limited(await client.get("/api/v1/bookings", headers=good))
+        metrics = (await client.get("/metrics")).text
+        assert 'booking_rush_gateway_rate_limited_total{group="default",scope="ip"} 5.0' in metrics
+
+
+async def test_websocket_connects_with_a_bad_token_are_rate_limited_per_ip(
+    gateway_settings: GatewaySettings,
+) -> None:
+    app = create_app(replace(gateway_settings, per_ip=Budget(rate=1, burst=3)))
+    server = await asyncio.to_thread(ServerThread(app, ws="websockets-sansio").start)
+    codes = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(5):
+                url = f"{server.url}/api/v1/events/ev-1/live?token=not-a-jwt"
+                async with session.ws_connect(url) as socket:
+                    await socket.receive(timeout=5)
+                    codes.append(socket.close_code)
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert codes == [CLOSE_POLICY] * 3 + [CLOSE_TRY_AGAIN] * 2

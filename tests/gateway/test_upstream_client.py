@@ -5,8 +5,11 @@ streams, idle expiry and the connection cap."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 
@@ -216,6 +219,90 @@ async def test_a_connection_closed_while_idle_refuses_to_send() -> None:
             )
         assert not exchange.sent
         pool.release(exchange)
+
+
+async def test_a_500_answer_is_not_reused() -> None:
+    error = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\n\r\n{}"
+    async with scripted(lambda head: error) as (upstream, pool):
+        assert await call(pool) == (500, b"{}")
+        assert await call(pool) == (500, b"{}")
+    assert upstream.connections == 2
+
+
+class ThreadUpstream:
+    """A blocking upstream in a thread of its own: it answers one request per connection and
+    closes the first connection when told, while the test's event loop is held still."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.connections = 0
+        self.stopping = False
+        self.close_first = threading.Event()
+        self.first_closed = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        kept = []
+        while True:
+            connection, _ = self.listener.accept()
+            if self.stopping:
+                connection.close()
+                break
+            self.connections += 1
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            connection.sendall(ok())
+            if self.connections == 1:
+                self.close_first.wait(5)
+                connection.close()
+                self.first_closed.set()
+            else:
+                kept.append(connection)
+        for connection in kept:
+            connection.close()
+
+
+@contextmanager
+def thread_upstream() -> Iterator[tuple[ThreadUpstream, UpstreamPool]]:
+    upstream = ThreadUpstream()
+    upstream.thread.start()
+    pool = UpstreamPool("127.0.0.1", upstream.port, connect_timeout_s=2.0, limit=8, idle_s=30.0)
+    try:
+        yield upstream, pool
+    finally:
+        pool.close()
+        upstream.stopping = True
+        upstream.close_first.set()
+        socket.create_connection(("127.0.0.1", upstream.port)).close()  # wakes accept()
+        upstream.thread.join(5)
+        upstream.listener.close()
+
+
+async def test_a_close_the_event_loop_has_not_seen_yet_keeps_the_connection_out_of_use() -> None:
+    with thread_upstream() as (upstream, pool):
+        assert await call(pool) == (200, b'{"ok":true}')
+        # The upstream closes the pooled connection while this loop does not run (blocking
+        # waits): the FIN is in the kernel, no callback has seen it.
+        upstream.close_first.set()
+        assert upstream.first_closed.wait(2)
+        time.sleep(0.05)  # noqa: ASYNC251 - holding the loop still is the point
+        assert await asyncio.wait_for(call(pool), 2) == (200, b'{"ok":true}')
+        assert upstream.connections == 2
+
+
+async def test_a_connection_the_upstream_closes_while_idle_leaves_the_pool() -> None:
+    with thread_upstream() as (upstream, pool):
+        await call(pool)
+        assert len(pool._idle) == 1
+        upstream.close_first.set()
+        assert await asyncio.to_thread(upstream.first_closed.wait, 2)
+        for _ in range(100):
+            if not pool._idle:
+                break
+            await asyncio.sleep(0.01)
+        assert pool._idle == [] and pool._open == set()
 
 
 async def test_garbage_answer_is_a_protocol_error() -> None:

@@ -47,6 +47,17 @@ PAYMENTS_WEBHOOKS = Counter(
     "Provider webhooks by result (recorded, duplicate, ignored, invalid_signature, ...)",
     ["provider", "result"],
 )
+PAYMENT_MISMATCHES = Counter(
+    "booking_rush_payment_mismatch_total",
+    "Provider successes refused for confirmation, by what differed from the payment "
+    "(payment_intent, amount, currency) and where they were seen (webhook, provider)",
+    ["reason", "source"],
+)
+MISMATCH_REFUNDS = Counter(
+    "booking_rush_payment_mismatch_refunds_total",
+    "What became of the money a refused success named (refunded, nothing_to_refund, refused)",
+    ["outcome"],
+)
 
 # Kafka consumers and the saga workers
 KAFKA_CONSUMED = Counter(

@@ -2,12 +2,15 @@
 refund of a confirmed booking. Also the saga vocabulary the saga workers share with them.
 
 Nothing here confirms a booking: a webhook only records the provider event and writes the
-resulting message to the outbox in the same transaction; the saga workers do the rest.
+resulting message to the outbox in the same transaction; the saga workers do the rest. A
+success that is not the payment's own (PaymentIntent, amount, currency) writes no message at
+all (`booking/payment_checks.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -16,10 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
-import orjson
 from pydantic import BaseModel, ConfigDict
 
-from booking import errors
+from booking import errors, payment_checks
 from booking.domain import CONFIRMED, EXPIRED, RESERVED, Booking, fingerprint, from_ms, to_ms
 from booking.events import (
     TOPIC_BOOKINGS,
@@ -31,7 +33,14 @@ from booking.events import (
     add_to_outbox,
 )
 from booking.metrics import PAYMENTS_CREATED, PAYMENTS_WEBHOOKS
-from booking.providers.base import PaymentProvider, PaymentRequest, ProviderRefusedError
+from booking.payment_checks import Arrived
+from booking.providers.base import (
+    PaymentProvider,
+    PaymentRequest,
+    ProviderRefusedError,
+    ProviderUnavailableError,
+    WebhookEvent,
+)
 from booking.scripts import Scripts
 from booking.store import bookings as booking_store
 from booking.store import payments as payment_store
@@ -39,6 +48,8 @@ from booking.store import sagas as saga_store
 from booking.store.payments import FAILED, PENDING, Payment
 from booking.store.sagas import Saga
 from common.tokens import Identity
+
+log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 128
 
@@ -149,9 +160,9 @@ class Payments:
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise errors.InvalidRequestError.field("Idempotency-Key", "at most 128 characters")
         request_fingerprint = fingerprint(body.model_dump(mode="json", exclude_none=True))
-        earlier = await self._replay(identity, idempotency_key, request_fingerprint)
+        earlier = await self._keyed(identity, idempotency_key, request_fingerprint)
         if earlier is not None:
-            return earlier
+            return await self._replay(identity, earlier)
         if body.test_outcome is not None and not self.provider.supports_test_outcome:
             raise errors.InvalidRequestError.field(
                 "test_outcome", "only accepted with the mock provider"
@@ -185,24 +196,33 @@ class Payments:
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "payments_one_per_idempotency_key":
                 # The same key raced us: answer what the first request stored.
-                again = await self._replay(identity, idempotency_key, request_fingerprint)
+                again = await self._keyed(identity, idempotency_key, request_fingerprint)
                 if again is not None:
-                    return again
+                    return again.first_response
             raise errors.InvalidStateError("a payment for this booking is already running") from exc
         await self._open_at_provider(payment, body.test_outcome)
-        PAYMENTS_CREATED.labels(self.provider.name).inc()
         return response
 
-    async def _replay(
+    async def _keyed(
         self, identity: Identity, idempotency_key: str, request_fingerprint: str
-    ) -> dict[str, Any] | None:
+    ) -> payment_store.KeyedPayment | None:
         keyed = await payment_store.find_by_idempotency_key(
             self.pool, identity.user_id, idempotency_key
         )
-        if keyed is None:
-            return None
-        if keyed.fingerprint != request_fingerprint:
+        if keyed is not None and keyed.fingerprint != request_fingerprint:
             raise errors.IdempotencyKeyReusedError()
+        return keyed
+
+    async def _replay(
+        self, identity: Identity, keyed: payment_store.KeyedPayment
+    ) -> dict[str, Any]:
+        """The first answer again; but a payment the provider never accepted (it was not
+        answering) is opened there now, as long as its hold is live."""
+        payment = keyed.payment
+        if payment.status == PENDING and payment.provider_ref is None:
+            booking = await self._live_hold(identity, payment.booking_id)
+            await self._keep_hold_while_paying(booking, datetime.now(UTC))
+            await self._open_at_provider(payment, keyed.test_outcome)
         return keyed.first_response
 
     async def _live_hold(self, identity: Identity, booking_id: str) -> Booking:
@@ -254,9 +274,16 @@ class Payments:
                 from_statuses=(PENDING,),
             )
             raise
-        # Unavailable: the payment stays PENDING; the orchestrator asks the provider about it
-        # later (and cancels it there before failing it).
-        await payment_store.set_provider_ref(self.pool, payment.payment_id, created.provider_ref)
+        except ProviderUnavailableError as exc:
+            # The payment stays PENDING and its hold lives on: a retry with the same key opens
+            # it; the orchestrator asks the provider meanwhile and fails it only on the
+            # provider's answer or at the hold's deadline.
+            log.warning("payment %s: provider not answering: %s", payment.payment_id, exc.reason)
+            raise
+        await payment_store.set_provider_ref(
+            self.pool, payment.payment_id, created.provider_ref, now=datetime.now(UTC)
+        )
+        PAYMENTS_CREATED.labels(self.provider.name).inc()
 
     async def get(self, identity: Identity, payment_id: str) -> Payment:
         payment = await payment_store.find_payment(self.pool, payment_id)
@@ -265,13 +292,16 @@ class Payments:
         return payment
 
     async def receive_webhook(self, body: bytes, headers: Mapping[str, str]) -> str:
-        """`recorded`, `duplicate` or `ignored`; raises InvalidSignatureError (nothing stored)."""
+        """`recorded`, `duplicate`, `ignored` or `mismatched` (a success that is not the
+        payment's own: on record, never confirming); raises InvalidSignatureError or
+        InvalidRequestError (nothing stored)."""
         try:
             event = self.provider.parse_webhook(body, headers, now_s=time.time())
         except errors.BookingError as exc:
             PAYMENTS_WEBHOOKS.labels(self.provider.name, exc.code).inc()
             raise
         now = datetime.now(UTC)
+        flagged: tuple[Payment, Arrived, list[str]] | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             payment = None
             if event.payment_id:
@@ -280,35 +310,66 @@ class Payments:
                 payment = await payment_store.find_by_provider_ref(
                     conn, self.provider.name, event.provider_ref
                 )
+            arrived = Arrived.of_event(event)
+            outcome: str = event.outcome
+            reasons: list[str] = []
+            if payment is not None and outcome == "succeeded":
+                reasons = await payment_checks.mismatches(conn, payment, arrived)
+                outcome = "mismatched" if reasons else outcome
+            elif payment is not None and outcome == "failed":
+                if not await payment_checks.own_intent(conn, payment, arrived):
+                    outcome = "ignored"  # another PaymentIntent's failure is not this payment's
             fresh = await payment_store.record_provider_event(
                 conn,
                 provider=self.provider.name,
                 event_id=event.event_id,
                 event_type=event.type,
-                outcome=event.outcome,
+                outcome=outcome,
                 payment_id=payment.payment_id if payment else None,
-                payload=orjson.loads(body),
+                payload=event.payload,
             )
             if not fresh:
                 result = "duplicate"
-            elif payment is None or event.outcome not in ("succeeded", "failed"):
+            elif payment is None or outcome not in ("succeeded", "failed", "mismatched"):
                 result = "ignored"
+            elif outcome == "mismatched":
+                source = f"webhook {event.event_id}"
+                await payment_checks.record(conn, payment, arrived, reasons, source=source)
+                flagged = (payment, arrived, reasons)
+                result = "mismatched"
             else:
-                envelope = Envelope.new(
-                    f"payment.{event.outcome}",
-                    payment.booking_id,
-                    {
-                        "payment_id": payment.payment_id,
-                        "booking_id": payment.booking_id,
-                        "event_id": payment.event_id,
-                        "provider_event_id": event.event_id,
-                    },
-                    now,
-                )
-                await add_to_outbox(conn, self.topics.payments, envelope)
+                await self._settled_by_webhook(conn, payment, event, outcome, now)
                 result = "recorded"
+        if flagged is not None:
+            payment_checks.flag(*flagged, seen_in="webhook")
         PAYMENTS_WEBHOOKS.labels(self.provider.name, result).inc()
         return result
+
+    async def _settled_by_webhook(
+        self,
+        conn: asyncpg.Connection,
+        payment: Payment,
+        event: WebhookEvent,
+        outcome: str,
+        now: datetime,
+    ) -> None:
+        if payment.provider_ref is None and event.provider_ref:
+            # Verified as the payment's own: the answer to our create was lost.
+            await payment_store.adopt_provider_ref(
+                conn, payment.payment_id, event.provider_ref, now=now
+            )
+        envelope = Envelope.new(
+            f"payment.{outcome}",
+            payment.booking_id,
+            {
+                "payment_id": payment.payment_id,
+                "booking_id": payment.booking_id,
+                "event_id": payment.event_id,
+                "provider_event_id": event.event_id,
+            },
+            now,
+        )
+        await add_to_outbox(conn, self.topics.payments, envelope)
 
     async def refund_confirmed(self, booking: Booking) -> Booking:
         """Cancel of a confirmed booking: a `cancel` saga refunds the payment, then releases the

@@ -17,9 +17,15 @@ Nothing depends on a message arriving: PostgreSQL is re-read every `housekeeping
   and counted for a human, and still retried).
 - A payment still PENDING without a saga a few seconds after it was opened (its webhook, or the
   message the webhook became, was lost) is settled by asking the provider where it stands:
-  succeeded -> the payment saga as for a webhook; declined or cancelled -> released; not settled
-  after SAGA_TIMEOUT_S -> cancelled at the provider first, and failed only once the provider
-  says it took no money. A provider that cannot answer leaves the payment PENDING until it can.
+  succeeded with the payment's own PaymentIntent, amount and currency -> the payment saga as for
+  a webhook; succeeded with other money -> that money refunded, the payment failed; declined or
+  cancelled -> released. Still unsettled SAGA_TIMEOUT_S after the provider accepted it, or once
+  its hold is over -> cancelled at the provider first, and failed only once the provider says
+  it took no money. One the provider never accepted (it was not answering when the buyer paid)
+  waits for the buyer's retry until its hold is over. A provider that cannot answer leaves the
+  payment PENDING until it can. (A hold is over SAGA_TIMEOUT_S after its deadline: seat-release
+  ends it first, as EXPIRED.)
+- Money a refused success named is refunded (`workers/saga_mismatch_refunds.py`).
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from typing import Any
 
 import asyncpg
 
+from booking import payment_checks
 from booking.events import Envelope
 from booking.metrics import SAGA_TIMEOUTS, SAGA_TRANSITIONS
+from booking.payment_checks import Arrived
 from booking.payments import (
     COMPENSATED,
     COMPLETED,
@@ -45,11 +53,13 @@ from booking.payments import (
     advance_saga,
 )
 from booking.providers import create_provider
-from booking.providers.base import SETTLED_WITHOUT_MONEY, ChargeStatus, PaymentProvider
+from booking.providers.base import SETTLED_WITHOUT_MONEY, Charge, PaymentProvider
 from booking.store import payments as payment_store
 from booking.store import sagas as saga_store
+from booking.store.payments import UnansweredPayment
 from booking.store.sagas import Saga
 from workers.consumer import ConsumerWorker, MalformedMessageError, claim_message
+from workers.saga_mismatch_refunds import refund_mismatches
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -226,7 +236,12 @@ class SagaOrchestrator(ConsumerWorker):
             raise MalformedMessageError(f"unknown saga step {step!r}")
 
     async def housekeeping(self) -> int:
-        return await self._resend_stuck_sagas() + await self._settle_unanswered_payments()
+        assert self.pool is not None and self.provider is not None
+        return (
+            await self._resend_stuck_sagas()
+            + await self._settle_unanswered_payments()
+            + await refund_mismatches(self.pool, self.provider)
+        )
 
     async def _resend_stuck_sagas(self) -> int:
         assert self.pool is not None
@@ -260,43 +275,77 @@ class SagaOrchestrator(ConsumerWorker):
         """Asks the provider about each payment nobody told us about (see the module doc)."""
         assert self.pool is not None and self.provider is not None
         now = datetime.now(UTC)
-        timeout = timedelta(seconds=self.settings.saga_timeout_s)
         handled = 0
         for unanswered in await payment_store.unanswered_payments(
             self.pool, before=now - timedelta(seconds=self.resolve_after_s), limit=100
         ):
             payment = unanswered.payment
-            status: ChargeStatus
             if unanswered.recorded_outcome is not None:
                 # A signed webhook said so but its message never got here: re-drive it.
-                status = "succeeded" if unanswered.recorded_outcome == "succeeded" else "failed"
+                succeeded = unanswered.recorded_outcome == "succeeded"
                 outcome = f"{unanswered.recorded_outcome}_on_record"
-                if await self._settle(payment.payment_id, status, outcome):
+                if await self._settle(payment.payment_id, succeeded, outcome):
                     SAGA_TIMEOUTS.labels("redriven").inc()
                     handled += 1
                 continue
             try:
-                status = await self.provider.retrieve(payment.payment_id, payment.provider_ref)
-                overdue = payment.created_at < now - timeout
-                if overdue and status in ("pending", "not_found"):
-                    status = await self.provider.cancel(payment.payment_id, payment.provider_ref)
+                charge = await self.provider.retrieve(payment.payment_id, payment.provider_ref)
+                if charge.status in ("pending", "not_found") and self._overdue(unanswered, now):
+                    charge = await self.provider.cancel(payment.payment_id, payment.provider_ref)
             except Exception as exc:  # the provider cannot tell now: ask again next time
                 log.warning("payment %s: provider not answering: %s", payment.payment_id, exc)
                 continue
-            if status == "succeeded":
-                outcome = "succeeded_by_provider"
-            elif status in SETTLED_WITHOUT_MONEY:
-                outcome = "timed_out" if status == "canceled" else "declined_by_provider"
-            elif status == "not_found" and payment.created_at < now - timeout:
-                outcome = "unknown_to_provider"
-            else:
-                continue  # pending or processing: not settled yet
-            if await self._settle(payment.payment_id, status, outcome):
-                SAGA_TIMEOUTS.labels(_TIMEOUT_ACTIONS[status]).inc()
+            settled = await self._outcome(unanswered, charge, now)
+            if settled is None:
+                continue  # not settled yet
+            succeeded = settled == "succeeded_by_provider"
+            adopt = charge.provider_ref if succeeded else None
+            if await self._settle(payment.payment_id, succeeded, settled, adopt=adopt):
+                SAGA_TIMEOUTS.labels(_TIMEOUT_ACTIONS[settled]).inc()
                 handled += 1
         return handled
 
-    async def _settle(self, payment_id: str, status: ChargeStatus, outcome: str) -> bool:
+    def _overdue(self, unanswered: UnansweredPayment, now: datetime) -> bool:
+        """Time to cancel: the provider accepted the payment SAGA_TIMEOUT_S ago, or its hold is
+        over. A payment the provider never accepted waits for the latter: the buyer retrying
+        with the same key opens it (failing it sooner would cost them the seats)."""
+        timeout = timedelta(seconds=self.settings.saga_timeout_s)
+        opened = unanswered.opened_at
+        return self._hold_over(unanswered, now) or (opened is not None and opened < now - timeout)
+
+    def _hold_over(self, unanswered: UnansweredPayment, now: datetime) -> bool:
+        """The hold's deadline passed SAGA_TIMEOUT_S ago: by then seat-release has ended the
+        hold itself (EXPIRED), and a payment settling late meets a lapsed hold (refunded)."""
+        timeout = timedelta(seconds=self.settings.saga_timeout_s)
+        return unanswered.hold_deadline < now - timeout
+
+    async def _outcome(
+        self, unanswered: UnansweredPayment, charge: Charge, now: datetime
+    ) -> str | None:
+        """How the provider's answer settles the payment; None while it does not."""
+        payment = unanswered.payment
+        if charge.status == "succeeded":
+            assert self.pool is not None
+            arrived = Arrived.of_charge(charge)
+            reasons = await payment_checks.mismatches(self.pool, payment, arrived)
+            if not reasons:
+                return "succeeded_by_provider"
+            if await payment_checks.record(self.pool, payment, arrived, reasons, source="provider"):
+                payment_checks.flag(payment, arrived, reasons, seen_in="provider")
+            if "payment_intent" in reasons and not self._overdue(unanswered, now):
+                return None  # not this payment's PaymentIntent: its own may still pay
+            # Its own PaymentIntent took other money (it can never take the right sum now), or
+            # the hold is over: failed; what that PaymentIntent took is refunded on its own.
+            return "mismatched_by_provider"
+        if charge.status in SETTLED_WITHOUT_MONEY:
+            return "timed_out" if charge.status == "canceled" else "declined_by_provider"
+        if charge.status == "not_found" and self._hold_over(unanswered, now):
+            return "unknown_to_provider"
+        return None  # pending or processing
+
+    async def _settle(
+        self, payment_id: str, succeeded: bool, outcome: str, *, adopt: str | None = None
+    ) -> bool:
         assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
             payment = await payment_store.find_payment(conn, payment_id, lock=True)
@@ -304,17 +353,19 @@ class SagaOrchestrator(ConsumerWorker):
                 return False
             if await saga_store.find_saga(conn, payment_id) is not None:
                 return False  # its webhook got there first
-            succeeded = status == "succeeded"
-            await self._start(
-                conn, payment, succeeded=succeeded, now=datetime.now(UTC), outcome=outcome
-            )
+            now = datetime.now(UTC)
+            if adopt and payment.provider_ref is None:
+                # Found by our payment id: a refund must be able to name its PaymentIntent.
+                await payment_store.adopt_provider_ref(conn, payment_id, adopt, now=now)
+            await self._start(conn, payment, succeeded=succeeded, now=now, outcome=outcome)
             log.info("payment %s settled from the provider: %s", payment_id, outcome)
         return True
 
 
 _TIMEOUT_ACTIONS: dict[str, str] = {
-    "succeeded": "provider_succeeded",
-    "failed": "provider_failed",
-    "canceled": "payment_timeout",
-    "not_found": "payment_timeout",
+    "succeeded_by_provider": "provider_succeeded",
+    "declined_by_provider": "provider_failed",
+    "mismatched_by_provider": "provider_mismatch",
+    "timed_out": "payment_timeout",
+    "unknown_to_provider": "payment_timeout",
 }

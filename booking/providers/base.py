@@ -1,9 +1,9 @@
 """The payment-provider interface, the values it exchanges, and the shared webhook signature.
 
-A provider creates a payment, refunds one, answers where a payment stands (`retrieve`, like
-Stripe's retrieve-PaymentIntent), cancels one that has not settled, and turns a signed webhook
-into a `WebhookEvent`. The saga never assumes what happened to money: a payment nobody heard of
-is settled by asking the provider.
+A provider creates a payment, refunds one, answers where a payment stands and what money it
+carries (`retrieve`, like Stripe's retrieve-PaymentIntent), cancels one that has not settled,
+and turns a signed webhook into a `WebhookEvent`. The saga never assumes what happened to money:
+a payment nobody heard of is settled by asking the provider.
 Both built-in providers sign webhooks the way Stripe does: a header `t=<unix ts>,v1=<hex>`
 where each v1 is HMAC-SHA256 over `"<t>.<raw body>"` with the endpoint secret.
 """
@@ -14,7 +14,9 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+import orjson
 
 from booking import errors
 
@@ -27,6 +29,7 @@ WebhookOutcome = Literal["succeeded", "failed", "refunded", "ignored"]
 ChargeStatus = Literal["succeeded", "failed", "canceled", "pending", "processing", "not_found"]
 SETTLED_WITHOUT_MONEY = ("failed", "canceled")
 DEFAULT_TOLERANCE_S = 300
+PROVIDER_RETRY_AFTER_S = 5
 
 
 class InvalidSignatureError(errors.BookingError):
@@ -34,7 +37,20 @@ class InvalidSignatureError(errors.BookingError):
 
 
 class ProviderUnavailableError(errors.ServiceUnavailableError):
-    """The provider did not answer (network, 5xx, 429): try again later."""
+    """The provider did not answer (network, 5xx, 429): try again later.
+
+    `reason` (also `str()`) is for our log; a client is only told the provider is not
+    answering: DNS names, addresses and library messages are none of its business."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "the payment provider is not answering; try again",
+            retry_after_s=PROVIDER_RETRY_AFTER_S,
+        )
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class ProviderRefusedError(errors.BookingError):
@@ -61,8 +77,22 @@ class CreatedPayment:
 class RefundRequest:
     payment_id: str
     provider_ref: str | None
-    amount_minor: int
+    amount_minor: int | None  # None: whatever the PaymentIntent took
     currency: str
+    # Refunds are idempotent per key: the payment's own refund uses the payment id; money that
+    # arrived for a payment but was not its own (a mismatch) is refunded under its own key.
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """Where a payment stands at the provider, and the money the provider says it carries."""
+
+    status: ChargeStatus
+    provider_ref: str | None = None  # the PaymentIntent
+    amount_minor: int | None = None
+    currency: str | None = None  # upper case
+    payment_id: str | None = None  # ours, as the provider has it on record
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +102,9 @@ class WebhookEvent:
     outcome: WebhookOutcome
     payment_id: str | None  # ours, when the event names it
     provider_ref: str | None
+    amount_minor: int | None = None  # what the event says the payment carries
+    currency: str | None = None  # upper case
+    payload: Any = None  # the parsed body, as it is stored
 
 
 class PaymentProvider(Protocol):
@@ -81,14 +114,16 @@ class PaymentProvider(Protocol):
     async def create_payment(self, request: PaymentRequest) -> CreatedPayment: ...
 
     async def refund(self, request: RefundRequest) -> str:
-        """Refunds the whole payment; idempotent per payment. Returns the refund reference."""
+        """Refunds the payment (`amount_minor`, or all it took when None); idempotent per
+        `key` (the payment id when None). Returns the refund reference."""
         ...
 
-    async def retrieve(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
-        """Where the payment stands now (ProviderUnavailableError when it cannot tell)."""
+    async def retrieve(self, payment_id: str, provider_ref: str | None) -> Charge:
+        """Where the payment stands now: the PaymentIntent `provider_ref`, or when that is None,
+        the one carrying our payment id (ProviderUnavailableError when it cannot tell)."""
         ...
 
-    async def cancel(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
+    async def cancel(self, payment_id: str, provider_ref: str | None) -> Charge:
         """Cancels a payment that has not settled; returns where it stands afterwards (a
         payment that succeeded meanwhile answers `succeeded`, never `canceled`)."""
         ...
@@ -104,6 +139,31 @@ class PaymentProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def read_event_json(body: bytes, what: str) -> Any:
+    """The parsed webhook body; InvalidRequestError (422) for what is not JSON or carries a NUL
+    (`\\u0000`: PostgreSQL refuses it in text and jsonb, so it must never get that far)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.InvalidRequestError(f"not {what}: {exc}") from None
+    pending = [document]
+    while pending:  # no recursion: a deeply nested body must not cost a RecursionError
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise errors.InvalidRequestError.field("body", "must not contain NUL characters")
+    return document
+
+
+def minor_units(value: Any) -> int | None:
+    """An amount as an event or an API answer carries it: an integer, never a bool or text."""
+    return value if type(value) is int else None
 
 
 def sign_payload(secret: str, payload: bytes, timestamp: int) -> str:

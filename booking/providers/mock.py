@@ -8,8 +8,9 @@
   leased (`FOR UPDATE SKIP LOCKED`), POSTed signed, and retried with exponential backoff until
   one answers 2xx, the way Stripe retries. A process that dies mid-send loses nothing: the
   lease runs out and another sender (or the restarted one) delivers it.
-- `retrieve` answers from the books (Stripe's retrieve-PaymentIntent); `cancel` cancels a
-  pending charge, and can never cancel money already taken; `refund` is idempotent.
+- `retrieve` answers from the books (Stripe's retrieve-PaymentIntent), with the charge's amount
+  and currency; `cancel` cancels a pending charge, and can never cancel money already taken;
+  `refund` is idempotent.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import orjson
 
 from booking.errors import InvalidRequestError
 from booking.providers.base import (
+    Charge,
     ChargeStatus,
     CreatedPayment,
     PaymentRequest,
@@ -34,6 +36,8 @@ from booking.providers.base import (
     ProviderUnavailableError,
     RefundRequest,
     WebhookEvent,
+    minor_units,
+    read_event_json,
     signature_header,
     verify_signature,
 )
@@ -62,14 +66,27 @@ MAX_BACKOFF_S = 30.0
 SEND_BATCH = 100
 
 
-def mock_event(outcome: str, payment_id: str, provider_ref: str, *, now_s: float) -> bytes:
+def mock_event(
+    outcome: str,
+    payment_id: str,
+    provider_ref: str,
+    *,
+    amount_minor: int,
+    currency: str,
+    now_s: float,
+) -> bytes:
     """The webhook body the mock sends (tests use it to deliver events themselves)."""
     return orjson.dumps(
         {
             "id": f"evt_mock_{uuid.uuid4().hex}",
             "type": _EVENT_TYPES.get(outcome, outcome),
             "created": int(now_s),
-            "data": {"payment_id": payment_id, "provider_ref": provider_ref},
+            "data": {
+                "payment_id": payment_id,
+                "provider_ref": provider_ref,
+                "amount_minor": amount_minor,
+                "currency": currency,
+            },
         }
     )
 
@@ -127,7 +144,14 @@ class MockProvider:
                     _CHARGE_STATUS[outcome],
                 )
                 if fresh and outcome != "no_answer":
-                    body = mock_event(outcome, request.payment_id, provider_ref, now_s=time.time())
+                    body = mock_event(
+                        outcome,
+                        request.payment_id,
+                        provider_ref,
+                        amount_minor=request.amount_minor,
+                        currency=request.currency,
+                        now_s=time.time(),
+                    )
                     await conn.execute(
                         """INSERT INTO mock_webhooks (payment_id, body, next_attempt_at)
                            VALUES ($1, $2, now() + make_interval(secs => $3))""",
@@ -139,13 +163,19 @@ class MockProvider:
             raise ProviderUnavailableError(f"mock provider unreachable: {exc}") from exc
         return CreatedPayment(provider_ref=provider_ref)
 
-    async def retrieve(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
-        status = await self._books().fetchval(
-            "SELECT status FROM mock_charges WHERE payment_id = $1", uuid.UUID(payment_id)
+    async def retrieve(self, payment_id: str, provider_ref: str | None) -> Charge:
+        row = await _charge_row(self._books(), payment_id, provider_ref)
+        if row is None:
+            return Charge("not_found")
+        return Charge(
+            _STATUS_OF_BOOKS[row["status"]],
+            provider_ref=row["provider_ref"],
+            amount_minor=row["amount_minor"],
+            currency=row["currency"].upper(),
+            payment_id=str(row["payment_id"]),
         )
-        return "not_found" if status is None else _STATUS_OF_BOOKS[status]
 
-    async def cancel(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
+    async def cancel(self, payment_id: str, provider_ref: str | None) -> Charge:
         await self._books().execute(
             """UPDATE mock_charges SET status = 'canceled', updated_at = now()
                WHERE payment_id = $1 AND status = 'processing'""",
@@ -154,26 +184,23 @@ class MockProvider:
         return await self.retrieve(payment_id, provider_ref)
 
     async def refund(self, request: RefundRequest) -> str:
-        refund_ref = f"re_mock_{request.payment_id.replace('-', '')}"
-        charge = uuid.UUID(request.payment_id)
+        refund_ref = f"re_mock_{(request.key or request.payment_id).replace('-', '')}"
         async with self._books().acquire() as conn, conn.transaction():
-            status = await conn.fetchval(
-                "SELECT status FROM mock_charges WHERE payment_id = $1 FOR UPDATE", charge
-            )
-            if status is None:
+            row = await _charge_row(conn, request.payment_id, request.provider_ref, lock=True)
+            if row is None:
                 raise ProviderRefusedError("no such payment at the provider")
-            if status == "processing":  # nothing taken yet: make sure nothing ever is
+            if row["status"] == "processing":  # nothing taken yet: make sure nothing ever is
                 await conn.execute(
                     """UPDATE mock_charges SET status = 'canceled', updated_at = now()
                        WHERE payment_id = $1""",
-                    charge,
+                    row["payment_id"],
                 )
-            elif status == "succeeded":
+            elif row["status"] == "succeeded":
                 await conn.execute(
                     """UPDATE mock_charges SET refunded_at = coalesce(refunded_at, now()),
                            refund_ref = coalesce(refund_ref, $2), updated_at = now()
                        WHERE payment_id = $1""",
-                    charge,
+                    row["payment_id"],
                     refund_ref,
                 )
         return refund_ref
@@ -261,16 +288,36 @@ class MockProvider:
             self._session = None
 
 
+async def _charge_row(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    payment_id: str,
+    provider_ref: str | None,
+    *,
+    lock: bool = False,
+) -> asyncpg.Record | None:
+    """The charge the PaymentIntent names, or when there is none, the one of our payment id."""
+    suffix = " FOR UPDATE" if lock else ""
+    if provider_ref:
+        sql = f"SELECT * FROM mock_charges WHERE provider_ref = $1{suffix}"
+        return await conn.fetchrow(sql, provider_ref)
+    sql = f"SELECT * FROM mock_charges WHERE payment_id = $1{suffix}"
+    return await conn.fetchrow(sql, uuid.UUID(payment_id))
+
+
 def parse_event(body: bytes) -> WebhookEvent:
+    event = read_event_json(body, "a webhook event")
     try:
-        event = orjson.loads(body)
         data = event["data"]
+        currency = data.get("currency")
         return WebhookEvent(
             event_id=str(event["id"]),
             type=str(event["type"]),
             outcome=_OUTCOMES.get(str(event["type"]), "ignored"),  # type: ignore[arg-type]
             payment_id=str(data["payment_id"]) if data.get("payment_id") else None,
             provider_ref=str(data["provider_ref"]) if data.get("provider_ref") else None,
+            amount_minor=minor_units(data.get("amount_minor")),
+            currency=currency.upper() if isinstance(currency, str) else None,
+            payload=event,
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidRequestError(f"not a webhook event: {exc}") from None

@@ -17,6 +17,7 @@ import orjson
 from booking.errors import InvalidRequestError
 from booking.providers.base import (
     DEFAULT_TOLERANCE_S,
+    Charge,
     ChargeStatus,
     CreatedPayment,
     PaymentRequest,
@@ -24,6 +25,8 @@ from booking.providers.base import (
     ProviderUnavailableError,
     RefundRequest,
     WebhookEvent,
+    minor_units,
+    read_event_json,
     verify_signature,
 )
 
@@ -81,10 +84,10 @@ def refund_request(
     return StripeRequest(
         "POST",
         f"{api_base}/v1/refunds",
-        _headers(secret_key, f"refund-{request.payment_id}"),
+        _headers(secret_key, f"refund-{request.key or request.payment_id}"),
         [
             ("payment_intent", request.provider_ref),
-            ("amount", str(request.amount_minor)),
+            *([("amount", str(request.amount_minor))] if request.amount_minor is not None else []),
             ("metadata[payment_id]", request.payment_id),
         ],
     )
@@ -133,21 +136,51 @@ def charge_status(intent: Mapping[str, Any]) -> ChargeStatus:
     return _CHARGE_STATUS.get(str(intent.get("status")), "processing")
 
 
+def intent_amount(intent: Mapping[str, Any]) -> int | None:
+    """The PaymentIntent's amount, when what it received (if it says) is that same amount."""
+    amount = minor_units(intent.get("amount"))
+    received = intent.get("amount_received", amount)
+    return amount if minor_units(received) == amount else None
+
+
+def intent_currency(intent: Mapping[str, Any]) -> str | None:
+    currency = intent.get("currency")
+    return currency.upper() if isinstance(currency, str) else None
+
+
+def _our_payment_id(intent: Mapping[str, Any]) -> str | None:
+    metadata = intent.get("metadata") or {}
+    return str(metadata["payment_id"]) if metadata.get("payment_id") else None
+
+
+def charge_of(intent: Mapping[str, Any]) -> Charge:
+    return Charge(
+        charge_status(intent),
+        provider_ref=str(intent["id"]) if intent.get("id") else None,
+        amount_minor=intent_amount(intent),
+        currency=intent_currency(intent),
+        payment_id=_our_payment_id(intent),
+    )
+
+
 def parse_event(body: bytes) -> WebhookEvent:
+    event = read_event_json(body, "a Stripe event")
     try:
-        event = orjson.loads(body)
         type_ = str(event["type"])
         obj: dict[str, Any] = event["data"]["object"]
-        metadata = obj.get("metadata") or {}
         ref = obj.get("payment_intent") if type_.startswith("charge.") else obj.get("id")
+        intent = type_.startswith("payment_intent.")
         return WebhookEvent(
             event_id=str(event["id"]),
             type=type_,
             outcome=_OUTCOMES.get(type_, "ignored"),  # type: ignore[arg-type]
-            payment_id=str(metadata["payment_id"]) if metadata.get("payment_id") else None,
+            payment_id=_our_payment_id(obj),
             provider_ref=str(ref) if ref else None,
+            amount_minor=intent_amount(obj) if intent else None,
+            currency=intent_currency(obj) if intent else None,
+            payload=event,
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidRequestError(f"not a Stripe event: {exc}") from None
 
 
@@ -183,32 +216,29 @@ class StripeProvider:
         )
         return str(answer["id"])
 
-    async def retrieve(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
+    async def retrieve(self, payment_id: str, provider_ref: str | None) -> Charge:
         if not provider_ref:
             found = await self._send(
                 search_request(payment_id, secret_key=self.secret_key, api_base=self.api_base)
             )
             intents = found.get("data") or []
-            return charge_status(intents[0]) if intents else "not_found"
+            return charge_of(intents[0]) if intents else Charge("not_found")
         intent = await self._send(
             retrieve_request(provider_ref, secret_key=self.secret_key, api_base=self.api_base)
         )
-        return charge_status(intent)
+        return charge_of(intent)
 
-    async def cancel(self, payment_id: str, provider_ref: str | None) -> ChargeStatus:
+    async def cancel(self, payment_id: str, provider_ref: str | None) -> Charge:
         if not provider_ref:
-            found = await self._send(
-                search_request(payment_id, secret_key=self.secret_key, api_base=self.api_base)
-            )
-            intents = found.get("data") or []
-            if not intents:
-                return "not_found"
-            provider_ref = str(intents[0]["id"])
+            found = await self.retrieve(payment_id, None)
+            if found.provider_ref is None:
+                return found
+            provider_ref = found.provider_ref
         request = cancel_request(
             provider_ref, payment_id, secret_key=self.secret_key, api_base=self.api_base
         )
         try:
-            return charge_status(await self._send(request))
+            return charge_of(await self._send(request))
         except ProviderRefusedError:
             # Stripe refuses to cancel an intent that succeeded or is processing: say where it is.
             return await self.retrieve(payment_id, provider_ref)
@@ -240,7 +270,9 @@ class StripeProvider:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderUnavailableError(f"stripe unreachable: {exc}") from exc
-        if status == 429 or status >= 500:
+        # 409: a request with the same Idempotency-Key is still running at Stripe (a buyer's
+        # retry overtaking its first try); the answer will come, it is no refusal.
+        if status in (409, 429) or status >= 500:
             raise ProviderUnavailableError(f"stripe answered {status}")
         try:
             answer: dict[str, Any] = orjson.loads(text)

@@ -57,6 +57,7 @@ class KeyedPayment:
     payment: Payment
     fingerprint: str
     first_response: dict[str, Any]
+    test_outcome: str | None
 
 
 def _payment(row: asyncpg.Record) -> Payment:
@@ -134,7 +135,9 @@ async def find_by_idempotency_key(conn: Conn, user_id: str, key: str) -> KeyedPa
     )
     if row is None:
         return None
-    return KeyedPayment(_payment(row), row["request_fingerprint"], row["first_response"])
+    return KeyedPayment(
+        _payment(row), row["request_fingerprint"], row["first_response"], row["test_outcome"]
+    )
 
 
 async def paid_payment_of(conn: Conn, booking_id: str) -> Payment | None:
@@ -145,11 +148,30 @@ async def paid_payment_of(conn: Conn, booking_id: str) -> Payment | None:
     return None if row is None else _payment(row)
 
 
-async def set_provider_ref(conn: Conn, payment_id: str, provider_ref: str) -> None:
+async def set_provider_ref(
+    conn: Conn, payment_id: str, provider_ref: str, *, now: datetime
+) -> None:
+    """The provider accepted the payment under `provider_ref` (its answer to our create)."""
     await conn.execute(
-        "UPDATE payments SET provider_ref = $2 WHERE payment_id = $1",
+        """UPDATE payments SET provider_ref = $2, opened_at = coalesce(opened_at, $3)
+           WHERE payment_id = $1""",
         uuid.UUID(payment_id),
         provider_ref,
+        now,
+    )
+
+
+async def adopt_provider_ref(
+    conn: Conn, payment_id: str, provider_ref: str, *, now: datetime
+) -> None:
+    """Stores the PaymentIntent a verified provider answer names, when we never learnt it
+    (the answer to our create was lost)."""
+    await conn.execute(
+        """UPDATE payments SET provider_ref = $2, opened_at = coalesce(opened_at, $3)
+           WHERE payment_id = $1 AND provider_ref IS NULL""",
+        uuid.UUID(payment_id),
+        provider_ref,
+        now,
     )
 
 
@@ -196,6 +218,8 @@ async def record_provider_event(
 class UnansweredPayment:
     payment: Payment
     recorded_outcome: str | None  # `succeeded` or `failed` when a webhook said so
+    opened_at: datetime | None  # when the provider accepted it (None: it never answered us)
+    hold_deadline: datetime  # the booking's
 
 
 async def unanswered_payments(
@@ -204,7 +228,7 @@ async def unanswered_payments(
     """PENDING payments opened before `before` that no saga has taken up: no webhook came, or
     the message a recorded webhook became was lost. A recorded success wins over a failure."""
     rows = await conn.fetch(
-        """SELECT p.*, b.event_id, e.outcome AS recorded_outcome
+        """SELECT p.*, b.event_id, b.expires_at, e.outcome AS recorded_outcome
             FROM payments p JOIN bookings b USING (booking_id)
             LEFT JOIN LATERAL (
                 SELECT outcome FROM payment_events
@@ -216,4 +240,9 @@ async def unanswered_payments(
         before,
         limit,
     )
-    return [UnansweredPayment(_payment(row), row["recorded_outcome"]) for row in rows]
+    return [
+        UnansweredPayment(
+            _payment(row), row["recorded_outcome"], row["opened_at"], row["expires_at"]
+        )
+        for row in rows
+    ]

@@ -21,7 +21,7 @@ from booking.app import create_app
 from booking.payments import SagaTopics
 from booking.providers import PaymentConfig
 from booking.providers.base import signature_header
-from booking.providers.mock import SIGNATURE_HEADER, mock_event
+from booking.providers.mock import SIGNATURE_HEADER, mock_event, provider_ref_of
 from booking.settings import Settings
 from common.tokens import issue_access_token
 from tests.polling import wait_for as wait_for  # re-exported for the tests here
@@ -121,8 +121,23 @@ class SagaRig:
             json={"booking_id": booking_id, "test_outcome": outcome},
         )
 
-    def signed_webhook(self, payment_id: str, outcome: str = "succeed") -> tuple[bytes, str]:
-        body = mock_event(outcome, payment_id, f"pay_mock_{payment_id}", now_s=time.time())
+    async def signed_webhook(
+        self, payment_id: str, outcome: str = "succeed", **differing: Any
+    ) -> tuple[bytes, str]:
+        """The mock's signed event for the payment, as the mock would send it (its PaymentIntent,
+        amount and currency) but for what `differing` says (amount_minor, currency,
+        provider_ref)."""
+        row = await self.pool.fetchrow(
+            "SELECT amount_minor, currency FROM payments WHERE payment_id = $1",
+            uuid.UUID(payment_id),
+        )
+        charge = {
+            "provider_ref": provider_ref_of(payment_id),
+            "amount_minor": row["amount_minor"],
+            "currency": row["currency"],
+            **differing,
+        }
+        body = mock_event(outcome, payment_id, now_s=time.time(), **charge)
         secret = self.settings.payments.webhook_secret
         return body, signature_header(secret, body, int(time.time()))
 

@@ -134,14 +134,16 @@ async def test_status_cancel_and_refund_follow_the_money(clean_db: Any) -> None:
     for request in (unanswered, paid, declined):
         await provider.create_payment(request)
         await provider.create_payment(request)  # creating again is a no-op
-    assert await provider.retrieve(unanswered.payment_id, None) == "pending"
-    assert await provider.retrieve(paid.payment_id, None) == "succeeded"
-    assert await provider.retrieve(declined.payment_id, None) == "failed"
-    assert await provider.retrieve(str(uuid.uuid4()), None) == "not_found"
+    assert (await provider.retrieve(unanswered.payment_id, None)).status == "pending"
+    assert (await provider.retrieve(paid.payment_id, None)).status == "succeeded"
+    assert (await provider.retrieve(declined.payment_id, None)).status == "failed"
+    assert (await provider.retrieve(str(uuid.uuid4()), None)).status == "not_found"
 
-    assert await provider.cancel(unanswered.payment_id, None) == "canceled"
-    assert await provider.cancel(paid.payment_id, None) == "succeeded"  # money taken stays taken
-    assert await provider.retrieve(unanswered.payment_id, None) == "canceled"
+    assert (await provider.cancel(unanswered.payment_id, None)).status == "canceled"
+    assert (
+        await provider.cancel(paid.payment_id, None)
+    ).status == "succeeded"  # money taken stays taken
+    assert (await provider.retrieve(unanswered.payment_id, None)).status == "canceled"
 
     first = await provider.refund(_refund(paid))
     assert await provider.refund(_refund(paid)) == first

@@ -69,7 +69,7 @@ async def test_a_recorded_webhook_whose_message_the_broker_lost_is_re_driven(
     _, buyer = await rig.user()
     booking = await rig.reserve(buyer, event)
     payment_id = (await rig.pay(buyer, booking["booking_id"], "succeed")).json()["payment_id"]
-    assert (await rig.deliver(*rig.signed_webhook(payment_id))).json()["result"] == "recorded"
+    assert (await rig.deliver(*await rig.signed_webhook(payment_id))).json()["result"] == "recorded"
     lost = await rig.pool.execute(
         "UPDATE outbox SET published_at = now() WHERE topic = $1", rig.topics.payments
     )
@@ -129,7 +129,9 @@ async def test_a_paid_live_hold_is_confirmed_though_redis_lost_the_event(
     try:
         await client.delete(*event_keys(event["event_id"]).stored())
         await client.zrem(LIVE_EVENTS, event["event_id"])
-        assert (await rig.deliver(*rig.signed_webhook(payment_id))).json()["result"] == "recorded"
+        assert (await rig.deliver(*await rig.signed_webhook(payment_id))).json()[
+            "result"
+        ] == "recorded"
         async with saga_workers():
             await wait_for(lambda: _saga_state(rig, payment_id, "COMPLETED"), within=30)
         inventory = await client.hgetall(event_keys(event["event_id"]).inv)
@@ -150,7 +152,7 @@ async def test_a_stuck_saga_is_retried_past_the_old_give_up_point(rig: SagaRig) 
     _, buyer = await rig.user()
     booking = await rig.reserve(buyer, event)
     payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
-    await rig.deliver(*rig.signed_webhook(payment_id))
+    await rig.deliver(*await rig.signed_webhook(payment_id))
     options = {"topics": rig.topics, "poll_timeout_ms": 100}
     orchestrator = SagaOrchestrator(rig.worker_settings, group_id=f"orch-{rig.unique}", **options)
     async with running(OutboxRelay(rig.worker_settings), orchestrator):
@@ -193,7 +195,7 @@ async def test_a_recorded_outcome_is_re_driven_even_if_the_provider_disagrees(
     _, buyer = await rig.user()
     booking = await rig.reserve(buyer, event)
     payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
-    assert (await rig.deliver(*rig.signed_webhook(payment_id))).json()["result"] == "recorded"
+    assert (await rig.deliver(*await rig.signed_webhook(payment_id))).json()["result"] == "recorded"
     await rig.pool.execute("UPDATE outbox SET published_at = now()")
     async with saga_workers():
         await wait_for(lambda: _saga_state(rig, payment_id, "COMPLETED"), within=30)
@@ -227,7 +229,7 @@ async def test_a_hold_being_paid_for_outlives_its_deadline_until_the_confirm(
         await sweeper.stop()
     assert hold is not None and hold.status == "RESERVED"
     assert await rig.booking_status(booking["booking_id"]) == "RESERVED"
-    assert (await rig.deliver(*rig.signed_webhook(payment_id))).json()["result"] == "recorded"
+    assert (await rig.deliver(*await rig.signed_webhook(payment_id))).json()["result"] == "recorded"
     async with saga_workers():
         await wait_for(lambda: _saga_state(rig, payment_id, "COMPLETED"), within=30)
     assert await rig.booking_status(booking["booking_id"]) == "CONFIRMED"

@@ -77,7 +77,7 @@ async def test_webhook_is_recorded_once_with_its_outbox_message(rig: SagaRig) ->
     _, buyer = await rig.user()
     booking = await rig.reserve(buyer, event)
     payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
-    body, signature = rig.signed_webhook(payment_id)
+    body, signature = await rig.signed_webhook(payment_id)
 
     forged = await rig.deliver(body, signature[:-4] + "0000")
     assert forged.status_code == 401

@@ -187,15 +187,17 @@ async def test_stripe_status_and_cancel_against_a_stand_in_api() -> None:
         secret_key="sk_test", webhook_secret=SECRET, api_base=f"http://127.0.0.1:{port}"
     )
     try:
-        assert await provider.retrieve("p-1", "pi_paid") == "succeeded"
-        assert await provider.retrieve("p-2", "pi_busy") == "processing"
-        assert await provider.retrieve("p-open", None) == "pending"  # found by our payment id
-        assert await provider.retrieve("p-never", None) == "not_found"
-        assert await provider.cancel("p-1", "pi_paid") == "succeeded"
-        assert await provider.cancel("p-2", "pi_busy") == "processing"
-        assert await provider.cancel("p-open", None) == "canceled"
-        assert await provider.retrieve("p-open", "pi_open") == "canceled"
-        assert await provider.cancel("p-never", None) == "not_found"
+        assert (await provider.retrieve("p-1", "pi_paid")).status == "succeeded"
+        assert (await provider.retrieve("p-2", "pi_busy")).status == "processing"
+        assert (
+            await provider.retrieve("p-open", None)
+        ).status == "pending"  # found by our payment id
+        assert (await provider.retrieve("p-never", None)).status == "not_found"
+        assert (await provider.cancel("p-1", "pi_paid")).status == "succeeded"
+        assert (await provider.cancel("p-2", "pi_busy")).status == "processing"
+        assert (await provider.cancel("p-open", None)).status == "canceled"
+        assert (await provider.retrieve("p-open", "pi_open")).status == "canceled"
+        assert (await provider.cancel("p-never", None)).status == "not_found"
     finally:
         await provider.aclose()
         await runner.cleanup()

@@ -33,7 +33,7 @@ async def test_paid_hold_is_confirmed_once_though_the_webhook_comes_three_times(
     paid = await rig.pay(buyer, booking["booking_id"])
     assert paid.status_code == 201, paid.text
     payment_id = paid.json()["payment_id"]
-    body, signature = rig.signed_webhook(payment_id)
+    body, signature = await rig.signed_webhook(payment_id)
     results = [(await rig.deliver(body, signature)).json()["result"] for _ in range(3)]
     assert results == ["recorded", "duplicate", "duplicate"]
 
@@ -74,7 +74,7 @@ async def test_declined_payment_fails_and_puts_the_seats_back(
     booking = await rig.reserve(buyer, event, quantity=3)
     assert await _available(rig, event) == 0
     payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
-    assert (await rig.deliver(*rig.signed_webhook(payment_id, "decline"))).status_code == 200
+    assert (await rig.deliver(*await rig.signed_webhook(payment_id, "decline"))).status_code == 200
 
     async with saga_workers():
         await wait_for(lambda: _state_is(rig, payment_id, "COMPENSATED"))
@@ -109,7 +109,7 @@ async def test_payment_after_the_hold_lapsed_and_was_resold_is_refunded(
     finally:
         await sweeper.stop()
     resold = await rig.reserve(next_buyer, event, quantity=2)
-    assert (await rig.deliver(*rig.signed_webhook(payment_id))).json()["result"] == "recorded"
+    assert (await rig.deliver(*await rig.signed_webhook(payment_id))).json()["result"] == "recorded"
     # The answer is slow but comes: the orchestrator must not give up on the payment first.
     rig.worker_settings = replace(rig.worker_settings, saga_timeout_s=60)
 
@@ -142,7 +142,7 @@ async def test_cancelling_a_confirmed_booking_refunds_then_releases(
     _, buyer = await rig.user()
     booking = await rig.reserve(buyer, event, quantity=2)
     payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
-    await rig.deliver(*rig.signed_webhook(payment_id))
+    await rig.deliver(*await rig.signed_webhook(payment_id))
     async with saga_workers():
         await wait_for(lambda: _completed(rig, payment_id))
         assert await _available(rig, event) == 0
@@ -189,7 +189,7 @@ async def test_unanswered_payment_times_out_and_releases_the_hold(
         assert await rig.payment_status(payment_id) == "FAILED"
         assert await rig.booking_status(booking["booking_id"]) in ("CANCELLED", "EXPIRED")
         # The provider answers after all: the money goes back.
-        await rig.deliver(*rig.signed_webhook(payment_id))
+        await rig.deliver(*await rig.signed_webhook(payment_id))
         await wait_for(lambda: _payment_is(rig, payment_id, "REFUNDED"))
 
 
@@ -213,7 +213,7 @@ async def test_crash_between_redis_and_postgres_confirm_is_finished_on_redeliver
     finally:
         await client.aclose()
     assert not first.already_confirmed
-    await rig.deliver(*rig.signed_webhook(payment_id))
+    await rig.deliver(*await rig.signed_webhook(payment_id))
     async with saga_workers():
         await wait_for(lambda: _completed(rig, payment_id))
     assert await rig.booking_status(booking["booking_id"]) == "CONFIRMED"

@@ -15,7 +15,7 @@ from booking.db import create_pool
 from booking.payments import SagaTopics
 from booking.providers import derived_webhook_secret
 from booking.providers.base import signature_header
-from booking.providers.mock import SIGNATURE_HEADER, mock_event
+from booking.providers.mock import SIGNATURE_HEADER, mock_event, provider_ref_of
 from stack.infra import Endpoints
 from tests.live import LiveStack, insert_user, run_live_stack
 
@@ -116,9 +116,20 @@ class Buyers:
         assert answer.status_code == 201, answer.text
         return str(answer.json()["payment_id"])
 
-    def webhook(self, payment_id: str) -> tuple[bytes, dict[str, str]]:
+    async def webhook(self, payment_id: str) -> tuple[bytes, dict[str, str]]:
         secret = derived_webhook_secret(self.stack.env["INTERNAL_SECRET"])
-        body = mock_event("succeed", payment_id, f"pay_mock_{payment_id}", now_s=time.time())
+        row = await self.db.fetchrow(
+            "SELECT amount_minor, currency FROM payments WHERE payment_id = $1",
+            uuid.UUID(payment_id),
+        )
+        body = mock_event(
+            "succeed",
+            payment_id,
+            provider_ref_of(payment_id),
+            amount_minor=row["amount_minor"],
+            currency=row["currency"],
+            now_s=time.time(),
+        )
         signature = signature_header(secret, body, int(time.time()))
         return body, {SIGNATURE_HEADER: signature, "Content-Type": "application/json"}
 

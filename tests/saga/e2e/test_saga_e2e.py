@@ -69,7 +69,7 @@ async def test_the_same_webhook_three_times_confirms_once(buyers: Buyers) -> Non
     buyer = await buyers.user()
     booking = (await buyers.reserve(buyer, event, quantity=3)).json()
     payment_id = await buyers.pay(buyer, booking["booking_id"], "no_answer")
-    body, headers = buyers.webhook(payment_id)
+    body, headers = await buyers.webhook(payment_id)
     answers = [
         await buyers.gw.post("/payments/webhook", content=body, headers=headers) for _ in range(3)
     ]
@@ -95,7 +95,7 @@ async def test_payment_after_the_hold_lapsed_and_was_resold_is_refunded(buyers: 
     resold = await buyers.reserve(next_buyer, event, quantity=2)
     assert resold.status_code == 201, resold.text
 
-    body, headers = buyers.webhook(payment_id)
+    body, headers = await buyers.webhook(payment_id)
     assert (await buyers.gw.post("/payments/webhook", content=body, headers=headers)).json()[
         "result"
     ] == "recorded"

@@ -97,11 +97,23 @@ EVENT_LINKS = {
 }
 SALE_LINKS = {
     **EVENT_LINKS,
-    "reserve": _link(
+    # One ticket of the first zone, whichever kind it is (the other link then fails with 422).
+    "reserveTicket": _link(
         "reserve",
         requestBody={
             "event_id": "$response.body#/event_id",
             "zone_id": "$response.body#/zones/0/zone_id",
+            "quantity": 1,
+            "seats": None,
+        },
+    ),
+    "reserveSeat": _link(
+        "reserve",
+        requestBody={
+            "event_id": "$response.body#/event_id",
+            "zone_id": "$response.body#/zones/0/zone_id",
+            "seats": ["$response.body#/zones/0/seats/0"],
+            "quantity": None,
         },
     ),
     "join": _link("joinQueue", requestBody={"event_id": "$response.body#/event_id"}),

@@ -127,7 +127,10 @@ async def call(client: httpx.AsyncClient, index: int, headers: dict[str, str]) -
         pytest.param({}, id="closes-at-once"),
         pytest.param({"linger_s": 0.05}, id="closes-a-moment-later"),
         pytest.param({"announce": True, "linger_s": 0.05}, id="says-close-closes-later"),
-        pytest.param({"idle_s": 0.05}, id="short-keep-alive"),
+        # A close that crosses a request already written cannot be told from a crash (no HTTP/1.1
+        # client can); what must hold is that a connection closed while idle is never reused.
+        # So the idle close comes well apart from the reuses, even on a loaded machine.
+        pytest.param({"idle_s": 0.3}, id="short-keep-alive"),
     ],
 )
 async def test_a_500_that_closes_the_connection_fails_no_other_request(
@@ -140,7 +143,7 @@ async def test_a_500_that_closes_the_connection_fails_no_other_request(
                 await call(client, index, headers)
             for _ in range(3):
                 await asyncio.gather(*(call(client, index, headers) for index in range(30)))
-                await asyncio.sleep(0.1)  # past a short keep-alive: the upstream closed them
+                await asyncio.sleep(0.6)  # past a short keep-alive: the upstream closed them
         # Each request reached the upstream once: nothing was delivered twice.
         assert len(upstream.requests) == 30 * 4
 

@@ -5,7 +5,7 @@ survives (a broker restart, a saga worker restarting, Redis coming back): the ho
 `until_ms` so it does not lapse under a paid buyer. A failed or unanswered payment releases it
 through the saga, so the extension never keeps seats from sale once the payment is settled.
 
-KEYS (every script, booking.keys.SCRIPT_KEYS order):
+KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
   10 passes_active  11 feed (pub/sub channel)
 ARGV:

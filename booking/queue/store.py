@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 import lua
 from booking import errors
-from booking.keys import OPEN_QUEUES, queue_keys
+from booking.inventory.keys import OPEN_QUEUES, queue_keys
 
 QUEUE_SCRIPT_NAMES = (
     "queue_init",

@@ -19,17 +19,7 @@ Errors:
   INVALID_STATE         CONFIRMED, CANCELLED or REFUNDED
 Effects: the hold's deadline_ms and its score in the expiry index.
 ]]
-local META = KEYS[1]
-local INV = KEYS[2]
-local SEATS = KEYS[3]
-local HOLDS = KEYS[4]
-local EXPIRY = KEYS[5]
-local USERS = KEYS[6]
-local IDEM = KEYS[7]
-local PENDING = KEYS[8]
-local PASSES = KEYS[9]
-local PASSES_ACTIVE = KEYS[10]
-local FEED = KEYS[11]
+--@include _event_keys
 
 local booking_id, now, until_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 

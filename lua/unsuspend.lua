@@ -16,17 +16,7 @@ Errors:
 Effects: seat "S" -> "", suspended -> available (zone + totals); PUBLISH SEAT_AVAILABLE (when
   changed > 0).
 ]]
-local META = KEYS[1]
-local INV = KEYS[2]
-local SEATS = KEYS[3]
-local HOLDS = KEYS[4]
-local EXPIRY = KEYS[5]
-local USERS = KEYS[6]
-local IDEM = KEYS[7]
-local PENDING = KEYS[8]
-local PASSES = KEYS[9]
-local PASSES_ACTIVE = KEYS[10]
-local FEED = KEYS[11]
+--@include _event_keys
 
 local zone, seats_arg, now_iso = ARGV[1], ARGV[2], ARGV[4]
 

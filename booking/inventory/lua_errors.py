@@ -12,6 +12,10 @@ class EventNotLoadedError(errors.ServiceUnavailableError):
     """Redis has no inventory for the event: unknown, unpublished, or lost (rebuild it)."""
 
 
+class QueueNotLoadedError(errors.ServiceUnavailableError):
+    """Redis has no queue for the event yet (or lost it): set it up from PostgreSQL."""
+
+
 def _sold_out(detail: str | None) -> errors.BookingError:
     left = int(detail or 0)
     return errors.SoldOutError("sold out" if left == 0 else f"only {left} left")
@@ -43,6 +47,8 @@ ERRORS: dict[str, Callable[[str | None], errors.BookingError]] = {
     "BOOKING_EXISTS": lambda d: errors.InvalidStateError("booking id already used"),
     "INVALID_REASON": lambda d: errors.InvalidStateError("invalid release reason"),
     "INVALID_DOCUMENT": lambda d: errors.InvalidRequestError(f"inventory document: {d}"),
+    "QUEUE_NOT_LOADED": lambda d: QueueNotLoadedError("queue not loaded"),
+    "QUEUE_CLOSED": lambda d: errors.InvalidStateError("the queue of this event is closed"),
     "OVERSOLD": lambda d: errors.InvalidStateError(f"inventory would be oversold: {d}"),
 }
 

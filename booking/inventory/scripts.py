@@ -47,7 +47,9 @@ SCRIPT_NAMES = (
 
 
 class TimedScript:
-    """A script whose calls observe `booking_rush_lua_script_duration_seconds`.
+    """A script whose calls observe `booking_rush_lua_script_duration_seconds`: every Lua
+    script of the booking service runs through one (the inventory's here, the queue's in
+    booking/queue/store.py).
 
     Calls made in the same event-loop turn share one pipeline (common/script_batch.py): during a
     drop hundreds of reserves arrive together, and redis-py's per-command cost was the largest
@@ -57,6 +59,9 @@ class TimedScript:
     def __init__(self, name: str, redis: Redis) -> None:
         self.script = ScriptBatcher(redis, lua.source(name))
         self._latency = SCRIPT_LATENCY.labels(name)
+
+    async def load(self) -> None:
+        await self.script.load()
 
     async def __call__(self, *, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         started = time.perf_counter()
@@ -100,7 +105,7 @@ class Scripts:
     async def load(self) -> None:
         """SCRIPT LOAD every script (at start-up: a syntax error fails here, not mid-sale)."""
         for name in SCRIPT_NAMES:
-            await getattr(self, f"_{name}").script.load()
+            await getattr(self, f"_{name}").load()
 
     async def reserve(
         self,

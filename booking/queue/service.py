@@ -19,13 +19,13 @@ import asyncpg
 from booking import errors
 from booking.catalog import Catalog
 from booking.domain import from_ms, rfc3339, to_ms
+from booking.inventory.lua_errors import QueueNotLoadedError
 from booking.inventory.scripts import epoch_ms
 from booking.metrics import QUEUE_JOINS
 from booking.queue.store import (
     Outflow,
     Placement,
     QueueConfig,
-    QueueNotLoadedError,
     QueueStore,
     find_seeds,
     update_queue_settings,

@@ -128,7 +128,7 @@ async def _with_parts(settings: Settings, work: Any) -> Any:
 
     from booking.catalog import Catalog
     from booking.db import create_pool
-    from booking.scripts import Scripts
+    from booking.inventory.scripts import Scripts
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     redis = aioredis.Redis.from_url(settings.redis_url)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 
 from booking import db
 from booking.auth import AuthService
@@ -15,31 +15,46 @@ from booking.bookings import Bookings, mark_durable_after_commit
 from booking.catalog import Catalog
 from booking.feed import LiveFeed
 from booking.hold_writer import HoldWriter
+from booking.inventory.scripts import Scripts
 from booking.middleware import RequestContextMiddleware
-from booking.payments import Payments, SagaTopics
+from booking.payments import routes as payment_routes
+from booking.payments.providers import create_provider
+from booking.payments.service import Payments, SagaTopics
 from booking.problems import EXCEPTION_HANDLERS
-from booking.providers import create_provider
 from booking.pubsub import Hub
-from booking.queue import QUEUE_REDIS_CONNECTIONS, Queue
-from booking.queue_stream import QueueStreams
+from booking.queue import routes as queue_routes
+from booking.queue.service import QUEUE_REDIS_CONNECTIONS, Queue
+from booking.queue.store import QueueStore
+from booking.queue.stream import QueueStreams
 from booking.routes import admin as admin_routes
 from booking.routes import auth as auth_routes
 from booking.routes import bookings as booking_routes
 from booking.routes import events as event_routes
 from booking.routes import feed as feed_routes
 from booking.routes import ops as ops_routes
-from booking.routes import payments as payment_routes
-from booking.routes import queue as queue_routes
 from booking.routes import seats as seat_routes
-from booking.scripts import Scripts
 from booking.settings import Settings
-from booking.store.queue import QueueStore
 from booking.suspensions import Suspensions
 from common import heap
 
 API_PREFIX = "/api/v1"
 REDIS_CONNECT_TIMEOUT_S = 2.0
 REDIS_TIMEOUT_S = 10.0
+
+
+# Every route under /api/v1. The router tries them in order: the drop's hot paths (reserve,
+# queue) come first.
+API_ROUTES: list[BaseRoute] = [
+    *booking_routes.routes,
+    *queue_routes.routes,
+    *ops_routes.routes,
+    *auth_routes.routes,
+    *event_routes.routes,
+    *payment_routes.routes,
+    *admin_routes.routes,
+    *feed_routes.routes,
+    *seat_routes.routes,
+]
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -125,20 +140,8 @@ def create_app(settings: Settings) -> Starlette:
             await pool.close()
             await redis.aclose()
 
-    # The router tries routes in order: the drop's hot paths (reserve, queue) come first.
-    api_routes = [
-        *booking_routes.routes,
-        *queue_routes.routes,
-        *ops_routes.routes,
-        *auth_routes.routes,
-        *event_routes.routes,
-        *payment_routes.routes,
-        *admin_routes.routes,
-        *feed_routes.routes,
-        *seat_routes.routes,
-    ]
     app = Starlette(
-        routes=[Mount(API_PREFIX, routes=api_routes), *ops_routes.routes],
+        routes=[Mount(API_PREFIX, routes=API_ROUTES), *ops_routes.routes],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

@@ -19,7 +19,7 @@ from booking.errors import (
     InvalidCredentialsError,
     UnauthorizedError,
 )
-from booking.events import TOPIC_USERS, Envelope, add_to_outbox
+from booking.messaging import TOPIC_USERS, Envelope, add_to_outbox
 from booking.store import users as user_store
 from booking.store.users import UserRow
 from common.tokens import (

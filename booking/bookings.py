@@ -21,19 +21,21 @@ from booking.domain import (
     fingerprint,
     from_ms,
 )
-from booking.events import TOPIC_BOOKINGS, Envelope, add_to_outbox
 from booking.hold_writer import HoldWriter
+from booking.inventory.lua_errors import EventNotLoadedError
+from booking.inventory.records import Hold
+from booking.inventory.scripts import Scripts
+from booking.messaging import TOPIC_BOOKINGS, Envelope, add_to_outbox
 from booking.metrics import RESERVATIONS
-from booking.passes import REJECTED_PASS, verify_pass
+from booking.queue.passes import REJECTED_PASS, verify_pass
 from booking.schemas import ReserveBody
-from booking.scripts import EventNotLoadedError, Hold, Scripts
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
 from booking.store.bookings import NewHold
 from common.tokens import Identity
 
 if TYPE_CHECKING:
-    from booking.payments import Payments
+    from booking.payments.service import Payments
 
 MAX_IDEMPOTENCY_KEY = 128
 

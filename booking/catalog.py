@@ -12,11 +12,12 @@ import asyncpg
 
 from booking.domain import rfc3339, to_ms
 from booking.errors import ForbiddenError, InvalidStateError, NotFoundError
+from booking.inventory.records import EventSpec, ZoneSpec
+from booking.inventory.scripts import Scripts
+from booking.queue.store import find_seeds
 from booking.schemas import EventBody
-from booking.scripts import EventSpec, Scripts, ZoneSpec
 from booking.store import events as event_store
 from booking.store.events import EventRow
-from booking.store.queue import find_seeds
 from common.tokens import Identity
 
 PUBLIC_STATUSES = ("on_sale", "closed")
@@ -32,7 +33,8 @@ class SeededEvent(EventRow):
 
 def _queue_seed_fields(event: EventRow, now: datetime | None) -> dict[str, Any]:
     """sha256(seed) always, the seed itself once the sale opened (the shuffle has then used
-    it): anyone can check that booking.queue.shuffled_order(seed, joiners) gives the order."""
+    it): anyone can check that booking.queue.service.shuffled_order(seed, joiners) gives the
+    order."""
     seed = getattr(event, "queue_seed", None)
     if seed is None:
         return {}

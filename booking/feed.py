@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from booking.errors import InvalidRequestError
-from booking.keys import event_keys
+from booking.inventory.keys import event_keys
 from booking.metrics import (
     FEED_CONNECTIONS,
     FEED_DROPPED,

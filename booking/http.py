@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,6 +15,23 @@ from booking.errors import InvalidRequestError, PayloadTooLargeError, Unsupporte
 from common.tokens import Identity
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+# `{name:id}` in a route's path matches a UUID only, so a literal sibling (`/bookings/reserve`,
+# `/payments/webhook`) is never taken for an id: a wrong method on it is 405 with Allow, not
+# 404 "no such booking". Registered here because every route module imports this one.
+class IdConvertor(Convertor[str]):
+    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+    def convert(self, value: str) -> str:
+        return str(uuid.UUID(value))
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("id", IdConvertor())
+
 
 # The gateway's default limit too, so a body it lets through is never refused here for size.
 MAX_BODY_BYTES = 1024 * 1024

@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from booking import responses, schemas
-from booking.payments import PaymentBody
-from booking.providers.mock import SIGNATURE_HEADER as MOCK_SIGNATURE_HEADER
-from booking.providers.stripe import SIGNATURE_HEADER as STRIPE_SIGNATURE_HEADER
+from booking.payments.providers.mock import SIGNATURE_HEADER as MOCK_SIGNATURE_HEADER
+from booking.payments.providers.stripe import SIGNATURE_HEADER as STRIPE_SIGNATURE_HEADER
+from booking.payments.service import PaymentBody
 from common.problems import CODES, PROBLEM_CONTENT_TYPE
 
 SIGNATURE_HEADERS = {"mock": MOCK_SIGNATURE_HEADER, "stripe": STRIPE_SIGNATURE_HEADER}

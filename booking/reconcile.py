@@ -17,7 +17,8 @@ import asyncpg
 
 from booking.catalog import inventory_spec
 from booking.domain import to_ms
-from booking.scripts import Hold, RebuildBooking, Scripts, Suspension
+from booking.inventory.records import Hold, RebuildBooking, Suspension
+from booking.inventory.scripts import Scripts
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
 from booking.store.events import EventRow

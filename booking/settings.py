@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from booking.providers import PaymentConfig
+from booking.payments.providers import PaymentConfig
 from common.tokens import TokenKeys
 
 

@@ -23,7 +23,8 @@ from booking.errors import (
     NotFoundError,
     SeatUnavailableError,
 )
-from booking.scripts import Scripts, SuspendResult
+from booking.inventory.records import SuspendResult
+from booking.inventory.scripts import Scripts
 from booking.store import events as event_store
 from common.tokens import Identity
 

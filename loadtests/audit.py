@@ -40,7 +40,7 @@ from typing import Any
 
 import click
 
-from booking.keys import event_keys
+from booking.inventory.keys import event_keys
 
 GRACE_S = 5.0
 PAID_BEFORE_DEADLINE_S = 2.0

@@ -1,6 +1,6 @@
 """Bench phase (c): the Python-stack limit. A bare Starlette endpoint that does what the booking
 service's reserve does in Redis, one EVALSHA of the shipped `lua/reserve.lua` (through
-booking.scripts), and nothing else: no token check, no validation model, no PostgreSQL, no
+booking.inventory.scripts), and nothing else: no token check, no validation model, no PostgreSQL, no
 middleware. Served like the services are (uvicorn, uvloop, httptools, one worker):
 
     BARE_REDIS_URL=redis://127.0.0.1:6379/8 uvicorn loadtests.bare_reserve:app \
@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from booking.domain import fingerprint
 from booking.errors import BookingError
-from booking.scripts import Scripts
+from booking.inventory.scripts import Scripts
 
 HOLD_TTL_MS = 600_000
 

@@ -251,7 +251,7 @@ class Bench:
         await self.record("e_sold_out_gateway", row, event["event_id"], 1, cpu=cpu)
 
     async def join_phase(self, duration_s: int, connections: int) -> None:
-        from booking.keys import queue_keys
+        from booking.inventory.keys import queue_keys
 
         event = await self.event(1000, 4, queue=True)
         count = JOINS_PER_S_BUDGET * duration_s

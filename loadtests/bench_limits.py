@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import redis
 
 import lua
-from booking.keys import script_keys
-from booking.scripts import iso_of
+from booking.inventory.keys import script_keys
+from booking.inventory.scripts import iso_of
 from stack.processes import free_port, stop_pid
 
 REDIS_BENCH_REQUESTS_PER_S = 15_000  # a budget guess to keep (d) near the phase length

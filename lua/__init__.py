@@ -1,20 +1,32 @@
-"""The Lua scripts, one file each, shipped as package data and loaded by name."""
+"""The Lua scripts, one file each, shipped as package data and loaded by name.
+
+A line `--@include _name` is replaced by `lua/_name.lua` when a script is loaded: text several
+scripts share (the KEYS bindings, the give-a-hold-back block) lives once. Files whose name
+starts with `_` are such parts, never scripts of their own.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
+
+_INCLUDE = re.compile(r"^--@include (_\w+)[ \t]*$", re.M)
+
+
+def _read(name: str) -> str:
+    return resources.files(__name__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
 @cache
 def source(name: str) -> str:
-    """The text of `lua/<name>.lua`."""
-    return resources.files(__name__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    """The text of `lua/<name>.lua`, its includes expanded."""
+    return _INCLUDE.sub(lambda match: _read(match.group(1)).rstrip("\n"), _read(name))
 
 
 def names() -> list[str]:
     return sorted(
         entry.name.removesuffix(".lua")
         for entry in resources.files(__name__).iterdir()
-        if entry.name.endswith(".lua")
+        if entry.name.endswith(".lua") and not entry.name.startswith("_")
     )

@@ -1,6 +1,6 @@
 --[[ confirm: a paid hold becomes a sale (RESERVED -> CONFIRMED, held -> sold).
 
-KEYS (every script, booking.keys.SCRIPT_KEYS order):
+KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
   10 passes_active  11 feed (pub/sub channel)
 ARGV:
@@ -20,17 +20,7 @@ Effects: held -> sold in zone + totals, removed from the expiry index and `pendi
   unchanged (they already count this booking). Does not check the sale status: a hold taken
   before the sale closed may still be paid.
 ]]
-local META = KEYS[1]
-local INV = KEYS[2]
-local SEATS = KEYS[3]
-local HOLDS = KEYS[4]
-local EXPIRY = KEYS[5]
-local USERS = KEYS[6]
-local IDEM = KEYS[7]
-local PENDING = KEYS[8]
-local PASSES = KEYS[9]
-local PASSES_ACTIVE = KEYS[10]
-local FEED = KEYS[11]
+--@include _event_keys
 
 local booking_id, now, now_iso = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 

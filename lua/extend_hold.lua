@@ -5,7 +5,7 @@ survives (a broker restart, a saga worker restarting, Redis coming back): the ho
 `until_ms` so it does not lapse under a paid buyer. A failed or unanswered payment releases it
 through the saga, so the extension never keeps seats from sale once the payment is settled.
 
-KEYS (every script, booking.keys.SCRIPT_KEYS order):
+KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
   10 passes_active  11 feed (pub/sub channel)
 ARGV:
@@ -19,17 +19,7 @@ Errors:
   INVALID_STATE         CONFIRMED, CANCELLED or REFUNDED
 Effects: the hold's deadline_ms and its score in the expiry index.
 ]]
-local META = KEYS[1]
-local INV = KEYS[2]
-local SEATS = KEYS[3]
-local HOLDS = KEYS[4]
-local EXPIRY = KEYS[5]
-local USERS = KEYS[6]
-local IDEM = KEYS[7]
-local PENDING = KEYS[8]
-local PASSES = KEYS[9]
-local PASSES_ACTIVE = KEYS[10]
-local FEED = KEYS[11]
+--@include _event_keys
 
 local booking_id, now, until_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 

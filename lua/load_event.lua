@@ -1,6 +1,6 @@
 --[[ load_event: load an event's inventory (publish), or replace it from PostgreSQL (rebuild).
 
-KEYS (every script, booking.keys.SCRIPT_KEYS order):
+KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
   10 passes_active  11 feed (pub/sub channel)
 ARGV:
@@ -23,17 +23,7 @@ Errors (nothing is written when one is returned; the whole document is checked f
   OVERSOLD, detail         bookings + suspensions exceed a zone's capacity, or a seat has two
                            live bookings (Redis never accepts an oversold state, even from a rebuild)
 ]]
-local META = KEYS[1]
-local INV = KEYS[2]
-local SEATS = KEYS[3]
-local HOLDS = KEYS[4]
-local EXPIRY = KEYS[5]
-local USERS = KEYS[6]
-local IDEM = KEYS[7]
-local PENDING = KEYS[8]
-local PASSES = KEYS[9]
-local PASSES_ACTIVE = KEYS[10]
-local FEED = KEYS[11]
+--@include _event_keys
 
 local mode = ARGV[1]
 if mode ~= 'publish' and mode ~= 'rebuild' then

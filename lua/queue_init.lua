@@ -1,6 +1,6 @@
 --[[ queue_init: set up an event's queue in Redis from PostgreSQL (idempotent).
 
-KEYS (every queue script, booking.keys.QUEUE_SCRIPT_KEYS order):
+KEYS (every queue script, booking.inventory.keys.QUEUE_SCRIPT_KEYS order):
   1 queue  2 waiting  3 pre  4 admitted  5 passes  6 passes_active  7 inv  8 feed (channel)
 ARGV:
   1 event_id  2 sale_starts_ms  3 max_concurrent  4 release_per_tick  5 pass_ttl_ms

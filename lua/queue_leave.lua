@@ -1,6 +1,6 @@
 --[[ queue_leave: leave an event's queue; an unused pass is revoked and its slot freed.
 
-KEYS (every queue script, booking.keys.QUEUE_SCRIPT_KEYS order):
+KEYS (every queue script, booking.inventory.keys.QUEUE_SCRIPT_KEYS order):
   1 queue  2 waiting  3 pre  4 admitted  5 passes  6 passes_active  7 inv  8 feed (channel)
 ARGV:
   1 user_id

@@ -4,7 +4,7 @@ The position streams' refresh: one call per tick per event and process for up to
 where a MULTI of three commands per user cost redis-py twice the CPU (measured with
 loadtests/streams.py, 10,000 streams: 8.75 s -> 4.43 s of the booking process while admitting).
 
-KEYS: the queue scripts' keys (booking.keys.QUEUE_SCRIPT_KEYS order)
+KEYS: the queue scripts' keys (booking.inventory.keys.QUEUE_SCRIPT_KEYS order)
 ARGV: 1 now_ms, 2.. user ids
 Returns: {pre_count, rate, release_per_tick, tick_ms, sold_out, then per user: rank (0-based,
           -1 if not waiting), 1 if in the pre-queue else 0, the admitted record if its pass is

@@ -1,7 +1,7 @@
 --[[ queue_shuffle: place the pre-queue (users who joined before the sale opened) in front of
-the queue, in the order the caller computed with booking.queue.shuffled_order(seed, joiners).
+the queue, in the order the caller computed with booking.queue.service.shuffled_order(seed, joiners).
 
-KEYS (every queue script, booking.keys.QUEUE_SCRIPT_KEYS order):
+KEYS (every queue script, booking.inventory.keys.QUEUE_SCRIPT_KEYS order):
   1 queue  2 waiting  3 pre  4 admitted  5 passes  6 passes_active  7 inv  8 feed (channel)
 ARGV:
   1..n  user ids in their shuffled order

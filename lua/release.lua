@@ -1,6 +1,6 @@
 --[[ release: give a booking's seats back to the sale (cancel, payment failure, expiry, refund).
 
-KEYS (every script, booking.keys.SCRIPT_KEYS order):
+KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
   10 passes_active  11 feed (pub/sub channel)
 ARGV:
@@ -28,17 +28,8 @@ Effects: seats -> free ("" in `seats` when still owned by this booking), held (o
   still in `pending` was never acknowledged (e.g. its PostgreSQL write failed), so its `idem`
   entry is dropped and a retry with the same key reserves afresh.
 ]]
-local META = KEYS[1]
-local INV = KEYS[2]
-local SEATS = KEYS[3]
-local HOLDS = KEYS[4]
-local EXPIRY = KEYS[5]
-local USERS = KEYS[6]
-local IDEM = KEYS[7]
-local PENDING = KEYS[8]
-local PASSES = KEYS[9]
-local PASSES_ACTIVE = KEYS[10]
-local FEED = KEYS[11]
+--@include _event_keys
+--@include _give_back
 
 local booking_id, reason, allow_confirmed = ARGV[1], ARGV[2], ARGV[3] == '1'
 local now, now_iso = tonumber(ARGV[4]), ARGV[5]
@@ -75,47 +66,13 @@ else
   return {0, 'INVALID_STATE'}
 end
 
-local zone, qty = hold.zone, hold.qty
-if hold.seats then
-  for _, label in ipairs(hold.seats) do
-    local field = zone .. ':' .. label
-    if redis.call('HGET', SEATS, field) == booking_id then
-      redis.call('HSET', SEATS, field, '')
-    end
-  end
-end
-redis.call('HINCRBY', INV, zone .. ':' .. counter, -qty)
-redis.call('HINCRBY', INV, 'total:' .. counter, -qty)
-redis.call('HINCRBY', INV, 'total:available', qty)
-local available = redis.call('HINCRBY', INV, zone .. ':available', qty)
-if redis.call('HINCRBY', USERS, hold.user, -qty) <= 0 then
-  redis.call('HDEL', USERS, hold.user)
-end
 redis.call('ZREM', EXPIRY, booking_id)
-if redis.call('HDEL', PENDING, booking_id) == 1 and hold.idem ~= '' then
-  -- never acknowledged (not durable): a retry with the same key must start afresh
-  redis.call('HDEL', IDEM, hold.user .. ':' .. hold.idem)
-end
-
-hold.status = final_status
-hold.ended_ms = now
-local hold_json = cjson.encode(hold)
-redis.call('HSET', HOLDS, booking_id, hold_json)
+local available, _, hold_json = give_back(booking_id, hold, counter, final_status, now)
 
 local event_id = redis.call('HGET', META, 'event_id')
-local function publish(event_type, zone_available)
-  local message = {
-    type = 'seat_update', event_id = event_id, zone_id = zone, event_type = event_type,
-    quantity = qty, available = zone_available, booking_id = booking_id, timestamp = now_iso,
-  }
-  if hold.seats then
-    message.seats = hold.seats
-  end
-  redis.call('PUBLISH', FEED, cjson.encode(message))
-end
 if final_status ~= 'EXPIRED' then
-  publish('SEAT_CANCELLED', available - qty)
+  publish_seat_update(event_id, booking_id, hold, 'SEAT_CANCELLED', available - hold.qty)
 end
-publish('SEAT_AVAILABLE', available)
+publish_seat_update(event_id, booking_id, hold, 'SEAT_AVAILABLE', available)
 
 return {1, 1, hold_json}

@@ -1,6 +1,6 @@
 --[[ reserve: hold general-admission tickets or a set of seats (all or nothing), atomically.
 
-KEYS (every script, booking.keys.SCRIPT_KEYS order):
+KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
   10 passes_active  11 feed (pub/sub channel)
 ARGV:
@@ -44,17 +44,7 @@ Check order, and why:
 Effects: hold record (RESERVED), expiry index, zone + total counters, user count, pending,
   idem, seat owners; PUBLISH SEAT_RESERVED.
 ]]
-local META = KEYS[1]
-local INV = KEYS[2]
-local SEATS = KEYS[3]
-local HOLDS = KEYS[4]
-local EXPIRY = KEYS[5]
-local USERS = KEYS[6]
-local IDEM = KEYS[7]
-local PENDING = KEYS[8]
-local PASSES = KEYS[9]
-local PASSES_ACTIVE = KEYS[10]
-local FEED = KEYS[11]
+--@include _event_keys
 
 local booking_id, user, zone = ARGV[1], ARGV[2], ARGV[3]
 local seats_arg, idem_key, fingerprint, pass_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8]

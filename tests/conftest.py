@@ -123,7 +123,7 @@ async def booking_parts(redis_url: str, clean_db: Any) -> AsyncIterator[Any]:
     from booking.bookings import Bookings, mark_durable_after_commit
     from booking.catalog import Catalog
     from booking.hold_writer import HoldWriter
-    from booking.scripts import Scripts
+    from booking.inventory.scripts import Scripts
 
     client = aioredis.Redis.from_url(redis_url)
     scripts = Scripts(client)

@@ -28,8 +28,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, Ka
 from prometheus_client import Counter
 
 from booking.db import create_pool
-from booking.events import Envelope, dlq_topic
 from booking.kafka import create_consumer, create_producer
+from booking.messaging import Envelope, dlq_topic
 from booking.metrics import KAFKA_CONSUMED, KAFKA_DLQ, KAFKA_LAG, KAFKA_PRODUCED, KAFKA_RETRIES
 from common.tracing import consumer_span
 from workers.settings import WorkerSettings

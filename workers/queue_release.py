@@ -1,7 +1,7 @@
 """queue-release: every tick, each open queue admits its next users in join order.
 
 Per event (found in the `br:queues:open` zset, never by KEYS/SCAN): at the first tick after
-the sale opened, the pre-queue is shuffled (`booking.queue.shuffled_order` with the event's
+the sale opened, the pre-queue is shuffled (`booking.queue.service.shuffled_order` with the event's
 seed); then the head of the queue is read, a signed pass minted for each candidate, and
 `lua/queue_admit.lua` decides atomically who is admitted (limits: `max_concurrent` live passes,
 `release_per_tick`; one tick per event per tick interval however many copies run), stores the
@@ -17,10 +17,10 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
-from booking.passes import QueuePass, sign_pass
-from booking.queue import new_pass_id, shuffled_order
-from booking.scripts import epoch_ms
-from booking.store.queue import AdmitResult, QueueStore
+from booking.inventory.scripts import epoch_ms
+from booking.queue.passes import QueuePass, sign_pass
+from booking.queue.service import new_pass_id, shuffled_order
+from booking.queue.store import AdmitResult, QueueStore
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
 from booking.db import create_pool
+from booking.inventory.scripts import Scripts
 from booking.reconcile import compare_event, restore_event
-from booking.scripts import Scripts
 from booking.store.events import find_event, live_event_ids
 from workers.settings import WorkerSettings
 

@@ -1,4 +1,4 @@
-"""Gives back money a refused provider success named (`booking/payment_checks.py`), for the
+"""Gives back money a refused provider success named (`booking/payments/checks.py`), for the
 saga-orchestrator's housekeeping.
 
 The provider is asked what the PaymentIntent really holds, since what we refused may have been
@@ -14,13 +14,18 @@ import logging
 
 import asyncpg
 
-from booking import payment_checks
 from booking.metrics import MISMATCH_REFUNDS
-from booking.payment_checks import Arrived
-from booking.providers.base import Charge, PaymentProvider, ProviderRefusedError, RefundRequest
-from booking.store import mismatches as mismatch_store
-from booking.store import payments as payment_store
-from booking.store.mismatches import Mismatch
+from booking.payments import checks as payment_checks
+from booking.payments import mismatch_store
+from booking.payments import store as payment_store
+from booking.payments.checks import Arrived
+from booking.payments.mismatch_store import Mismatch
+from booking.payments.providers.base import (
+    Charge,
+    PaymentProvider,
+    ProviderRefusedError,
+    RefundRequest,
+)
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,16 @@ from typing import Any
 
 import asyncpg
 
-from booking import payment_checks
-from booking.events import Envelope
+from booking.messaging import Envelope
 from booking.metrics import SAGA_TIMEOUTS, SAGA_TRANSITIONS
-from booking.payment_checks import Arrived
-from booking.payments import (
+from booking.payments import checks as payment_checks
+from booking.payments import saga_store
+from booking.payments import store as payment_store
+from booking.payments.checks import Arrived
+from booking.payments.providers import create_provider
+from booking.payments.providers.base import SETTLED_WITHOUT_MONEY, Charge, PaymentProvider
+from booking.payments.saga_store import Saga
+from booking.payments.service import (
     COMPENSATED,
     COMPLETED,
     SAGA_FAILED,
@@ -52,12 +57,7 @@ from booking.payments import (
     SagaTopics,
     advance_saga,
 )
-from booking.providers import create_provider
-from booking.providers.base import SETTLED_WITHOUT_MONEY, Charge, PaymentProvider
-from booking.store import payments as payment_store
-from booking.store import sagas as saga_store
-from booking.store.payments import UnansweredPayment
-from booking.store.sagas import Saga
+from booking.payments.store import UnansweredPayment
 from workers.consumer import ConsumerWorker, MalformedMessageError, claim_message
 from workers.saga_mismatch_refunds import refund_mismatches
 from workers.settings import WorkerSettings

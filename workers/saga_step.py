@@ -21,17 +21,29 @@ import redis.asyncio as aioredis
 
 from booking import errors
 from booking.domain import CONFIRMED, RESERVED
-from booking.events import Envelope, add_to_outbox
+from booking.inventory.records import ReleaseReason
+from booking.inventory.scripts import Scripts
+from booking.messaging import Envelope, add_to_outbox
 from booking.metrics import SAGA_STEPS
-from booking.notify import Notifier, OutboxNotifier, confirmation_email, find_email_address
-from booking.payments import STEP_CONFIRM, STEP_NOTIFY, STEP_REFUND, STEP_RELEASE, SagaTopics
-from booking.providers import create_provider
-from booking.providers.base import PaymentProvider, ProviderRefusedError, RefundRequest
+from booking.payments import saga_store
+from booking.payments import store as payment_store
+from booking.payments.notifications import (
+    Notifier,
+    OutboxNotifier,
+    confirmation_email,
+    find_email_address,
+)
+from booking.payments.providers import create_provider
+from booking.payments.providers.base import PaymentProvider, ProviderRefusedError, RefundRequest
+from booking.payments.service import (
+    STEP_CONFIRM,
+    STEP_NOTIFY,
+    STEP_REFUND,
+    STEP_RELEASE,
+    SagaTopics,
+)
 from booking.reconcile import restore_event
-from booking.scripts import ReleaseReason, Scripts
 from booking.store import bookings as booking_store
-from booking.store import payments as payment_store
-from booking.store import sagas as saga_store
 from workers.consumer import ConsumerWorker, MalformedMessageError, claim_message, was_processed
 from workers.settings import WorkerSettings
 

@@ -20,8 +20,8 @@ from booking import errors
 from booking.bookings import record_ended
 from booking.db import create_pool
 from booking.domain import CANCELLED, EXPIRED
-from booking.keys import LIVE_EVENTS
-from booking.scripts import Scripts
+from booking.inventory.keys import LIVE_EVENTS
+from booking.inventory.scripts import Scripts
 from booking.store.bookings import due_reserved
 from workers.settings import WorkerSettings
 

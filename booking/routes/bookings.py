@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from booking.http import JSONResponse, identity, read_body
+from booking.inventory.scripts import epoch_ms
 from booking.schemas import ReserveBody
-from booking.scripts import epoch_ms
 
 
 async def reserve(request: Request) -> JSONResponse:

@@ -18,8 +18,8 @@ import aiohttp
 import httpx
 import pytest
 
-from booking.keys import queue_keys
-from booking.queue import shuffled_order
+from booking.inventory.keys import queue_keys
+from booking.queue.service import shuffled_order
 from stack.processes import stop_pid
 from tests.e2e.conftest import LiveStack
 from tests.e2e.queue_sse import Frame, frames

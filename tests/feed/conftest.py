@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 from booking.db import create_pool, migrate
 from booking.errors import NotFoundError
 from booking.feed import LiveFeed
-from booking.keys import LIVE_EVENTS, event_keys
+from booking.inventory.keys import LIVE_EVENTS, event_keys
+from booking.inventory.scripts import Scripts
 from booking.pubsub import Hub
-from booking.scripts import Scripts
 from booking.settings import Settings
 from stack.infra import Endpoints
 from stack.probes import ensure_database, with_database

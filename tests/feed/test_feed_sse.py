@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
+from booking.inventory.scripts import Scripts
 from booking.metrics import FEED_CONNECTIONS, FEED_DROPPED
 from booking.routes.feed import FeedStream
-from booking.scripts import Scripts
 from tests.lua.invariants import load_event, reserve
 
 

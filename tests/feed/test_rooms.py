@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 
 from booking.errors import NotFoundError
 from booking.feed import Batch, LiveFeed, Watcher
-from booking.keys import event_keys
+from booking.inventory.keys import event_keys
+from booking.inventory.scripts import Scripts
 from booking.metrics import FEED_DROPPED, FEED_REDIS_MESSAGES, FEED_RESYNCS
-from booking.scripts import Scripts
 from tests.lua.invariants import load_event, reserve
 
 

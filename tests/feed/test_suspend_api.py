@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from booking.inventory.scripts import Scripts
 from booking.reconcile import rebuild_event
-from booking.scripts import Scripts
 
 API = "/api/v1"
 

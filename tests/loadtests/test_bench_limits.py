@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from booking.scripts import EventSpec, Scripts, ZoneSpec
+from booking.inventory.records import EventSpec, ZoneSpec
+from booking.inventory.scripts import Scripts
 from loadtests.bench_limits import bare_server, run_redis_benchmark
 from loadtests.wrk import run_wrk
 
@@ -27,7 +28,7 @@ async def event(redis_url: str) -> AsyncIterator[tuple[str, str, Scripts]]:
     try:
         yield event_id, zone_id, scripts
     finally:
-        from booking.keys import event_keys
+        from booking.inventory.keys import event_keys
 
         await client.delete(*event_keys(event_id).stored())
         await client.aclose()

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from booking.keys import LIVE_EVENTS, event_keys
-from booking.scripts import Scripts
+from booking.inventory.keys import LIVE_EVENTS, event_keys
+from booking.inventory.scripts import Scripts
 
 
 @pytest.fixture(scope="session")

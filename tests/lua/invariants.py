@@ -11,8 +11,9 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as aioredis
 
-from booking.keys import event_keys
-from booking.scripts import EventSpec, Scripts, ZoneSpec
+from booking.inventory.keys import event_keys
+from booking.inventory.records import EventSpec, ZoneSpec
+from booking.inventory.scripts import Scripts
 
 TTL_MS = 600_000
 # Real time (whole seconds), not a fixed past date: other suites' sweepers share this Redis and

@@ -11,9 +11,9 @@ import re
 import pytest
 
 import lua
-from booking.keys import SCRIPT_KEYS, event_keys, script_keys
-from booking.scripts import SCRIPT_NAMES
-from booking.store.queue import QUEUE_SCRIPT_NAMES
+from booking.inventory.keys import SCRIPT_KEYS, event_keys, script_keys
+from booking.inventory.scripts import SCRIPT_NAMES
+from booking.queue.store import QUEUE_SCRIPT_NAMES
 
 
 def crc16_xmodem(data: bytes) -> int:

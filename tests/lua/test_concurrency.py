@@ -12,8 +12,8 @@ import orjson
 import redis.asyncio as aioredis
 
 from booking import errors
-from booking.keys import event_keys
-from booking.scripts import Scripts
+from booking.inventory.keys import event_keys
+from booking.inventory.scripts import Scripts
 from tests.lua.invariants import assert_consistent, load_event, next_message, reserve
 
 

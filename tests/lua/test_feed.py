@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from booking.errors import SeatUnavailableError
-from booking.keys import event_keys
-from booking.scripts import Scripts, iso_of
+from booking.inventory.keys import event_keys
+from booking.inventory.scripts import Scripts, iso_of
 from tests.lua.invariants import NOW, TTL_MS, load_event, next_message, reserve
 
 

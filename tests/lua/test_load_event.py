@@ -6,8 +6,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from booking import errors
-from booking.keys import LIVE_EVENTS, event_keys
-from booking.scripts import EventSpec, Hold, RebuildBooking, Scripts, Suspension, ZoneSpec
+from booking.inventory.keys import LIVE_EVENTS, event_keys
+from booking.inventory.records import EventSpec, Hold, RebuildBooking, Suspension, ZoneSpec
+from booking.inventory.scripts import Scripts
 from tests.lua.invariants import NOW, TTL_MS, add_pass, assert_consistent, reserve, seat_labels
 
 ZONES = (ZoneSpec("ga", 1000, capacity=10), ZoneSpec("seated", 3000, seats=seat_labels(5)))

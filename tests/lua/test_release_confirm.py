@@ -6,8 +6,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from booking import errors
-from booking.keys import event_keys
-from booking.scripts import Scripts
+from booking.inventory.keys import event_keys
+from booking.inventory.scripts import Scripts
 from tests.lua.invariants import NOW, TTL_MS, assert_consistent, load_event, reserve
 
 

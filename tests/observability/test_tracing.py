@@ -23,8 +23,8 @@ from opentelemetry.trace import SpanKind
 
 from booking.app import create_app as create_booking_app
 from booking.db import create_pool, migrate
-from booking.events import TOPIC_BOOKINGS
 from booking.kafka import create_consumer
+from booking.messaging import TOPIC_BOOKINGS
 from booking.settings import Settings
 from booking.store.users import insert_user
 from common import tracing

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from booking.scripts import epoch_ms
+from booking.inventory.scripts import epoch_ms
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import event_payload
 from workers.queue_release import QueueRelease

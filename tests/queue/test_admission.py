@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from booking.keys import queue_keys
-from booking.queue import shuffled_order
+from booking.inventory.keys import queue_keys
+from booking.queue.service import shuffled_order
 from tests.queue.conftest import TICK_S, Clock
 from tests.queue.helpers import join, position, reserve
 from workers.queue_release import QueueRelease

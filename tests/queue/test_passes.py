@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from booking.passes import QueuePass, sign_pass
+from booking.queue.passes import QueuePass, sign_pass
 from tests.queue.conftest import Clock
 from tests.queue.helpers import join, position, reserve
 from workers.queue_release import QueueRelease

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from booking.keys import queue_keys
+from booking.inventory.keys import queue_keys
 
 
 async def _join(client: httpx.AsyncClient, headers: dict[str, str], event_id: str) -> Any:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from booking.keys import queue_keys
-from booking.store.queue import Outflow, Placement, QueueStore
+from booking.inventory.keys import queue_keys
+from booking.queue.store import Outflow, Placement, QueueStore
 
 NOW = 1_000_000
 

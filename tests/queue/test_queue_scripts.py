@@ -8,8 +8,8 @@ import re
 import pytest
 
 import lua
-from booking.keys import QUEUE_SCRIPT_KEYS, queue_keys
-from booking.store.queue import QUEUE_SCRIPT_NAMES
+from booking.inventory.keys import QUEUE_SCRIPT_KEYS, queue_keys
+from booking.queue.store import QUEUE_SCRIPT_NAMES
 from tests.lua.test_cluster_slots import CALL, FORBIDDEN, key_slot
 
 

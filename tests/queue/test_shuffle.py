@@ -7,8 +7,8 @@ import hmac
 import itertools
 from collections import Counter
 
-from booking.queue import estimated_wait_s, shuffled_order
-from booking.store.queue import Outflow
+from booking.queue.service import estimated_wait_s, shuffled_order
+from booking.queue.store import Outflow
 
 
 def _reference(seed: bytes, joiners: list[str]) -> list[str]:

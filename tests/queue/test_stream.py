@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from booking import errors
-from booking.queue_stream import PositionStream
+from booking.queue.stream import PositionStream
 from common.tokens import Identity
 from tests.queue.conftest import TICK_S, Clock
 from tests.queue.helpers import join, reserve

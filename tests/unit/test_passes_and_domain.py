@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from booking.domain import fingerprint
-from booking.passes import QueuePass, sign_pass, verify_pass
+from booking.queue.passes import QueuePass, sign_pass, verify_pass
 
 SECRET = "p" * 40
 

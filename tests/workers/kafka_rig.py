@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from booking.events import Envelope
+from booking.messaging import Envelope
 from stack.processes import free_port, wait_gone
 from stack.servers.base import LocalServer
 from stack.servers.kafka import start_local_kafka

@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from booking.events import Envelope, add_to_outbox
+from booking.messaging import Envelope, add_to_outbox
 from tests.workers.kafka_rig import (
     ClaimingRecorder,
     own_kafka,
@@ -63,7 +63,7 @@ async def test_consumer_and_relay_survive_a_broker_restarted_empty(
             await asyncio.to_thread(broker.start)
             # The workers recreate the topic themselves. Writing before they have is a race the
             # embedded broker (Tansu, in memory) can lose messages to, acknowledged or not; in
-            # the product PostgreSQL re-drives such losses (tests/saga, make chaos), here the
+            # the product PostgreSQL re-drives such losses (tests/payments, make chaos), here the
             # subject is that both workers recover without help.
             await wait_for(lambda: _topic_exists(broker.bootstrap, topic), within=60)
 

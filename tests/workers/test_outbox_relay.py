@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from booking.events import Envelope, add_to_outbox
 from booking.kafka import create_consumer
+from booking.messaging import Envelope, add_to_outbox
 from workers.outbox_relay import OutboxRelay
 from workers.settings import WorkerSettings
 

@@ -9,8 +9,8 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from booking.events import Envelope
 from booking.kafka import create_producer
+from booking.messaging import Envelope
 from tests.workers.kafka_rig import ClaimingRecorder, processed_ids, ticking, wait_for
 from workers.consumer import ensure_topics
 from workers.settings import WorkerSettings

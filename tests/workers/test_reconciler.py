@@ -7,9 +7,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from booking.errors import UserLimitExceededError
-from booking.keys import event_keys
+from booking.inventory.keys import event_keys
+from booking.inventory.scripts import epoch_ms
 from booking.schemas import ReserveBody
-from booking.scripts import epoch_ms
 from tests.workers.test_seat_release import _published, _reserve, _user
 from workers.reconciler import Reconciler
 from workers.settings import WorkerSettings

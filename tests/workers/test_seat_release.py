@@ -5,8 +5,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from booking.inventory.scripts import epoch_ms
 from booking.schemas import EventBody, ReserveBody
-from booking.scripts import epoch_ms
 from booking.store.users import insert_user
 from common.tokens import Identity
 from workers.seat_release import SeatRelease

@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 
 from booking.errors import InvalidRequestError
-from booking.providers.base import (
+from booking.payments.providers.base import (
     DEFAULT_TOLERANCE_S,
     Charge,
     ChargeStatus,

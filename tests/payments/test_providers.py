@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from booking.errors import InvalidRequestError
-from booking.providers import PaymentConfig, create_provider, derived_webhook_secret
-from booking.providers.base import (
+from booking.payments.providers import PaymentConfig, create_provider, derived_webhook_secret
+from booking.payments.providers.base import (
     InvalidSignatureError,
     PaymentRequest,
     ProviderRefusedError,
@@ -18,8 +18,8 @@ from booking.providers.base import (
     signature_header,
     verify_signature,
 )
-from booking.providers.mock import MockProvider
-from booking.providers.stripe import (
+from booking.payments.providers.mock import MockProvider
+from booking.payments.providers.stripe import (
     StripeProvider,
     payment_intent_request,
     refund_request,

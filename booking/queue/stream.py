@@ -34,12 +34,12 @@ import orjson
 
 from booking import errors
 from booking.domain import from_ms, rfc3339
-from booking.keys import queue_keys
+from booking.inventory.keys import queue_keys
 from booking.metrics import QUEUE_PASS_DELIVERY, QUEUE_STREAMS
 from booking.pubsub import Hub
-from booking.queue import placement_body
+from booking.queue.service import placement_body
+from booking.queue.store import Outflow, Placement, QueueStore
 from booking.sse import Ending, frame
-from booking.store.queue import Outflow, Placement, QueueStore
 from common.tokens import Identity
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from booking.providers.base import PaymentProvider
+from booking.payments.providers.base import PaymentProvider
 
 PROVIDERS = ("mock", "stripe")
 
@@ -52,12 +52,12 @@ def create_provider(config: PaymentConfig, *, pool: asyncpg.Pool | None = None) 
     """`pool`: the mock keeps its books in PostgreSQL (every process that pays, refunds or asks
     about payments passes one)."""
     if config.provider == "stripe":
-        from booking.providers.stripe import StripeProvider
+        from booking.payments.providers.stripe import StripeProvider
 
         return StripeProvider(
             secret_key=config.stripe_secret_key, webhook_secret=config.stripe_webhook_secret
         )
-    from booking.providers.mock import MockProvider
+    from booking.payments.providers.mock import MockProvider
 
     return MockProvider(
         webhook_url=config.webhook_url,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from booking.providers.stripe import StripeProvider
-from tests.saga.conftest import SagaRig
+from booking.payments.providers.stripe import StripeProvider
+from tests.payments.conftest import SagaRig
 
 
 async def test_pay_is_idempotent_and_only_for_a_live_hold_of_the_caller(rig: SagaRig) -> None:

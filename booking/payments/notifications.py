@@ -12,7 +12,7 @@ from typing import Protocol
 
 import asyncpg
 
-from booking.events import TOPIC_NOTIFICATIONS, Envelope, add_to_outbox
+from booking.messaging import TOPIC_NOTIFICATIONS, Envelope, add_to_outbox
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from booking.scripts import Scripts
-from tests.saga.conftest import SAGA_HOLD_TTL_S, SagaRig, wait_for
+from booking.inventory.scripts import Scripts
+from tests.payments.conftest import SAGA_HOLD_TTL_S, SagaRig, wait_for
 from workers.seat_release import SeatRelease
 
 

@@ -27,7 +27,7 @@ import asyncpg
 import orjson
 
 from booking.errors import InvalidRequestError
-from booking.providers.base import (
+from booking.payments.providers.base import (
     Charge,
     ChargeStatus,
     CreatedPayment,

@@ -12,8 +12,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from booking.keys import LIVE_EVENTS, event_keys
-from tests.saga.conftest import SAGA_HOLD_TTL_S, SagaRig, running, wait_for
+from booking.inventory.keys import LIVE_EVENTS, event_keys
+from tests.payments.conftest import SAGA_HOLD_TTL_S, SagaRig, running, wait_for
 from workers.outbox_relay import OutboxRelay
 from workers.saga_orchestrator import SagaOrchestrator
 from workers.saga_step import SagaStep

@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
 from booking.errors import ServiceUnavailableError
-from booking.events import Envelope
 from booking.kafka import create_producer
-from tests.saga.conftest import SagaRig, envelope_bytes, running, wait_for
+from booking.messaging import Envelope
+from tests.payments.conftest import SagaRig, envelope_bytes, running, wait_for
 from workers.consumer import ConsumerWorker, MalformedMessageError, claim_message
 
 

@@ -1,7 +1,7 @@
 """Virtual queue use-cases: join, position, leave, the live position stream, outflow settings;
 and the pure pieces (the verifiable pre-queue shuffle, the wait estimate).
 
-The live stream is `booking.queue_stream`.
+The live stream is `booking.queue.stream`.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ import asyncpg
 from booking import errors
 from booking.catalog import Catalog
 from booking.domain import from_ms, rfc3339, to_ms
+from booking.inventory.lua_errors import QueueNotLoadedError
+from booking.inventory.scripts import epoch_ms
 from booking.metrics import QUEUE_JOINS
-from booking.schemas import QueuePatchBody
-from booking.scripts import epoch_ms
-from booking.store.queue import (
+from booking.queue.store import (
     Outflow,
     Placement,
     QueueConfig,
-    QueueNotLoadedError,
     QueueStore,
     find_seeds,
     update_queue_settings,
 )
+from booking.schemas import QueuePatchBody
 from common.tokens import Identity
 
 _DRAW_SPACE = 1 << 64

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from booking.db import create_pool
-from booking.payments import SagaTopics
-from booking.providers import derived_webhook_secret
-from booking.providers.base import signature_header
-from booking.providers.mock import SIGNATURE_HEADER, mock_event, provider_ref_of
+from booking.payments.providers import derived_webhook_secret
+from booking.payments.providers.base import signature_header
+from booking.payments.providers.mock import SIGNATURE_HEADER, mock_event, provider_ref_of
+from booking.payments.service import SagaTopics
 from stack.infra import Endpoints
 from tests.live import LiveStack, insert_user, run_live_stack
 

@@ -4,7 +4,7 @@ refund of a confirmed booking. Also the saga vocabulary the saga workers share w
 Nothing here confirms a booking: a webhook only records the provider event and writes the
 resulting message to the outbox in the same transaction; the saga workers do the rest. A
 success that is not the payment's own (PaymentIntent, amount, currency) writes no message at
-all (`booking/payment_checks.py`).
+all (`booking/payments/checks.py`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from booking import errors, payment_checks
+from booking import errors
 from booking.domain import CONFIRMED, EXPIRED, RESERVED, Booking, fingerprint, from_ms, to_ms
-from booking.events import (
+from booking.inventory.scripts import Scripts
+from booking.messaging import (
     TOPIC_BOOKINGS,
     TOPIC_NOTIFICATIONS,
     TOPIC_PAYMENTS,
@@ -33,20 +34,20 @@ from booking.events import (
     add_to_outbox,
 )
 from booking.metrics import PAYMENTS_CREATED, PAYMENTS_WEBHOOKS
-from booking.payment_checks import Arrived
-from booking.providers.base import (
+from booking.payments import checks as payment_checks
+from booking.payments import saga_store
+from booking.payments import store as payment_store
+from booking.payments.checks import Arrived
+from booking.payments.providers.base import (
     PaymentProvider,
     PaymentRequest,
     ProviderRefusedError,
     ProviderUnavailableError,
     WebhookEvent,
 )
-from booking.scripts import Scripts
+from booking.payments.saga_store import Saga
+from booking.payments.store import FAILED, PENDING, Payment
 from booking.store import bookings as booking_store
-from booking.store import payments as payment_store
-from booking.store import sagas as saga_store
-from booking.store.payments import FAILED, PENDING, Payment
-from booking.store.sagas import Saga
 from common.tokens import Identity
 
 log = logging.getLogger(__name__)

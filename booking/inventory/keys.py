@@ -13,7 +13,7 @@ Per-event keys (hash tag omitted below):
   `total:sold`, `total:suspended`. Always available + held + sold + suspended == capacity.
 - `seats` hash: `<zone_id>:<label>` -> "" when free, the booking id when held or sold, "S" when
   suspended.
-- `holds` hash: booking_id -> JSON hold record (see `booking.scripts.Hold`).
+- `holds` hash: booking_id -> JSON hold record (see `booking.inventory.records.Hold`).
 - `expiry` zset: booking_id scored by deadline_ms, live (RESERVED) holds only.
 - `users` hash: user_id -> tickets held + confirmed.
 - `idem` hash: `<user_id>:<idempotency_key>` -> `<booking_id>|<fingerprint>`.

@@ -14,11 +14,11 @@ import logging
 from dataclasses import dataclass
 
 from booking.metrics import PAYMENT_MISMATCHES
-from booking.providers.base import Charge, WebhookEvent
+from booking.payments import mismatch_store
+from booking.payments import store as payment_store
+from booking.payments.providers.base import Charge, WebhookEvent
+from booking.payments.store import Payment
 from booking.store import Conn
-from booking.store import mismatches as mismatch_store
-from booking.store import payments as payment_store
-from booking.store.payments import Payment
 
 log = logging.getLogger(__name__)
 

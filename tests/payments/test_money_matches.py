@@ -4,7 +4,7 @@ its money refunded, and the payment's own success still confirms it. A webhook P
 not store is a 4xx. A provider outage while paying is a generic 503 that leaves the hold alive:
 a retry opens the payment, and only the provider's answer or the hold's deadline fails it.
 
-Stripe is the stand-in of `tests/saga/stripe_standin.py` (the outside world); everything else
+Stripe is the stand-in of `tests/payments/stripe_standin.py` (the outside world); everything else
 is real."""
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from booking.errors import InvalidRequestError
-from booking.providers.base import signature_header
-from booking.providers.mock import SIGNATURE_HEADER as MOCK_SIGNATURE
-from booking.scripts import Scripts
+from booking.inventory.scripts import Scripts
+from booking.payments.providers.base import signature_header
+from booking.payments.providers.mock import SIGNATURE_HEADER as MOCK_SIGNATURE
 from stack.processes import free_port
-from tests.saga.conftest import SagaRig, running, wait_for
-from tests.saga.stripe_standin import WEBHOOK_SECRET, StripeStandIn
+from tests.payments.conftest import SagaRig, running, wait_for
+from tests.payments.stripe_standin import WEBHOOK_SECRET, StripeStandIn
 from workers.outbox_relay import OutboxRelay
 from workers.saga_orchestrator import SagaOrchestrator
 from workers.saga_step import SagaStep

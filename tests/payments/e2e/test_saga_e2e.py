@@ -15,7 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from booking.kafka import create_producer
-from tests.saga.e2e.conftest import HOLD_TTL_S, SAGA_TIMEOUT_S, TOPICS, Buyers
+from tests.payments.e2e.conftest import HOLD_TTL_S, SAGA_TIMEOUT_S, TOPICS, Buyers
 
 TOPIC_BOOKINGS, TOPIC_NOTIFICATIONS, TOPIC_PAYMENTS = (
     TOPICS.bookings,

@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-import lua
-from booking import errors
-from booking.keys import OPEN_QUEUES, queue_keys
+from booking.inventory.keys import OPEN_QUEUES, queue_keys
+from booking.inventory.lua_errors import check_reply
+from booking.inventory.scripts import TimedScript
 
 QUEUE_SCRIPT_NAMES = (
     "queue_init",
@@ -23,10 +23,6 @@ QUEUE_SCRIPT_NAMES = (
     "queue_leave",
     "queue_look",
 )
-
-
-class QueueNotLoadedError(Exception):
-    """Redis has no queue for the event yet (or lost it): set it up from PostgreSQL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +92,12 @@ class QueueStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._scripts = {
-            name: redis.register_script(lua.source(name)) for name in QUEUE_SCRIPT_NAMES
-        }
+        self._scripts = {name: TimedScript(name, redis) for name in QUEUE_SCRIPT_NAMES}
 
     async def load(self) -> None:
         """SCRIPT LOAD every queue script (a syntax error fails at start-up)."""
         for script in self._scripts.values():
-            script.sha = _text(await self._redis.script_load(script.script))
+            await script.load()
 
     async def _run(self, name: str, event_id: str, args: Sequence[Any]) -> list[Any]:
         return await self._scripts[name](keys=queue_keys(event_id).script_keys(), args=args)
@@ -125,14 +119,7 @@ class QueueStore:
         await self._redis.zadd(OPEN_QUEUES, {config.event_id: config.sale_starts_ms})
 
     async def join(self, event_id: str, user_id: str, now_ms: int) -> Placement:
-        reply = await self._run("queue_join", event_id, (user_id, now_ms))
-        if int(reply[0]) == 0:
-            code = _text(reply[1])
-            if code == "QUEUE_NOT_LOADED":
-                raise QueueNotLoadedError(event_id)
-            if code == "SOLD_OUT":
-                raise errors.SoldOutError("the event sold out; the queue is closed")
-            raise errors.InvalidStateError("the queue of this event is closed")
+        reply = check_reply(await self._run("queue_join", event_id, (user_id, now_ms)))
         status = _text(reply[1])
         if status == "admitted":
             return Placement("admitted", queue_pass=_text(reply[2]), expires_ms=_int(reply[3]))

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from booking.providers.base import signature_header
-from booking.providers.stripe import SIGNATURE_HEADER, StripeProvider
+from booking.payments.providers.base import signature_header
+from booking.payments.providers.stripe import SIGNATURE_HEADER, StripeProvider
 from stack.processes import free_port
 
 SECRET_KEY = "sk_test_standin"

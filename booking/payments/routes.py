@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from booking.errors import InvalidRequestError
 from booking.http import MAX_BODY_BYTES, JSONResponse, identity, read_body
-from booking.payments import PaymentBody
+from booking.payments.service import PaymentBody
 
 
 async def create_payment(request: Request) -> JSONResponse:

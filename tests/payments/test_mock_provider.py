@@ -13,10 +13,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from booking.providers.base import PaymentRequest, ProviderRefusedError, RefundRequest
-from booking.providers.mock import SIGNATURE_HEADER, MockProvider, retry_delay_s
+from booking.payments.providers.base import PaymentRequest, ProviderRefusedError, RefundRequest
+from booking.payments.providers.mock import SIGNATURE_HEADER, MockProvider, retry_delay_s
 from stack.processes import free_port
-from tests.saga.conftest import wait_for
+from tests.payments.conftest import wait_for
 
 SECRET = "mock-secret-" + "z" * 20
 

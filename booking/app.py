@@ -15,7 +15,7 @@ from booking.bookings import Bookings, mark_durable_after_commit
 from booking.catalog import Catalog
 from booking.feed import LiveFeed
 from booking.hold_writer import HoldWriter
-from booking.middleware import RequestContextMiddleware
+from booking.middleware import BookingApp
 from booking.payments import Payments, SagaTopics
 from booking.problems import EXCEPTION_HANDLERS
 from booking.providers import create_provider
@@ -137,10 +137,9 @@ def create_app(settings: Settings) -> Starlette:
         *feed_routes.routes,
         *seat_routes.routes,
     ]
-    app = Starlette(
+    app = BookingApp(
         routes=[Mount(API_PREFIX, routes=api_routes), *ops_routes.routes],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
-    app.add_middleware(RequestContextMiddleware)
     return app

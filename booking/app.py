@@ -16,7 +16,7 @@ from booking.catalog import Catalog
 from booking.feed import LiveFeed
 from booking.hold_writer import HoldWriter
 from booking.inventory.scripts import Scripts
-from booking.middleware import RequestContextMiddleware
+from booking.middleware import BookingApp
 from booking.payments import routes as payment_routes
 from booking.payments.providers import create_provider
 from booking.payments.service import Payments, SagaTopics
@@ -140,10 +140,9 @@ def create_app(settings: Settings) -> Starlette:
             await pool.close()
             await redis.aclose()
 
-    app = Starlette(
+    app = BookingApp(
         routes=[Mount(API_PREFIX, routes=API_ROUTES), *ops_routes.routes],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
-    app.add_middleware(RequestContextMiddleware)
     return app

@@ -92,9 +92,10 @@ async def dependency_error_handler(request: Request, exc: Exception) -> Response
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    # Starlette re-raises an unhandled error after this answer, and uvicorn then drops the
-    # connection: say so, or a keep-alive client (the gateway's pool) sends its next, unrelated
-    # request into a connection about to close and that request fails too.
+    # Logged here, once: the request middleware (common/asgi.py), outside the layer calling this,
+    # gives the line its request id and keeps the re-raised error from the server. The connection
+    # closes after an unexpected error; the header makes uvicorn close it after this answer and
+    # tells a keep-alive client (the gateway's pool) not to send its next request into it.
     dependency = unavailable_dependency(exc)  # wrapped in another exception on its way up
     if dependency is not None:
         response = _unavailable(dependency, exc)

@@ -19,15 +19,15 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common import heap, tracing
+from common.asgi import RequestMiddleware
 from common.problems import problem_response
 from gateway import ops
 from gateway.endpoint import proxy_endpoint
 from gateway.guard import Authenticator
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import RequestMiddleware, TracingMiddleware
 from gateway.proxy import Upstreams
 from gateway.ratelimit import RateLimiter
-from gateway.routes import allow_header
+from gateway.routes import ROUTE_SCOPE_KEY, UNMATCHED, allow_header
 from gateway.settings import GatewaySettings
 from gateway.ws import WebSocketProxy
 
@@ -86,13 +86,25 @@ class ProxiedFirst:
                 await problem_response("internal_error")(scope, receive, send)
 
 
+def _route_label(scope: Scope) -> str:
+    """The template the proxy endpoint matched, an own path, or one label for anything else."""
+    route: str | None = scope.get(ROUTE_SCOPE_KEY)
+    if route is not None:
+        return route
+    path = scope["path"]
+    return path if path in OWN_PATHS else UNMATCHED
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if not isinstance(exc, HTTPException):
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response("internal_error")
+    status = exc.status_code
     if status == 404:
         return problem_response("not_found", f"No route for {request.url.path}")
     if status == 405:
         # Starlette lists a route's methods from a set: put them in one stable order.
-        given = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
+        given = (exc.headers or {}).get("Allow", "")
         allow = allow_header(method.strip() for method in given.split(","))
         return problem_response("method_not_allowed", headers={"Allow": allow})
     return problem_response("internal_error")
@@ -142,10 +154,13 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _http_error},
     )
-    observed: ASGIApp = ProxiedFirst(app, OWN_PATHS)
-    if tracing.enabled():  # configured before the app is built; off costs nothing per request
-        observed = TracingMiddleware(observed, OWN_PATHS)
-    return RequestMiddleware(observed, metrics, OWN_PATHS)
+    # Outside Starlette's error layer (common/asgi.py says why).
+    return RequestMiddleware(
+        ProxiedFirst(app, OWN_PATHS),
+        service="gateway",
+        route_of=_route_label,
+        observe=metrics.observe_request,
+    )
 
 
 def create_app_from_env() -> ASGIApp:

@@ -12,10 +12,10 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from common.asgi import REQUEST_ID_SCOPE_KEY, incoming_request_id
 from common.problems import problem_response
 from gateway.guard import Authenticator, AuthError
 from gateway.metrics import UPSTREAM_CONNECT, UPSTREAM_TIMEOUT
-from gateway.middleware import REQUEST_ID_SCOPE_KEY, ROUTE_SCOPE_KEY, incoming_request_id
 from gateway.proxy import (
     BodyTooLargeError,
     ClientGoneError,
@@ -24,7 +24,7 @@ from gateway.proxy import (
     resolve_forwarding,
 )
 from gateway.ratelimit import UNCHECKED, RateLimiter
-from gateway.routes import classify
+from gateway.routes import ROUTE_SCOPE_KEY, classify
 
 # How long a client should wait before retrying when the booking service is unreachable.
 UPSTREAM_RETRY_AFTER_S = 2

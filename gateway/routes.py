@@ -12,6 +12,8 @@ from dataclasses import dataclass
 API_PREFIX = "/api/v1"
 UNMATCHED_API = "/api/v1/{other}"
 UNMATCHED = "{unmatched}"
+# Set on the scope by the endpoint that handled the request: its route template.
+ROUTE_SCOPE_KEY = "gateway.route"
 
 DEFAULT_GROUP = "default"
 AUTH_GROUP = "auth"

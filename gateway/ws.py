@@ -21,12 +21,12 @@ from starlette.types import Receive, Scope, Send
 from yarl import URL
 
 from common import tracing
+from common.asgi import REQUEST_ID_SCOPE_KEY, incoming_request_id
 from common.tokens import TokenError, bearer_token
 from gateway.guard import Authenticator, authorization_header
-from gateway.middleware import REQUEST_ID_SCOPE_KEY, ROUTE_SCOPE_KEY, incoming_request_id
 from gateway.proxy import resolve_forwarding, upstream_headers
 from gateway.ratelimit import RateLimiter
-from gateway.routes import classify
+from gateway.routes import ROUTE_SCOPE_KEY, classify
 
 logger = logging.getLogger(__name__)
 

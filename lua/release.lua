@@ -71,8 +71,8 @@ local available, _, hold_json = give_back(booking_id, hold, counter, final_statu
 
 local event_id = redis.call('HGET', META, 'event_id')
 if final_status ~= 'EXPIRED' then
-  publish_seat_update(event_id, booking_id, hold, 'SEAT_CANCELLED', available - hold.qty)
+  publish_seat_update(event_id, booking_id, hold, 'SEAT_CANCELLED', available - hold.qty, now_iso)
 end
-publish_seat_update(event_id, booking_id, hold, 'SEAT_AVAILABLE', available)
+publish_seat_update(event_id, booking_id, hold, 'SEAT_AVAILABLE', available, now_iso)
 
 return {1, 1, hold_json}

@@ -37,7 +37,7 @@ for _, booking_id in ipairs(due) do
   local hold = raw and cjson.decode(raw)
   if hold and hold.status == 'RESERVED' then
     local available, was_pending, hold_json = give_back(booking_id, hold, 'held', 'EXPIRED', now)
-    publish_seat_update(event_id, booking_id, hold, 'SEAT_AVAILABLE', available)
+    publish_seat_update(event_id, booking_id, hold, 'SEAT_AVAILABLE', available, now_iso)
 
     result[#result + 1] = booking_id
     result[#result + 1] = hold_json

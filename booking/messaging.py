@@ -70,6 +70,24 @@ class Envelope:
         )
 
 
+def booking_status_envelope(
+    *, booking_id: str, event_id: str, zone_id: str, quantity: int, status: str, now: datetime
+) -> Envelope:
+    """`booking.<status>` on the bookings topic: the one shape of a booking's status change."""
+    return Envelope.new(
+        f"booking.{status.lower()}",
+        booking_id,
+        {
+            "booking_id": booking_id,
+            "event_id": event_id,
+            "zone_id": zone_id,
+            "quantity": quantity,
+            "status": status,
+        },
+        now,
+    )
+
+
 async def add_to_outbox(
     conn: asyncpg.Connection | asyncpg.Pool,
     topic: str,

@@ -23,7 +23,7 @@ from booking import errors
 from booking.domain import CONFIRMED, RESERVED
 from booking.inventory.records import ReleaseReason
 from booking.inventory.scripts import Scripts
-from booking.messaging import Envelope, add_to_outbox
+from booking.messaging import Envelope, add_to_outbox, booking_status_envelope
 from booking.metrics import SAGA_STEPS
 from booking.payments import saga_store
 from booking.payments import store as payment_store
@@ -321,16 +321,12 @@ class SagaStep(ConsumerWorker):
     ) -> None:
         booking = await booking_store.find_booking(conn, booking_id)
         assert booking is not None
-        envelope = Envelope.new(
-            f"booking.{status.lower()}",
-            booking_id,
-            {
-                "booking_id": booking_id,
-                "event_id": booking.event_id,
-                "zone_id": booking.zone_id,
-                "quantity": booking.quantity,
-                "status": status,
-            },
-            now,
+        envelope = booking_status_envelope(
+            booking_id=booking_id,
+            event_id=booking.event_id,
+            zone_id=booking.zone_id,
+            quantity=booking.quantity,
+            status=status,
+            now=now,
         )
         await add_to_outbox(conn, self.saga_topics.bookings, envelope)

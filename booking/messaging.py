@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from booking.store import messages
 from common.tracing import current_headers
 
 TOPIC_USERS = "booking-rush.users"
@@ -101,12 +102,11 @@ async def add_to_outbox(
     traced = current_headers()
     if traced:
         headers = {**traced, **(headers or {})}
-    await conn.execute(
-        """INSERT INTO outbox (message_id, topic, key, payload, headers)
-           VALUES ($1, $2, $3, $4, $5)""",
-        uuid.UUID(envelope.id),
-        topic,
-        envelope.key,
-        orjson.loads(envelope.encode()),
-        headers or {},
+    await messages.insert_outbox(
+        conn,
+        message_id=envelope.id,
+        topic=topic,
+        key=envelope.key,
+        payload=orjson.loads(envelope.encode()),
+        headers=headers or {},
     )

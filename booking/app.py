@@ -33,6 +33,7 @@ from booking.routes import events as event_routes
 from booking.routes import feed as feed_routes
 from booking.routes import ops as ops_routes
 from booking.routes import seats as seat_routes
+from booking.services import Services
 from booking.settings import Settings
 from booking.suspensions import Suspensions
 from common import heap
@@ -73,10 +74,7 @@ def create_app(settings: Settings) -> Starlette:
         pool = await db.create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
-        app.state.settings = settings
-        app.state.redis = redis
-        app.state.pool = pool
-        app.state.auth = AuthService(
+        auth = AuthService(
             pool=pool,
             keys=settings.token_keys,
             access_ttl_s=settings.access_token_ttl_s,
@@ -86,25 +84,24 @@ def create_app(settings: Settings) -> Starlette:
         await scripts.load()
         writer = HoldWriter(pool, on_committed=mark_durable_after_commit(scripts))
         writer.start()
-        app.state.scripts = scripts
-        app.state.catalog = Catalog(pool=pool, scripts=scripts)
-        app.state.bookings = Bookings(
-            pool=pool,
-            scripts=scripts,
-            writer=writer,
-            hold_ttl_s=settings.hold_ttl_s,
-            pass_secret=settings.internal_secret,
-        )
+        catalog = Catalog(pool=pool, scripts=scripts)
         provider = create_provider(settings.payments, pool=pool)
         provider.start()
-        app.state.payments = Payments(
+        payments = Payments(
             pool=pool,
             provider=provider,
             topics=SagaTopics.for_namespace(settings.kafka_namespace),
             scripts=scripts,
             hold_grace_s=settings.payment_hold_grace_s,
         )
-        app.state.bookings.payments = app.state.payments
+        bookings = Bookings(
+            pool=pool,
+            scripts=scripts,
+            writer=writer,
+            hold_ttl_s=settings.hold_ttl_s,
+            pass_secret=settings.internal_secret,
+            payments=payments,
+        )
         # The queue's own bounded pool: a burst of stream connects waits for a connection
         # instead of failing, and never starves the reserve path's pool.
         queue_redis = aioredis.Redis(
@@ -120,18 +117,29 @@ def create_app(settings: Settings) -> Starlette:
         await queue_store.load()
         hub = Hub(settings.redis_url)
         await hub.start()
-        app.state.queue = Queue(pool=pool, store=queue_store, catalog=app.state.catalog)
-        app.state.queue_streams = QueueStreams(hub, queue_store, app.state.queue.clock)
-        app.state.queue_heartbeat_s = settings.queue_heartbeat_s
-        app.state.hub = hub
+        queue = Queue(pool=pool, store=queue_store, catalog=catalog)
         # The live availability feed shares the process's one pub/sub connection (the Hub).
-        app.state.feed = LiveFeed(hub, app.state.catalog.availability)
-        app.state.suspensions = Suspensions(pool=pool, scripts=scripts)
+        feed = LiveFeed(hub, catalog.availability)
+        app.state.services = Services(
+            settings=settings,
+            redis=redis,
+            pool=pool,
+            scripts=scripts,
+            auth=auth,
+            catalog=catalog,
+            bookings=bookings,
+            payments=payments,
+            queue=queue,
+            queue_streams=QueueStreams(hub, queue_store, queue.clock),
+            hub=hub,
+            feed=feed,
+            suspensions=Suspensions(pool=pool, scripts=scripts),
+        )
         heap.settle_after_startup()
         try:
             yield
         finally:
-            await app.state.feed.stop()
+            await feed.stop()
             await hub.stop()
             await queue_redis.aclose()
             await queue_redis.connection_pool.aclose()

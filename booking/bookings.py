@@ -20,12 +20,13 @@ from booking.domain import (
     Booking,
     fingerprint,
     from_ms,
+    require_idempotency_key,
 )
 from booking.hold_writer import HoldWriter
 from booking.inventory.lua_errors import EventNotLoadedError
 from booking.inventory.records import Hold
 from booking.inventory.scripts import Scripts
-from booking.messaging import TOPIC_BOOKINGS, Envelope, add_to_outbox
+from booking.messaging import TOPIC_BOOKINGS, add_to_outbox, booking_status_envelope
 from booking.metrics import RESERVATIONS
 from booking.queue.passes import REJECTED_PASS, verify_pass
 from booking.schemas import ReserveBody
@@ -37,7 +38,6 @@ from common.tokens import Identity
 if TYPE_CHECKING:
     from booking.payments.service import Payments
 
-MAX_IDEMPOTENCY_KEY = 128
 
 # Lua/domain error -> the reservation outcome label of booking_rush_reservations_total
 _OUTCOMES: dict[type[errors.BookingError], str] = {
@@ -113,10 +113,7 @@ class Bookings:
         queue_pass: str | None,
         now_ms: int,
     ) -> tuple[Booking, bool]:
-        if not idempotency_key:
-            raise errors.IdempotencyKeyRequiredError("send an Idempotency-Key header")
-        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            raise errors.InvalidRequestError.field("Idempotency-Key", "at most 128 characters")
+        idempotency_key = require_idempotency_key(idempotency_key)
         event_id = str(body.event_id)
         request_fingerprint = fingerprint(body.model_dump(mode="json"))
         pass_id = ""
@@ -233,17 +230,13 @@ async def record_ended(pool: asyncpg.Pool, booking_ids: list[str], *, status: st
     async with pool.acquire() as conn, conn.transaction():
         ended = await booking_store.end_bookings(conn, booking_ids, status=status, now=now)
         for item in ended:
-            envelope = Envelope.new(
-                f"booking.{status.lower()}",
-                item.booking_id,
-                {
-                    "booking_id": item.booking_id,
-                    "event_id": item.event_id,
-                    "zone_id": item.zone_id,
-                    "quantity": item.quantity,
-                    "status": status,
-                },
-                now,
+            envelope = booking_status_envelope(
+                booking_id=item.booking_id,
+                event_id=item.event_id,
+                zone_id=item.zone_id,
+                quantity=item.quantity,
+                status=status,
+                now=now,
             )
             await add_to_outbox(conn, TOPIC_BOOKINGS, envelope)
     return [item.booking_id for item in ended]

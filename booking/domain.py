@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from booking import errors
+
 RESERVED = "RESERVED"
 CONFIRMED = "CONFIRMED"
 CANCELLED = "CANCELLED"
@@ -29,10 +31,33 @@ def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
+def _rfc3339(moment: datetime) -> str:
+    """The one timestamp format of the API, the feed and the messages: UTC, milliseconds, Z."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    return None if moment is None else _rfc3339(moment)
+
+
+def rfc3339_of_ms(ms: int) -> str:
+    return _rfc3339(from_ms(ms))
+
+
+# An Idempotency-Key is the client's, stored with the hold or payment it keyed; bounded so a
+# client cannot make us store (and index) kilobytes per request.
+MAX_IDEMPOTENCY_KEY = 128
+
+
+def require_idempotency_key(key: str | None) -> str:
+    """The request's Idempotency-Key, or the error that says what is wrong with it."""
+    if not key:
+        raise errors.IdempotencyKeyRequiredError("send an Idempotency-Key header")
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise errors.InvalidRequestError.field(
+            "Idempotency-Key", f"at most {MAX_IDEMPOTENCY_KEY} characters"
+        )
+    return key
 
 
 def fingerprint(body: dict[str, Any]) -> str:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from booking.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from common.tokens import Identity
+
+if TYPE_CHECKING:
+    from booking.services import Services
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -87,6 +90,12 @@ async def read_body(request: Request, model: type[ModelT]) -> ModelT:
         raise InvalidRequestError(detail, errors=errors) from exc
 
 
+def services(connection: HTTPConnection) -> Services:
+    """The running app's services (for a request or a WebSocket)."""
+    found: Services = connection.app.state.services
+    return found
+
+
 def identity(request: Request) -> Identity:
     """The verified caller; raises UnauthorizedError without a valid bearer token."""
-    return request.app.state.auth.identify(request.headers.get("authorization"))
+    return services(request).auth.identify(request.headers.get("authorization"))

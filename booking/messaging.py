@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from booking.store import messages
 from common.tracing import current_headers
 
 TOPIC_USERS = "booking-rush.users"
@@ -70,6 +71,24 @@ class Envelope:
         )
 
 
+def booking_status_envelope(
+    *, booking_id: str, event_id: str, zone_id: str, quantity: int, status: str, now: datetime
+) -> Envelope:
+    """`booking.<status>` on the bookings topic: the one shape of a booking's status change."""
+    return Envelope.new(
+        f"booking.{status.lower()}",
+        booking_id,
+        {
+            "booking_id": booking_id,
+            "event_id": event_id,
+            "zone_id": zone_id,
+            "quantity": quantity,
+            "status": status,
+        },
+        now,
+    )
+
+
 async def add_to_outbox(
     conn: asyncpg.Connection | asyncpg.Pool,
     topic: str,
@@ -83,12 +102,11 @@ async def add_to_outbox(
     traced = current_headers()
     if traced:
         headers = {**traced, **(headers or {})}
-    await conn.execute(
-        """INSERT INTO outbox (message_id, topic, key, payload, headers)
-           VALUES ($1, $2, $3, $4, $5)""",
-        uuid.UUID(envelope.id),
-        topic,
-        envelope.key,
-        orjson.loads(envelope.encode()),
-        headers or {},
+    await messages.insert_outbox(
+        conn,
+        message_id=envelope.id,
+        topic=topic,
+        key=envelope.key,
+        payload=orjson.loads(envelope.encode()),
+        headers=headers or {},
     )

@@ -146,8 +146,8 @@ FEED_DROPPED = Counter(
 
 class PoolCollector(Collector):
     """PostgreSQL and Redis connection pools of this process, read at scrape time (no cost per
-    request). `watch(state)` takes the app state; its `pool` and `redis` are looked up lazily,
-    so it may be called before the lifespan has created them."""
+    request). `watch(state)` takes the app state; its services' `pool` and `redis` are looked up
+    lazily, so it may be called before the lifespan has created them."""
 
     def __init__(self) -> None:
         self._state: Any = None
@@ -166,14 +166,15 @@ class PoolCollector(Collector):
             "Redis client pool connections by state (in_use, idle, max)",
             labels=["state"],
         )
-        pool = getattr(self._state, "pool", None)
+        services = getattr(self._state, "services", None)  # set by the lifespan
+        pool = getattr(services, "pool", None)
         if pool is not None:
             idle = pool.get_idle_size()
             size.add_metric(["open"], pool.get_size())
             size.add_metric(["idle"], idle)
             size.add_metric(["in_use"], pool.get_size() - idle)
             size.add_metric(["max"], pool.get_max_size())
-        client = getattr(self._state, "redis", None)
+        client = getattr(services, "redis", None)
         connections = getattr(client, "connection_pool", None)
         if connections is not None:
             # redis-py keeps no public counters; these sets are its pool's own bookkeeping.

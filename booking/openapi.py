@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from booking import responses, schemas
+from booking.domain import MAX_IDEMPOTENCY_KEY
 from booking.payments.providers.mock import SIGNATURE_HEADER as MOCK_SIGNATURE_HEADER
 from booking.payments.providers.stripe import SIGNATURE_HEADER as STRIPE_SIGNATURE_HEADER
 from booking.payments.service import PaymentBody
 from common.problems import CODES, PROBLEM_CONTENT_TYPE
 
 SIGNATURE_HEADERS = {"mock": MOCK_SIGNATURE_HEADER, "stripe": STRIPE_SIGNATURE_HEADER}
-MAX_IDEMPOTENCY_KEY = 128
 
 
 @dataclass(frozen=True)

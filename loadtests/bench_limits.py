@@ -22,7 +22,7 @@ import redis
 
 import lua
 from booking.inventory.keys import script_keys
-from booking.inventory.scripts import iso_of
+from booking.inventory.scripts import rfc3339_of_ms
 from stack.processes import free_port, stop_pid
 
 REDIS_BENCH_REQUESTS_PER_S = 15_000  # a budget guess to keep (d) near the phase length
@@ -81,7 +81,7 @@ def reserve_command(sha: str, event_id: str, zone_id: str, now_ms: int) -> list[
         "",  # queue pass
         str(now_ms),
         "600000",  # ttl_ms
-        iso_of(now_ms),
+        rfc3339_of_ms(now_ms),
     ]
     return ["EVALSHA", sha, str(len(keys)), *keys, *args]
 

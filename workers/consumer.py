@@ -67,29 +67,6 @@ def is_retriable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retriable", False)) or isinstance(exc, _TRANSIENT)
 
 
-async def claim_message(conn: asyncpg.Connection, consumer: str, message_id: str) -> bool:
-    """Records the message as processed by `consumer` (call in the work's transaction).
-    False: it was processed before (or is being processed right now by another copy)."""
-    claimed = await conn.fetchval(
-        """INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2::text::uuid)
-           ON CONFLICT DO NOTHING RETURNING true""",
-        consumer,
-        message_id,
-    )
-    return bool(claimed)
-
-
-async def was_processed(
-    conn: asyncpg.Connection | asyncpg.Pool, consumer: str, message_id: str
-) -> bool:
-    found = await conn.fetchval(
-        "SELECT true FROM processed_messages WHERE consumer = $1 AND message_id = $2::text::uuid",
-        consumer,
-        message_id,
-    )
-    return bool(found)
-
-
 async def ensure_topics(
     bootstrap: str, topics: Sequence[str], *, partitions: int, timeout_s: float = 10.0
 ) -> list[str]:

@@ -23,6 +23,7 @@ from prometheus_client import Counter, Gauge
 
 from booking.db import create_pool
 from booking.kafka import create_producer
+from booking.store import messages as outbox
 from common.tracing import producer_span
 from workers.consumer import KAFKA_REBUILDS, close_quietly, ensure_topics
 from workers.runtime import WorkerUnhealthyError
@@ -156,23 +157,13 @@ class OutboxRelay:
     async def _relay_batch(self) -> int:
         assert self.pool is not None and self.producer is not None
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
+            if not await outbox.lock_relay(conn, _RELAY_LOCK):
                 return 0
-            rows = await conn.fetch(
-                """SELECT id, topic, key, payload, headers FROM outbox
-                   WHERE published_at IS NULL ORDER BY id LIMIT $1""",
-                self.settings.batch_size,
-            )
+            rows = await outbox.unpublished(conn, self.settings.batch_size)
             if rows:
                 await self._publish(rows)
-                await conn.execute(
-                    "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::bigint[])",
-                    [row["id"] for row in rows],
-                    datetime.now(UTC),
-                )
-            BACKLOG.set(
-                await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            )
+                await outbox.mark_published(conn, [row["id"] for row in rows], datetime.now(UTC))
+            BACKLOG.set(await outbox.backlog(conn))
         return len(rows)
 
     async def _publish(self, rows: list[asyncpg.Record]) -> None:

@@ -58,7 +58,8 @@ from booking.payments.service import (
     advance_saga,
 )
 from booking.payments.store import UnansweredPayment
-from workers.consumer import ConsumerWorker, MalformedMessageError, claim_message
+from booking.store.messages import claim_message
+from workers.consumer import ConsumerWorker, MalformedMessageError
 from workers.saga_mismatch_refunds import refund_mismatches
 from workers.settings import WorkerSettings
 

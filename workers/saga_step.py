@@ -23,7 +23,7 @@ from booking import errors
 from booking.domain import CONFIRMED, RESERVED
 from booking.inventory.records import ReleaseReason
 from booking.inventory.scripts import Scripts
-from booking.messaging import Envelope, add_to_outbox
+from booking.messaging import Envelope, add_to_outbox, booking_status_envelope
 from booking.metrics import SAGA_STEPS
 from booking.payments import saga_store
 from booking.payments import store as payment_store
@@ -31,7 +31,6 @@ from booking.payments.notifications import (
     Notifier,
     OutboxNotifier,
     confirmation_email,
-    find_email_address,
 )
 from booking.payments.providers import create_provider
 from booking.payments.providers.base import PaymentProvider, ProviderRefusedError, RefundRequest
@@ -44,7 +43,9 @@ from booking.payments.service import (
 )
 from booking.reconcile import restore_event
 from booking.store import bookings as booking_store
-from workers.consumer import ConsumerWorker, MalformedMessageError, claim_message, was_processed
+from booking.store.messages import claim_message, was_processed
+from booking.store.users import find_email_address
+from workers.consumer import ConsumerWorker, MalformedMessageError
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -181,10 +182,7 @@ class SagaStep(ConsumerWorker):
         ended_in_postgres: list[bool] = []
 
         async def confirm_in_postgres(conn: asyncpg.Connection) -> Outcome:
-            row = await conn.fetchrow(
-                "SELECT status, payment_id FROM bookings WHERE booking_id = $1 FOR UPDATE",
-                uuid.UUID(command.booking_id),
-            )
+            row = await booking_store.lock_status(conn, command.booking_id)
             if row is None:
                 return "refused", {"reason": "not_found"}
             if row["status"] == RESERVED:
@@ -321,16 +319,12 @@ class SagaStep(ConsumerWorker):
     ) -> None:
         booking = await booking_store.find_booking(conn, booking_id)
         assert booking is not None
-        envelope = Envelope.new(
-            f"booking.{status.lower()}",
-            booking_id,
-            {
-                "booking_id": booking_id,
-                "event_id": booking.event_id,
-                "zone_id": booking.zone_id,
-                "quantity": booking.quantity,
-                "status": status,
-            },
-            now,
+        envelope = booking_status_envelope(
+            booking_id=booking_id,
+            event_id=booking.event_id,
+            zone_id=booking.zone_id,
+            quantity=booking.quantity,
+            status=status,
+            now=now,
         )
         await add_to_outbox(conn, self.saga_topics.bookings, envelope)

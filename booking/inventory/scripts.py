@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 from redis.asyncio import Redis
 
 import lua
+from booking.domain import rfc3339_of_ms
 from booking.inventory.keys import LIVE_EVENTS, event_keys, script_keys
 from booking.inventory.lua_errors import as_text, check_reply
 from booking.inventory.records import (
@@ -79,11 +79,6 @@ def epoch_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def iso_of(now_ms: int) -> str:
-    moment = datetime.fromtimestamp(now_ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Scripts:
     """The inventory scripts bound to one Redis client (a pool). Build once per process."""
 
@@ -137,7 +132,7 @@ class Scripts:
                     pass_id,
                     now,
                     ttl_ms,
-                    iso_of(now),
+                    rfc3339_of_ms(now),
                 ),
             )
         )
@@ -158,7 +153,7 @@ class Scripts:
         reply = check_reply(
             await self._release(
                 keys=script_keys(event_id),
-                args=(booking_id, reason, 1 if allow_confirmed else 0, now, iso_of(now)),
+                args=(booking_id, reason, 1 if allow_confirmed else 0, now, rfc3339_of_ms(now)),
             )
         )
         return ReleaseResult(hold=Hold.from_json(booking_id, reply[2]), released=int(reply[1]) == 1)
@@ -168,7 +163,9 @@ class Scripts:
     ) -> ConfirmResult:
         now = self._clock() if now_ms is None else now_ms
         reply = check_reply(
-            await self._confirm(keys=script_keys(event_id), args=(booking_id, now, iso_of(now)))
+            await self._confirm(
+                keys=script_keys(event_id), args=(booking_id, now, rfc3339_of_ms(now))
+            )
         )
         return ConfirmResult(
             hold=Hold.from_json(booking_id, reply[2]), already_confirmed=int(reply[1]) == 1
@@ -189,7 +186,7 @@ class Scripts:
     ) -> SweepResult:
         now = self._clock() if now_ms is None else now_ms
         reply = check_reply(
-            await self._sweep(keys=script_keys(event_id), args=(now, limit, iso_of(now)))
+            await self._sweep(keys=script_keys(event_id), args=(now, limit, rfc3339_of_ms(now)))
         )
         swept = tuple(
             SweptHold(
@@ -258,7 +255,7 @@ class Scripts:
         reply = check_reply(
             await script(
                 keys=script_keys(event_id),
-                args=(zone_id, _json_list(seats), quantity, iso_of(now)),
+                args=(zone_id, _json_list(seats), quantity, rfc3339_of_ms(now)),
             )
         )
         return SuspendResult(changed=int(reply[1]), available=int(reply[2]))

@@ -5,7 +5,6 @@ gets each one exactly once; a real email provider would plug in behind the same 
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -44,11 +43,6 @@ class OutboxNotifier:
         )
         await add_to_outbox(conn, self.topic, envelope)
         log.info("email to %s: %s", email.to, email.subject)
-
-
-async def find_email_address(conn: asyncpg.Connection, user_id: str) -> str | None:
-    value = await conn.fetchval("SELECT email FROM users WHERE user_id = $1", uuid.UUID(user_id))
-    return None if value is None else str(value)
 
 
 def confirmation_email(

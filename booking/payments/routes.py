@@ -6,21 +6,21 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from booking.errors import InvalidRequestError
-from booking.http import MAX_BODY_BYTES, JSONResponse, identity, read_body
+from booking.http import MAX_BODY_BYTES, JSONResponse, identity, read_body, services
 from booking.payments.service import PaymentBody
 
 
 async def create_payment(request: Request) -> JSONResponse:
     caller = identity(request)
     body = await read_body(request, PaymentBody)
-    answer = await request.app.state.payments.create(
+    answer = await services(request).payments.create(
         caller, body, idempotency_key=request.headers.get("idempotency-key")
     )
     return JSONResponse(answer, status_code=201)
 
 
 async def get_payment(request: Request) -> JSONResponse:
-    payment = await request.app.state.payments.get(
+    payment = await services(request).payments.get(
         identity(request), request.path_params["payment_id"]
     )
     return JSONResponse(payment.body())
@@ -30,7 +30,7 @@ async def webhook(request: Request) -> JSONResponse:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidRequestError.field("body", "too large")
-    result = await request.app.state.payments.receive_webhook(raw, request.headers)
+    result = await services(request).payments.receive_webhook(raw, request.headers)
     return JSONResponse({"received": True, "result": result})
 
 

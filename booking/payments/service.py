@@ -22,7 +22,16 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from booking import errors
-from booking.domain import CONFIRMED, EXPIRED, RESERVED, Booking, fingerprint, from_ms, to_ms
+from booking.domain import (
+    CONFIRMED,
+    EXPIRED,
+    RESERVED,
+    Booking,
+    fingerprint,
+    from_ms,
+    require_idempotency_key,
+    to_ms,
+)
 from booking.inventory.scripts import Scripts
 from booking.messaging import (
     TOPIC_BOOKINGS,
@@ -52,7 +61,6 @@ from common.tokens import Identity
 
 log = logging.getLogger(__name__)
 
-MAX_IDEMPOTENCY_KEY = 128
 
 # Saga steps (each a command the saga-step worker executes) and the state waiting on each.
 STEP_CONFIRM = "confirm_booking"
@@ -156,10 +164,7 @@ class Payments:
         self, identity: Identity, body: PaymentBody, *, idempotency_key: str | None
     ) -> dict[str, Any]:
         """The 201 body (the first one again for a replay of the same key and body)."""
-        if not idempotency_key:
-            raise errors.IdempotencyKeyRequiredError("send an Idempotency-Key header")
-        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            raise errors.InvalidRequestError.field("Idempotency-Key", "at most 128 characters")
+        idempotency_key = require_idempotency_key(idempotency_key)
         request_fingerprint = fingerprint(body.model_dump(mode="json", exclude_none=True))
         earlier = await self._keyed(identity, idempotency_key, request_fingerprint)
         if earlier is not None:

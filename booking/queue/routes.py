@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from booking.errors import NotFoundError
-from booking.http import JSONResponse, identity, read_body
+from booking.http import JSONResponse, identity, read_body, services
 from booking.schemas import JoinBody, QueuePatchBody
 from booking.sse import EventStream
 
@@ -29,34 +29,34 @@ def _last_event_id(request: Request) -> int:
 async def join(request: Request) -> JSONResponse:
     caller = identity(request)
     body = await read_body(request, JoinBody)
-    placed = await request.app.state.queue.join(caller, str(body.event_id))
+    placed = await services(request).queue.join(caller, str(body.event_id))
     return JSONResponse(placed, status_code=202)
 
 
 async def position(request: Request) -> JSONResponse:
-    placed = await request.app.state.queue.position(identity(request), _event_id(request))
+    placed = await services(request).queue.position(identity(request), _event_id(request))
     return JSONResponse(placed)
 
 
 async def leave(request: Request) -> Response:
-    await request.app.state.queue.leave(identity(request), _event_id(request))
+    await services(request).queue.leave(identity(request), _event_id(request))
     return Response(status_code=204)
 
 
 async def position_stream(request: Request) -> EventStream:
-    state = request.app.state
+    state = services(request)
     stream = await state.queue_streams.open(
         identity(request),
         _event_id(request),
         last_event_id=_last_event_id(request),
     )
-    return EventStream(stream, heartbeat_s=state.queue_heartbeat_s)
+    return EventStream(stream, heartbeat_s=state.settings.queue_heartbeat_s)
 
 
 async def update_settings(request: Request) -> JSONResponse:
     caller = identity(request)
     patch = await read_body(request, QueuePatchBody)
-    settings = await request.app.state.queue.update_settings(caller, _event_id(request), patch)
+    settings = await services(request).queue.update_settings(caller, _event_id(request), patch)
     return JSONResponse(settings)
 
 

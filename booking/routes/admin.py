@@ -7,14 +7,14 @@ from starlette.routing import Route
 
 from booking.auth import require_role
 from booking.errors import ServiceUnavailableError
-from booking.http import JSONResponse, identity
+from booking.http import JSONResponse, identity, services
 from booking.reconcile import compare_event
 
 
 async def event_stats(request: Request) -> JSONResponse:
     caller = identity(request)
     require_role(caller, "admin")
-    state = request.app.state
+    state = services(request)
     event = await state.catalog.get_event(request.path_params["event_id"], caller)
     zones = await compare_event(state.pool, state.scripts, event)
     if zones is None:

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.routing import Route
 
-from booking.http import JSONResponse, identity, read_body
+from booking.http import JSONResponse, identity, read_body, services
 from booking.schemas import LoginBody, RefreshBody, RegisterBody
 
 
 async def register(request: Request) -> JSONResponse:
     body = await read_body(request, RegisterBody)
-    user = await request.app.state.auth.register(
+    user = await services(request).auth.register(
         email=body.email, password=body.password, name=body.name
     )
     return JSONResponse(user.public(), status_code=201)
@@ -21,7 +21,7 @@ async def register(request: Request) -> JSONResponse:
 
 async def login(request: Request) -> JSONResponse:
     body = await read_body(request, LoginBody)
-    pair = await request.app.state.auth.login(
+    pair = await services(request).auth.login(
         email=body.email, password=body.password, now=datetime.now(UTC)
     )
     return JSONResponse(pair.body())
@@ -29,14 +29,14 @@ async def login(request: Request) -> JSONResponse:
 
 async def refresh(request: Request) -> JSONResponse:
     body = await read_body(request, RefreshBody)
-    pair = await request.app.state.auth.refresh(
+    pair = await services(request).auth.refresh(
         refresh_token=body.refresh_token, now=datetime.now(UTC)
     )
     return JSONResponse(pair.body())
 
 
 async def me(request: Request) -> JSONResponse:
-    user = await request.app.state.auth.me(identity(request))
+    user = await services(request).auth.me(identity(request))
     return JSONResponse(user.public())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
-from booking.http import JSONResponse, identity, read_body
+from booking.http import JSONResponse, identity, read_body, services
 from booking.inventory.scripts import epoch_ms
 from booking.schemas import ReserveBody
 
@@ -13,7 +13,7 @@ from booking.schemas import ReserveBody
 async def reserve(request: Request) -> JSONResponse:
     caller = identity(request)
     body = await read_body(request, ReserveBody)
-    booking, _replay = await request.app.state.bookings.reserve(
+    booking, _replay = await services(request).bookings.reserve(
         caller,
         body,
         idempotency_key=request.headers.get("idempotency-key"),
@@ -24,19 +24,19 @@ async def reserve(request: Request) -> JSONResponse:
 
 
 async def get_booking(request: Request) -> JSONResponse:
-    booking = await request.app.state.bookings.get(
+    booking = await services(request).bookings.get(
         identity(request), request.path_params["booking_id"]
     )
     return JSONResponse(booking.body())
 
 
 async def list_bookings(request: Request) -> JSONResponse:
-    bookings = await request.app.state.bookings.list_mine(identity(request))
+    bookings = await services(request).bookings.list_mine(identity(request))
     return JSONResponse({"items": [booking.body() for booking in bookings]})
 
 
 async def cancel(request: Request) -> JSONResponse:
-    booking = await request.app.state.bookings.cancel(
+    booking = await services(request).bookings.cancel(
         identity(request), request.path_params["booking_id"]
     )
     return JSONResponse(booking.body())

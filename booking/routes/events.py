@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from booking.catalog import event_body
 from booking.errors import UnauthorizedError
-from booking.http import JSONResponse, identity, read_body
+from booking.http import JSONResponse, identity, read_body, services
 from booking.schemas import EventBody
 from common.tokens import Identity
 
@@ -26,24 +26,24 @@ def _optional_identity(request: Request) -> Identity | None:
 async def create_event(request: Request) -> JSONResponse:
     caller = identity(request)
     body = await read_body(request, EventBody)
-    event = await request.app.state.catalog.create_event(caller, body)
+    event = await services(request).catalog.create_event(caller, body)
     return JSONResponse(event_body(event), status_code=201)
 
 
 async def list_events(request: Request) -> JSONResponse:
-    events = await request.app.state.catalog.list_events()
+    events = await services(request).catalog.list_events()
     return JSONResponse({"items": [event_body(event) for event in events]})
 
 
 async def get_event(request: Request) -> JSONResponse:
-    event = await request.app.state.catalog.get_event(
+    event = await services(request).catalog.get_event(
         request.path_params["event_id"], _optional_identity(request)
     )
     return JSONResponse(event_body(event))
 
 
 async def publish_event(request: Request) -> JSONResponse:
-    event = await request.app.state.catalog.publish_event(
+    event = await services(request).catalog.publish_event(
         identity(request), request.path_params["event_id"], datetime.now(UTC)
     )
     return JSONResponse(event_body(event))
@@ -51,7 +51,7 @@ async def publish_event(request: Request) -> JSONResponse:
 
 async def availability(request: Request) -> JSONResponse:
     return JSONResponse(
-        await request.app.state.catalog.availability(request.path_params["event_id"])
+        await services(request).catalog.availability(request.path_params["event_id"])
     )
 
 

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from booking.errors import BookingError, NotFoundError, UnauthorizedError
 from booking.feed import SEND_TIMEOUT_S, LiveFeed, Watcher, error_message
+from booking.http import services
 from booking.sse import Ending, EventStream
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class FeedStream:
 
 
 async def availability_stream(request: Request) -> EventStream:
-    feed: LiveFeed = request.app.state.feed
+    feed: LiveFeed = services(request).feed
     event_id = _event_id(request.path_params["event_id"])
     if event_id is None:
         raise NotFoundError("no such event")
@@ -81,7 +82,7 @@ def _token_is_bad(websocket: WebSocket) -> bool:
     if not authorization:
         return False
     try:
-        websocket.app.state.auth.identify(authorization)
+        services(websocket).auth.identify(authorization)
     except UnauthorizedError:
         return True
     return False
@@ -92,7 +93,7 @@ async def live(websocket: WebSocket) -> None:
     if _token_is_bad(websocket):
         await websocket.close(code=CLOSE_POLICY, reason="invalid token")
         return
-    feed: LiveFeed = websocket.app.state.feed
+    feed: LiveFeed = services(websocket).feed
     watcher = feed.watcher("ws")
     sender = asyncio.create_task(_send_frames(websocket, watcher))
     receiver = asyncio.create_task(

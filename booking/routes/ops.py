@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from booking.http import JSONResponse
+from booking.http import JSONResponse, services
 from booking.metrics import DEPENDENCY_UP
 from booking.openapi import document
 from common.problems import problem_response
@@ -32,7 +32,7 @@ async def _check(name: str, probe: asyncio.Future | object) -> tuple[str, str | 
 
 
 async def ready(request: Request) -> Response:
-    state = request.app.state
+    state = services(request)
     results = await asyncio.gather(
         _check("redis", state.redis.ping()),
         _check("postgres", state.pool.fetchval("SELECT 1")),
@@ -50,7 +50,7 @@ async def ready(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(document(request.app.state.settings.payments.provider))
+    return JSONResponse(document(services(request).settings.payments.provider))
 
 
 async def metrics(request: Request) -> Response:

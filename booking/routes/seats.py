@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
-from booking.http import JSONResponse, identity, read_body
+from booking.http import JSONResponse, identity, read_body, services
 from booking.schemas import SuspendBody, UnsuspendBody
 from booking.suspensions import Action, SuspendRequest
 
@@ -22,7 +22,7 @@ def _request(body: UnsuspendBody) -> SuspendRequest:
 async def _change(request: Request, model: type[UnsuspendBody], action: Action) -> JSONResponse:
     caller = identity(request)
     body = await read_body(request, model)
-    result = await request.app.state.suspensions.change(
+    result = await services(request).suspensions.change(
         caller, request.path_params["event_id"], _request(body), action
     )
     return JSONResponse(result)

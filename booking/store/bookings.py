@@ -279,3 +279,12 @@ async def live_bookings(conn: Conn, event_id: str) -> list[asyncpg.Record]:
         """SELECT * FROM bookings WHERE event_id = $1 AND status IN ('RESERVED', 'CONFIRMED')""",
         uuid.UUID(event_id),
     )
+
+
+async def lock_status(conn: asyncpg.Connection, booking_id: str) -> asyncpg.Record | None:
+    """The booking's status and payment id, its row locked until the transaction ends."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT status, payment_id FROM bookings WHERE booking_id = $1 FOR UPDATE",
+        uuid.UUID(booking_id),
+    )
+    return row

@@ -152,3 +152,8 @@ async def revoke_refresh_family(conn: asyncpg.Connection, family_id: str, now: d
         uuid.UUID(family_id),
         now,
     )
+
+
+async def find_email_address(conn: asyncpg.Connection | asyncpg.Pool, user_id: str) -> str | None:
+    value = await conn.fetchval("SELECT email FROM users WHERE user_id = $1", uuid.UUID(user_id))
+    return None if value is None else str(value)

@@ -148,7 +148,7 @@ async def test_a_rebuild_from_postgresql_keeps_suspensions(
         {"zone_id": balcony, "seats": ["B1"], "reason": "broken"},
     ):
         assert (await client.post(url, json=body, headers=admin)).status_code == 200
-    scripts: Scripts = app.state.scripts
+    scripts: Scripts = app.state.services.scripts
     before = await scripts.availability(event_id)
 
     await rebuild_event(clean_db, scripts, event_id)

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from booking.errors import SeatUnavailableError
 from booking.inventory.keys import event_keys
-from booking.inventory.scripts import Scripts, iso_of
+from booking.inventory.scripts import Scripts, rfc3339_of_ms
 from tests.lua.invariants import NOW, TTL_MS, load_event, next_message, reserve
 
 
@@ -47,7 +47,7 @@ async def test_reserve_cancel_confirm_expiry_publish(
         "quantity": 2,
         "available": 2,
         "booking_id": booking_id,
-        "timestamp": iso_of(NOW),
+        "timestamp": rfc3339_of_ms(NOW),
     }
 
     await scripts.release(event_id, booking_id, now_ms=NOW + 1)

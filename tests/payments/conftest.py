@@ -216,7 +216,7 @@ async def rig(
         payments=PaymentConfig(webhook_url="http://127.0.0.1:9/none"),
     )
     async with app.router.lifespan_context(app):
-        app.state.payments.topics = topics
+        app.state.services.payments.topics = topics
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://booking") as client:
             yield SagaRig(

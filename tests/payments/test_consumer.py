@@ -12,8 +12,9 @@ from prometheus_client import REGISTRY
 from booking.errors import ServiceUnavailableError
 from booking.kafka import create_producer
 from booking.messaging import Envelope
+from booking.store.messages import claim_message
 from tests.payments.conftest import SagaRig, envelope_bytes, running, wait_for
-from workers.consumer import ConsumerWorker, MalformedMessageError, claim_message
+from workers.consumer import ConsumerWorker, MalformedMessageError
 
 
 class Recorder(ConsumerWorker):

@@ -43,13 +43,13 @@ async def paying_with_stripe(rig: SagaRig, api_base: str | None = None) -> Async
     """The booking service pays through Stripe (the stand-in, or `api_base`) for the block."""
     stand_in = StripeStandIn()
     async with stand_in.serving():
-        mock = rig.app.state.payments.provider
+        mock = rig.app.state.services.payments.provider
         stripe = stand_in.provider(api_base)
-        rig.app.state.payments.provider = stripe
+        rig.app.state.services.payments.provider = stripe
         try:
             yield stand_in
         finally:
-            rig.app.state.payments.provider = mock
+            rig.app.state.services.payments.provider = mock
             await stripe.aclose()
 
 
@@ -150,7 +150,7 @@ async def _first_step(rig: SagaRig, saga_id: str) -> tuple[str, str]:
 async def test_a_stripe_success_for_other_money_is_refunded_and_the_real_one_confirms(
     rig: SagaRig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rig.app.state.payments.hold_grace_s = 60  # the hold outlives the test
+    rig.app.state.services.payments.hold_grace_s = 60  # the hold outlives the test
     rig.worker_settings = replace(rig.worker_settings, saga_timeout_s=60)  # nobody cancels
     event = await rig.event(capacity=2, price_minor=PRICE_MINOR)
     _, buyer = await rig.user()
@@ -360,7 +360,7 @@ async def test_a_provider_outage_while_paying_is_a_generic_503_and_a_retry_opens
     closed = free_port()
     key = uuid.uuid4().hex
     async with paying_with_stripe(rig, api_base="http://api.stripe.invalid") as stripe:
-        stripe_provider = rig.app.state.payments.provider
+        stripe_provider = rig.app.state.services.payments.provider
         for api_base in ("http://api.stripe.invalid", f"http://127.0.0.1:{closed}"):
             stripe_provider.api_base = api_base  # DNS fails, then the connection is refused
             answer = await _pay(rig, buyer, booking["booking_id"], key)
@@ -393,7 +393,7 @@ async def test_a_payment_the_provider_never_accepted_keeps_its_hold_until_the_de
     """Stripe was unreachable when the buyer paid, then answers again; nobody retries. The
     orchestrator keeps asking, and fails the payment once the hold is over, not before."""
     grace_s = 6
-    rig.app.state.payments.hold_grace_s = grace_s
+    rig.app.state.services.payments.hold_grace_s = grace_s
     rig.worker_settings = replace(rig.worker_settings, saga_timeout_s=0.6)
     event = await rig.event(capacity=2, price_minor=PRICE_MINOR)
     _, buyer = await rig.user()

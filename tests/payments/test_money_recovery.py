@@ -208,7 +208,7 @@ async def test_a_hold_being_paid_for_outlives_its_deadline_until_the_confirm(
 ) -> None:
     """The buyer pays just before the hold's deadline and the confirm is delayed past it (here
     the webhook comes late): the payment kept the hold, so the seats are sold, not lapsed."""
-    rig.app.state.payments.hold_grace_s = 60
+    rig.app.state.services.payments.hold_grace_s = 60
     event = await rig.event(capacity=2)
     _, buyer = await rig.user()
     booking = await rig.reserve(buyer, event, quantity=2)

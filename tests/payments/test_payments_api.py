@@ -62,12 +62,12 @@ async def test_pay_refuses_lapsed_cancelled_holds_and_test_outcome_with_stripe(
     assert (answer.status_code, answer.json()["code"]) == (409, "invalid_state")
 
     live = await rig.reserve(buyer, event)
-    mock = rig.app.state.payments.provider
-    rig.app.state.payments.provider = StripeProvider(secret_key="sk", webhook_secret="wh")
+    mock = rig.app.state.services.payments.provider
+    rig.app.state.services.payments.provider = StripeProvider(secret_key="sk", webhook_secret="wh")
     try:
         answer = await rig.pay(buyer, live["booking_id"], outcome="succeed")
     finally:
-        rig.app.state.payments.provider = mock
+        rig.app.state.services.payments.provider = mock
     assert (answer.status_code, answer.json()["code"]) == (422, "invalid_request")
     assert answer.json()["errors"][0]["field"] == "test_outcome"
 

@@ -188,7 +188,7 @@ async def test_sold_out_closes_the_queue(
     # No seat free but a live hold: nobody is admitted (the hold may lapse).
     held = await release.release_event(event_id, clock() + TICK_MS)
     assert held is not None and (held.admitted, held.status) == (0, "NO_SEATS")
-    await app.state.scripts.confirm(event_id, booking["booking_id"])
+    await app.state.services.scripts.confirm(event_id, booking["booking_id"])
     done = await release.release_event(event_id, clock() + 2 * TICK_MS)
     assert done is not None and done.status == "SOLD_OUT"
     refused = await client.post(

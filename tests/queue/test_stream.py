@@ -86,7 +86,7 @@ async def test_position_then_pushed_pass(
     users = [await make_user() for _ in range(3)]
     for _, headers in users:
         await join(client, headers, event_id)
-    queue = app.state.queue_streams
+    queue = app.state.services.queue_streams
     last_id, last = users[2]
     with pytest.raises(errors.NotFoundError):
         await queue.open(Identity(str(__import__("uuid").uuid4()), "customer", 0), event_id)
@@ -158,13 +158,15 @@ async def test_sold_out_reaches_every_waiting_stream(
     streams = []
     for user_id, headers in waiting:
         await join(client, headers, event_id)
-        stream = await app.state.queue_streams.open(Identity(user_id, "customer", 0), event_id)
+        stream = await app.state.services.queue_streams.open(
+            Identity(user_id, "customer", 0), event_id
+        )
         events = Events(stream)
         assert (await _next(events)).event == "position"
         streams.append((stream, events))
     token = (await client.get(f"/api/v1/queue/position/{event_id}", headers=buyer)).json()
     booking = (await reserve(client, buyer, event, token["queue_pass"])).json()
-    await app.state.scripts.confirm(event_id, booking["booking_id"])
+    await app.state.services.scripts.confirm(event_id, booking["booking_id"])
     await release.release_event(event_id, clock() + TICK_MS)
     for stream, events in streams:
         final = await _next(events)

@@ -14,11 +14,12 @@ from typing import Any
 import asyncpg
 
 from booking.messaging import Envelope
+from booking.store.messages import claim_message
 from stack.processes import free_port, wait_gone
 from stack.servers.base import LocalServer
 from stack.servers.kafka import start_local_kafka
 from tests.polling import wait_for as wait_for  # re-exported for the tests here
-from workers.consumer import ConsumerWorker, claim_message
+from workers.consumer import ConsumerWorker
 from workers.runtime import WorkerUnhealthyError, run_periodic
 
 

@@ -23,10 +23,10 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from common.settings import Env, ServiceSettings
 from common.tokens import TokenKeys
 
 BURST_FACTOR = 2
@@ -51,14 +51,13 @@ DEFAULT_PER_USER = Budget.per_second(20)
 DEFAULT_AUTH_PER_IP = Budget.per_second(5)
 
 
-@dataclass(frozen=True)
-class GatewaySettings:
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings(ServiceSettings):
     token_keys: TokenKeys
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
     upstreams: tuple[str, ...] = ("http://127.0.0.1:8081",)
-    redis_url: str = "redis://127.0.0.1:6379/0"
     per_ip: Budget = DEFAULT_PER_IP
     per_user: Budget = DEFAULT_PER_USER
     auth_per_ip: Budget = DEFAULT_AUTH_PER_IP
@@ -66,31 +65,31 @@ class GatewaySettings:
     trusted_proxy_hops: int = 0
     upstream_timeout_s: float = 10.0
     max_body_bytes: int = 1024 * 1024
-    log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
-        env = dict(os.environ) if env is None else dict(env)
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = Env(environ)
         upstreams = tuple(
             url.strip().rstrip("/")
-            for url in env.get("BOOKING_URL", "http://127.0.0.1:8081").split(",")
+            for url in env.text("BOOKING_URL", "http://127.0.0.1:8081").split(",")
             if url.strip()
         )
         if not upstreams:
             raise ValueError("BOOKING_URL names no upstream")
         return cls(
-            token_keys=TokenKeys.from_env(env, need_signing=False),
-            host=env.get("GATEWAY_HOST", "127.0.0.1"),
-            port=int(env.get("GATEWAY_PORT", "8080")),
-            workers=int(env.get("GATEWAY_WORKERS", "1")),
+            **cls.shared(env),
+            token_keys=TokenKeys.from_env(dict(env.env), need_signing=False),
+            host=env.text("GATEWAY_HOST", cls.host),
+            port=env.integer("GATEWAY_PORT", cls.port, minimum=1),
+            workers=env.integer("GATEWAY_WORKERS", cls.workers, minimum=1),
             upstreams=upstreams,
-            redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            per_ip=Budget.per_second(float(env.get("RATE_LIMIT_PER_IP", "50"))),
-            per_user=Budget.per_second(float(env.get("RATE_LIMIT_PER_USER", "20"))),
-            auth_per_ip=Budget.per_second(float(env.get("RATE_LIMIT_AUTH_PER_IP", "5"))),
-            rate_limit_prefix=env.get("RATE_LIMIT_PREFIX", "rl:"),
-            trusted_proxy_hops=int(env.get("TRUSTED_PROXY_HOPS", "0")),
-            upstream_timeout_s=float(env.get("UPSTREAM_TIMEOUT_S", "10")),
-            max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
-            log_level=env.get("LOG_LEVEL", "INFO"),
+            per_ip=Budget.per_second(env.number("RATE_LIMIT_PER_IP", 50)),
+            per_user=Budget.per_second(env.number("RATE_LIMIT_PER_USER", 20)),
+            auth_per_ip=Budget.per_second(env.number("RATE_LIMIT_AUTH_PER_IP", 5)),
+            rate_limit_prefix=env.text("RATE_LIMIT_PREFIX", cls.rate_limit_prefix),
+            trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0),
+            upstream_timeout_s=env.number(
+                "UPSTREAM_TIMEOUT_S", cls.upstream_timeout_s, minimum=0.001
+            ),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from booking.payments.providers.base import PaymentProvider
+from common.settings import Env
 
 PROVIDERS = ("mock", "stripe")
 
@@ -30,21 +31,23 @@ class PaymentConfig:
     stripe_webhook_secret: str = ""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PaymentConfig:
-        provider = (env.get("PAYMENT_PROVIDER") or cls.provider).lower()
+    def from_env(cls, environ: Env | Mapping[str, str]) -> PaymentConfig:
+        env = environ if isinstance(environ, Env) else Env(environ)
+        provider = env.text("PAYMENT_PROVIDER", cls.provider).lower()
         if provider not in PROVIDERS:
             raise ValueError(f"PAYMENT_PROVIDER must be one of {', '.join(PROVIDERS)}")
-        port = env.get("BOOKING_PORT") or "8081"
-        internal = env.get("INTERNAL_SECRET") or env.get("JWT_SECRET") or ""
+        port = env.integer("BOOKING_PORT", 8081, minimum=1)
+        internal = env.internal_secret()
         return cls(
             provider=provider,
-            webhook_url=env.get("PAYMENT_WEBHOOK_URL")
-            or f"http://127.0.0.1:{port}/api/v1/payments/webhook",
-            webhook_secret=env.get("PAYMENT_WEBHOOK_SECRET")
+            webhook_url=env.text(
+                "PAYMENT_WEBHOOK_URL", f"http://127.0.0.1:{port}/api/v1/payments/webhook"
+            ),
+            webhook_secret=env.text("PAYMENT_WEBHOOK_SECRET")
             or (derived_webhook_secret(internal) if internal else ""),
-            mock_delay_s=float(env.get("MOCK_PAYMENT_DELAY_S") or cls.mock_delay_s),
-            stripe_secret_key=env.get("STRIPE_SECRET_KEY") or "",
-            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or "",
+            mock_delay_s=env.number("MOCK_PAYMENT_DELAY_S", cls.mock_delay_s, minimum=0),
+            stripe_secret_key=env.text("STRIPE_SECRET_KEY"),
+            stripe_webhook_secret=env.text("STRIPE_WEBHOOK_SECRET"),
         )
 
 

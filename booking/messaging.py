@@ -1,4 +1,5 @@
-"""Kafka topics and the JSON envelope every message carries (ARCHITECTURE.md §5)."""
+"""Kafka topics, the JSON envelope every message carries, and the outbox that publishes them
+after the transaction that made them true."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The discipline every Kafka consumer worker follows (ARCHITECTURE.md §5).
+"""The discipline every Kafka consumer worker follows.
 
 - Manual commit, after the work: a message's offset is committed only once its handler returned
   (or it went to the dead-letter topic), so a crash redelivers it.

@@ -128,14 +128,14 @@ class QueueStore:
     async def look(
         self, event_id: str, user_id: str, now_ms: int
     ) -> tuple[Placement | None, Outflow]:
-        """Where the user stands (None: not in the queue) and the outflow, in one MULTI."""
+        """Where the user stands (None: not in the queue) and the outflow, in one script call."""
         placements, outflow = await self.look_many(event_id, [user_id], now_ms)
         return placements[0], outflow
 
     async def look_many(
         self, event_id: str, user_ids: Sequence[str], now_ms: int
     ) -> tuple[list[Placement | None], Outflow]:
-        """`look` for many users of one event in one MULTI (the streams' batched refresh)."""
+        """`look` for many users of one event in one script call (the streams' batched refresh)."""
         reply = await self._run("queue_look", event_id, (now_ms, *user_ids))
         pre_count, rate, per_tick, tick, sold_out = reply[:5]
         pre_count = int(pre_count)

@@ -6,7 +6,7 @@ Fan-out per process, over the one pub/sub connection of `booking.pubsub.Hub`:
   reaches the client the moment it is minted (never found by polling);
 - per event, one `_Board` listens on the event's queue feed, where the tick publishes ONE
   `progress` message (not one per waiting user). On it, the board reads the exact position
-  (ZRANK) of every local stream of that event in batched MULTI round trips (`look_many`) and
+  (ZRANK) of every local stream of that event in batched script calls (`look_many`) and
   hands each stream its new state. Sequence arithmetic would need no read at all but is wrong
   once someone leaves; a per-stream read is exact but 10,000 streams would fire 10,000 reads at
   once. The batch is exact and costs a few round trips per tick per process; between batches the
@@ -44,7 +44,7 @@ from common.tokens import Identity
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # users per MULTI of a board's refresh
+BATCH = 500  # users per script call of a board's refresh
 RESYNC_S = 15.0
 RETRY_S = 1.0
 

@@ -44,10 +44,6 @@ CODES: dict[str, tuple[int, str]] = {
 }
 
 
-def status_of(code: str) -> int:
-    return CODES[code][0]
-
-
 def problem_body(
     code: str,
     detail: str | None = None,

@@ -55,13 +55,3 @@ def confirmation_email(
         text=f"{quantity} ticket(s) confirmed for {amount}. Booking id: {booking_id}.",
         key=booking_id,
     )
-
-
-def refund_email(to: str, *, booking_id: str, amount_minor: int, currency: str) -> Email:
-    amount = f"{amount_minor / 100:.2f} {currency}"
-    return Email(
-        to=to,
-        subject=f"Your payment for booking {booking_id[:8]} was refunded",
-        text=f"{amount} was refunded. Booking id: {booking_id}.",
-        key=booking_id,
-    )

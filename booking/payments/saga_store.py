@@ -102,13 +102,6 @@ async def find_saga(conn: Conn, saga_id: str, *, lock: bool = False) -> Saga | N
     return None if row is None else _saga(row)
 
 
-async def sagas_of_booking(conn: Conn, booking_id: str) -> list[Saga]:
-    rows = await conn.fetch(
-        "SELECT * FROM sagas WHERE booking_id = $1 ORDER BY created_at", uuid.UUID(booking_id)
-    )
-    return [_saga(row) for row in rows]
-
-
 async def update_saga(
     conn: Conn,
     saga_id: str,
@@ -143,13 +136,6 @@ async def record_step(
         outcome,
         detail or {},
     )
-
-
-async def steps_of(conn: Conn, saga_id: str) -> list[tuple[str, str]]:
-    rows = await conn.fetch(
-        "SELECT step, outcome FROM saga_steps WHERE saga_id = $1 ORDER BY id", uuid.UUID(saga_id)
-    )
-    return [(row["step"], row["outcome"]) for row in rows]
 
 
 async def claim_stuck_sagas(

@@ -24,6 +24,16 @@ TEST_RUN_DIR = ROOT / ".run" / "test"
 TEST_DATABASE = os.environ.get("BOOKING_RUSH_TEST_DB") or "booking_rush_test"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a live stack drives the real processes: it is `e2e`, so
+    `-m "not e2e"` is the fast loop."""
+    from tests.live import LIVE_STACK_FIXTURES
+
+    for item in items:
+        if LIVE_STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Endpoints]:
     """Servers for the whole session: the configured ones when they answer, else local ones."""

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from common.tokens import TokenKeys, issue_access_token
 from stack.infra import Endpoints
 from stack.probes import ensure_database, with_database
@@ -48,6 +50,21 @@ class LiveStack:
         )
 
 
+# One Redis db per live stack, so the workers running behind one never touch another's keys
+# (db 0 is the session's own; the streams tool of tests/loadtests takes `streams`).
+REDIS_DBS = {
+    "e2e": 1,
+    "saga_e2e": 2,
+    "feed_e2e": 3,
+    "drop_smoke": 5,
+    "contract": 6,
+    "streams": 10,
+}
+assert len(set(REDIS_DBS.values())) == len(REDIS_DBS)
+# The fixtures `live_stack_fixture` made: a test that uses one is marked e2e (tests/conftest.py).
+LIVE_STACK_FIXTURES: set[str] = set()
+
+
 def redis_db(url: str, db: int) -> str:
     base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
     return f"{base}/{db}"
@@ -59,7 +76,6 @@ def run_live_stack(
     service_env: Mapping[str, str],
     *,
     name: str,
-    redis_db_index: int,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[LiveStack]:
     """Starts the stack (healthy on return) and stops all of it afterwards."""
@@ -67,7 +83,7 @@ def run_live_stack(
     database_url = with_database(infra.database_url, database)
     ensure_database(database_url)
     endpoints = Endpoints(
-        redis_url=redis_db(infra.redis_url, redis_db_index),
+        redis_url=redis_db(infra.redis_url, REDIS_DBS[name]),
         database_url=database_url,
         kafka_bootstrap=infra.kafka_bootstrap,
     )
@@ -104,6 +120,20 @@ def run_live_stack(
         )
     finally:
         stack.stop()
+
+
+def live_stack_fixture(
+    name: str, *, fixture: str, env: Mapping[str, str] | None = None, scope: str = "package"
+) -> Any:
+    """A fixture (named `fixture`) that runs one live stack for its scope: the one way a test
+    package gets the real processes."""
+
+    def stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
+        with run_live_stack(infra, service_env, name=name, env=env) as live:
+            yield live
+
+    LIVE_STACK_FIXTURES.add(fixture)
+    return pytest.fixture(scope=scope, name=fixture)(stack)  # type: ignore[call-overload]
 
 
 async def insert_user(

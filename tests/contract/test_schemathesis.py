@@ -14,14 +14,12 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stack.infra import Endpoints
-from tests.live import LiveStack, insert_user, run_live_stack
+from tests.live import LiveStack, insert_user, live_stack_fixture
 
 # Each run is bounded by --max-time; the stack start and the two runs need more than the default.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -43,20 +41,16 @@ SALE_FLOW = (
 STREAMS = ("streamQueuePosition", "streamAvailability")  # never end: the SSE tests cover them
 
 
-@pytest.fixture(scope="module")
-def contract_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
-    with run_live_stack(
-        infra,
-        service_env,
-        name="contract",
-        redis_db_index=6,
-        env={
-            "RATE_LIMIT_PER_IP": "100000",
-            "RATE_LIMIT_PER_USER": "100000",
-            "RATE_LIMIT_AUTH_PER_IP": "100000",
-        },
-    ) as live:
-        yield live
+contract_stack = live_stack_fixture(
+    "contract",
+    fixture="contract_stack",
+    env={
+        "RATE_LIMIT_PER_IP": "100000",
+        "RATE_LIMIT_PER_USER": "100000",
+        "RATE_LIMIT_AUTH_PER_IP": "100000",
+    },
+    scope="module",
+)
 
 
 def _schemathesis(live: LiveStack, token: str, report: Path, max_time_s: int, *extra: str) -> str:

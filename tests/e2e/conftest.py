@@ -4,7 +4,7 @@ workers running in the background never touch other tests' data."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,24 +12,18 @@ import pytest
 import redis.asyncio as aioredis
 
 from booking.db import create_pool
-from stack.infra import Endpoints
-from tests.live import LiveStack, insert_user, run_live_stack
+from tests.live import LiveStack, insert_user, live_stack_fixture
 
 __all__ = ["LiveStack"]  # the e2e suites import it from here
 
 E2E_HOLD_TTL_S = 10  # long enough that a loaded machine drains, checks and cancels first
 
 
-@pytest.fixture(scope="package")
-def live_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
-    with run_live_stack(
-        infra,
-        service_env,
-        name="e2e",
-        redis_db_index=1,
-        env={"HOLD_TTL_S": str(E2E_HOLD_TTL_S), "RATE_LIMIT_AUTH_PER_IP": "5"},
-    ) as live:
-        yield live
+live_stack = live_stack_fixture(
+    "e2e",
+    fixture="live_stack",
+    env={"HOLD_TTL_S": str(E2E_HOLD_TTL_S), "RATE_LIMIT_AUTH_PER_IP": "5"},
+)
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# It starts processes of its own.
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 USERS, SEATS, DURATION_S = 30, 30, 10
 # Stack start (~10 s) + drop (~15 s) + settlement (bounded: 2 x SAGA_TIMEOUT_S + 20) + stop.

@@ -4,25 +4,15 @@ hold and saga timeouts so a drop settles within the test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.live import live_stack_fixture
 
-from stack.infra import Endpoints
-from tests.live import LiveStack, run_live_stack
-
-REDIS_DB = 5
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="package")
-def drop_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
-    with run_live_stack(
-        infra,
-        service_env,
-        name="drop_smoke",
-        redis_db_index=REDIS_DB,
-        env={"HOLD_TTL_S": "10", "SAGA_TIMEOUT_S": "12", "RATE_LIMIT_AUTH_PER_IP": "50"},
-    ) as live:
-        yield live
+drop_stack = live_stack_fixture(
+    "drop_smoke",
+    fixture="drop_stack",
+    env={"HOLD_TTL_S": "10", "SAGA_TIMEOUT_S": "12", "RATE_LIMIT_AUTH_PER_IP": "50"},
+)

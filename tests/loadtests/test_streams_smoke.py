@@ -10,12 +10,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from booking.pubsub import CLIENT_NAME
 from stack.infra import Endpoints
+from tests.live import REDIS_DBS
 from tests.loadtests.conftest import ROOT
 
+# It starts processes of its own.
+pytestmark = pytest.mark.e2e
+
 STREAMS = 50
-REDIS_DB = 10
+REDIS_DB = REDIS_DBS["streams"]
 
 
 def test_fifty_streams_all_get_their_pass(infra: Endpoints, tmp_path: Path) -> None:

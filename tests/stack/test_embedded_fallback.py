@@ -18,6 +18,9 @@ from stack.servers.postgres import find_wheel_pg_bin_dir, start_local_postgres
 from stack.servers.redis import find_redis_server, find_wheel_valkey, start_local_redis
 from tests.stack.conftest import dead_env, free_ports
 
+# It starts processes of its own.
+pytestmark = pytest.mark.e2e
+
 EMBEDDED_REDIS = {"BOOKING_RUSH_REDIS_BINARY": "embedded"}
 EMBEDDED_POSTGRES = {"BOOKING_RUSH_POSTGRES_BINARY": "embedded"}
 

@@ -21,6 +21,9 @@ from stack.specs import ProcessSpec
 from stack.supervisor import Stack
 from tests.stack.test_infra import redis_only_env
 
+# It starts processes of its own.
+pytestmark = pytest.mark.e2e
+
 STANDIN = str(Path(__file__).with_name("standin.py"))
 
 

@@ -28,6 +28,9 @@ from stack.specs import (
 )
 from stack.supervisor import Stack, StackError
 
+# It starts processes of its own.
+pytestmark = pytest.mark.e2e
+
 HERE = Path(__file__).parent
 STANDIN = str(HERE / "standin.py")
 NO_INFRA = Endpoints("redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:1/x", "127.0.0.1:1")

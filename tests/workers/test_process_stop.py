@@ -28,6 +28,9 @@ from workers.runtime import (
     run_periodic,
 )
 
+# It starts processes of its own.
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 STOP_WITHIN_S = 10.0
 

@@ -3,30 +3,23 @@ database, Redis db and Kafka namespace, with a 5 s hold so an expiry happens wit
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from booking.db import create_pool
-from stack.infra import Endpoints
-from tests.live import LiveStack, insert_user, run_live_stack
+from tests.live import LiveStack, insert_user, live_stack_fixture
 
-REDIS_DB = 3
 HOLD_TTL_S = 5
 
 
-@pytest.fixture(scope="package")
-def feed_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
-    with run_live_stack(
-        infra,
-        service_env,
-        name="feed_e2e",
-        redis_db_index=REDIS_DB,
-        env={"HOLD_TTL_S": str(HOLD_TTL_S)},
-    ) as live:
-        yield live
+feed_stack = live_stack_fixture(
+    "feed_e2e",
+    fixture="feed_stack",
+    env={"HOLD_TTL_S": str(HOLD_TTL_S)},
+)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,8 +16,7 @@ from booking.payments.providers import derived_webhook_secret
 from booking.payments.providers.base import signature_header
 from booking.payments.providers.mock import SIGNATURE_HEADER, mock_event, provider_ref_of
 from booking.payments.service import SagaTopics
-from stack.infra import Endpoints
-from tests.live import LiveStack, insert_user, run_live_stack
+from tests.live import LiveStack, insert_user, live_stack_fixture
 
 HOLD_TTL_S = 8
 SAGA_TIMEOUT_S = 12  # longer than a hold: a late payment meets a lapsed hold, not a timeout
@@ -26,21 +25,16 @@ TOPICS = SagaTopics.for_namespace(f"e2e{uuid.uuid4().hex[:8]}")
 NAMESPACE = TOPICS.payments.rsplit(".", 1)[1]
 
 
-@pytest.fixture(scope="package")
-def saga_stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
-    with run_live_stack(
-        infra,
-        service_env,
-        name="saga_e2e",
-        redis_db_index=2,
-        env={
-            "HOLD_TTL_S": str(HOLD_TTL_S),
-            "SAGA_TIMEOUT_S": str(SAGA_TIMEOUT_S),
-            "PAYMENT_HOLD_GRACE_S": "0",  # a paid-for hold lapsing is one of the cases here
-            "KAFKA_NAMESPACE": NAMESPACE,
-        },
-    ) as live:
-        yield live
+saga_stack = live_stack_fixture(
+    "saga_e2e",
+    fixture="saga_stack",
+    env={
+        "HOLD_TTL_S": str(HOLD_TTL_S),
+        "SAGA_TIMEOUT_S": str(SAGA_TIMEOUT_S),
+        "PAYMENT_HOLD_GRACE_S": "0",  # a paid-for hold lapsing is one of the cases here
+        "KAFKA_NAMESPACE": NAMESPACE,
+    },
+)
 
 
 @pytest.fixture

@@ -3,21 +3,19 @@ it is logged once (one ERROR line, with the traceback and the request id) and it
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 from prometheus_client import REGISTRY
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from common.http_server import HTTP_PROTOCOL
-from stack.processes import free_port
 from tests.error_log import error_lines
+from tests.serving import uvicorn_serving
 
 
 async def _raises(request: Request) -> Response:
@@ -27,23 +25,9 @@ async def _raises(request: Request) -> Response:
 @asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
     """uvicorn with production's HTTP protocol; the `app` fixture has run the lifespan."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=HTTP_PROTOCOL, lifespan="off", log_config=None,
-        access_log=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(20):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
+    options = {"http": HTTP_PROTOCOL, "lifespan": "off", "log_config": None, "access_log": False}
+    async with uvicorn_serving(app, **options) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
 
 
 async def test_an_unexpected_500_names_its_request_and_is_logged_once(app: Any) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -34,7 +33,7 @@ from gateway.app import create_app as create_gateway_app
 from gateway.settings import GatewaySettings
 from stack.infra import Endpoints
 from stack.probes import ensure_database, with_database
-from stack.processes import free_port
+from tests.serving import uvicorn_serving
 from workers.outbox_relay import OutboxRelay
 from workers.settings import WorkerSettings
 
@@ -66,28 +65,9 @@ async def trace_db(infra: Endpoints) -> AsyncIterator[Any]:
 
 @asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        ws="none",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(20):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.05)
+    options = {"lifespan": "on", "log_config": None, "access_log": False, "ws": "none"}
+    async with uvicorn_serving(app, **options) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
 
 
 def _server_span(spans: list[ReadableSpan], service: str, route: str) -> ReadableSpan:

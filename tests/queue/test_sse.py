@@ -11,11 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import uvicorn
 from starlette.types import Message
 
 from booking.sse import HEARTBEAT, Ending, EventStream, frame
-from stack.processes import free_port
+from tests.serving import uvicorn_serving
 
 HEARTBEAT_S = 0.3
 
@@ -66,22 +65,9 @@ async def serving(source: ScriptedSource, **options: Any) -> AsyncIterator[int]:
             options.setdefault("heartbeat_s", HEARTBEAT_S)
             await EventStream(source, **options)(scope, receive, send)
 
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http="httptools", lifespan="off", log_config=None
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()  # it could not start: say why
-                await asyncio.sleep(0.01)
+    options = {"http": "httptools", "lifespan": "off", "log_config": None}
+    async with uvicorn_serving(app, within_s=10, **options) as port:
         yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def _request(port: int, method: str = "GET", receive_buffer: int | None = None) -> Any:

@@ -127,7 +127,10 @@ async def call(client: httpx.AsyncClient, index: int, headers: dict[str, str]) -
         pytest.param({}, id="closes-at-once"),
         pytest.param({"linger_s": 0.05}, id="closes-a-moment-later"),
         pytest.param({"announce": True, "linger_s": 0.05}, id="says-close-closes-later"),
-        pytest.param({"idle_s": 0.05}, id="short-keep-alive"),
+        # Not traced by coverage: the upstream's 50 ms keep-alive is an exact timer, and under
+        # line tracing a batch of 30 in-process requests is slow enough that a pooled connection
+        # is reused just as the upstream closes it (an unsafe POST then rightly gets 502).
+        pytest.param({"idle_s": 0.05}, id="short-keep-alive", marks=pytest.mark.no_cover),
     ],
 )
 async def test_a_500_that_closes_the_connection_fails_no_other_request(

@@ -1,27 +1,68 @@
-# booking-rush: `make run` brings up the whole system, `make test` runs the whole suite.
+# booking-rush: `make run` brings up the whole system, `make test` runs the suite, `make check`
+# (lint, types, then `make test`) is the gate CI runs
+# (`make help` lists every target).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+LOCK   := requirements.lock
+# `make check` fails below this line coverage (percent) of booking, gateway, workers, common, lua
+# and stack, as measured in the pytest process: 87.52 % (7565 of 8644 statements) when the gate
+# was added, rounded down. Raise it as coverage rises; do not lower it to let a change in.
+COV_FLOOR := 87
 
-.PHONY: run test lint typecheck install clean-run tools dashboards drop bench streams chaos
+.DEFAULT_GOAL := help
+.PHONY: help run test check lint typecheck install lock clean-run tools dashboards drop bench \
+	streams chaos
 
+## help: this list
+help:
+	@awk '/^## [a-z-]+: / { name = $$2; sub(/:$$/, "", name); text = $$0; \
+		sub(/^## [a-z-]+: /, "", text); printf "  make %-11s %s\n", name, text }' $(MAKEFILE_LIST)
+
+## install: .venv with the project and its `dev` and `local` extras, at the versions in requirements.lock
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[dev,local]'
 	@touch $(STAMP)
+
+## lock: rewrite requirements.lock with the newest versions pyproject.toml allows (scratch venv)
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,local]'
+	{ sed -n '/^#/p' $(LOCK); \
+	  .lock-venv/bin/python -m pip freeze --disable-pip-version-check --exclude-editable; \
+	} > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
 
 ## run: the whole system on embedded servers (Ctrl-C stops all of it)
 run: $(STAMP)
 	$(BIN)/python -m stack run
 
-## test: unit, Lua, integration, API and end-to-end tests on real servers
+## test: unit, Lua, integration, API and end-to-end tests on real servers, with the coverage floor
+# `tools` installs only what is missing, so on a prepared machine it runs no apt-get; on a fresh
+# one it is what lets `make test` pass without a step of its own.
 test: $(STAMP) tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered \
+		--cov-fail-under=$(COV_FLOOR) $(PYTEST_ARGS)
 
-## tools: prometheus/promtool, wrk and docker-compose (Debian packages), installed when missing
+## check: the CI gate: lint, typecheck, then `make test` (the whole suite once)
+check: lint typecheck test
+
+## lint: ruff check and ruff format --check
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## typecheck: mypy over the packages in pyproject.toml (strict for common/ and gateway/)
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## tools: prometheus/promtool, wrk, docker-compose and redis-tools (Debian packages), installed when missing
 tools:
 	@sh observability/ensure-tools.sh
 
@@ -29,13 +70,7 @@ tools:
 dashboards: $(STAMP)
 	$(BIN)/python observability/grafana/build_dashboards.py
 
-lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-
-typecheck: $(STAMP)
-	$(BIN)/mypy booking gateway workers common stack lua
-
+## clean-run: delete .run/ (the launcher's servers, data and logs; stop `make run` first)
 clean-run:
 	rm -rf .run
 

@@ -31,7 +31,9 @@ class Env:
             value = int(raw)
         except ValueError:
             raise ValueError(f"{name} must be an integer, not {raw!r}") from None
-        return self._at_least(name, value, minimum)
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, not {value}")
+        return value
 
     def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
         raw = self.env.get(name)
@@ -41,7 +43,9 @@ class Env:
             value = float(raw)
         except ValueError:
             raise ValueError(f"{name} must be a number, not {raw!r}") from None
-        return self._at_least(name, value, minimum)
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, not {value}")
+        return value
 
     def flag(self, name: str, default: bool = False) -> bool:
         raw = (self.env.get(name) or "").strip().lower()
@@ -57,12 +61,6 @@ class Env:
         """Signs queue passes, internal messages and the mock's webhooks: INTERNAL_SECRET, or
         JWT_SECRET when that is unset (one secret is enough on a single machine)."""
         return self.text("INTERNAL_SECRET") or self.text("JWT_SECRET")
-
-    @staticmethod
-    def _at_least(name: str, value: Any, minimum: Any) -> Any:
-        if minimum is not None and value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, not {value}")
-        return value
 
 
 @dataclass(frozen=True, kw_only=True)

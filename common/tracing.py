@@ -37,7 +37,8 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span
+from opentelemetry.trace import SpanKind as SpanKind  # re-exported: callers pass tracing.SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from common.logs import trace_id_var
@@ -93,7 +94,7 @@ def configure_tracing(
 
 def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter | None:
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter,
         )
     except ImportError:

@@ -24,7 +24,7 @@ from common import tracing
 from common.asgi import REQUEST_ID_SCOPE_KEY, incoming_request_id
 from common.tokens import TokenError, bearer_token
 from gateway.guard import Authenticator, authorization_header
-from gateway.proxy import resolve_forwarding, upstream_headers
+from gateway.proxy import Upstreams, resolve_forwarding, upstream_headers
 from gateway.ratelimit import RateLimiter
 from gateway.routes import ROUTE_SCOPE_KEY, classify
 
@@ -115,7 +115,7 @@ class WebSocketProxy:
     async def _connect(
         self, state: dict[str, Any], scope: Scope, forwarding: Any
     ) -> aiohttp.ClientWebSocketResponse | None:
-        upstreams = state["upstreams"]
+        upstreams: Upstreams = state["upstreams"]
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")

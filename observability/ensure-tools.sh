@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the tools the observability tests and load tests run, when any is missing:
 # prometheus + promtool (Debian package `prometheus`), wrk, docker-compose (validates
-# docker-compose.yml without a Docker engine), redis-benchmark (Debian `redis-tools`, the bench's Redis phase). Idempotent and quiet; `make test` calls it.
+# docker-compose.yml without a Docker engine), redis-benchmark (Debian `redis-tools`, the bench's
+# Redis phase). Idempotent and quiet. `make tools` runs it (so do `.ci/run`, before `make check`,
+# and `make bench`); the test targets do not.
 # Needs root or password-less sudo on a Debian/Ubuntu machine; elsewhere it says what is missing.
 set -eu
 

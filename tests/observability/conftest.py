@@ -38,7 +38,7 @@ def scrape_jobs(specs: list[ProcessSpec]) -> dict[str, list[tuple[str, str]]]:
 @pytest.fixture(scope="package")
 def prometheus(live_stack: LiveStack) -> Iterator[Prometheus]:  # noqa: F811
     if prometheus_binary() is None:
-        pytest.fail("no `prometheus` on PATH: run observability/ensure-tools.sh (make test does)")
+        pytest.fail("no `prometheus` on PATH: run `make tools` (observability/ensure-tools.sh)")
     server = Prometheus(RUN_DIR, scrape_config(scrape_jobs(live_stack.stack.specs)))
     server.start()
     try:

@@ -58,7 +58,7 @@ class Prometheus:
     def start(self) -> None:
         binary = prometheus_binary()
         if binary is None:
-            raise RuntimeError("no `prometheus` on PATH: run observability/ensure-tools.sh")
+            raise RuntimeError("no `prometheus` on PATH: run `make tools`")
         # A previous run's samples would answer queries for up to 5 minutes: start empty.
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)

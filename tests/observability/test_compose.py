@@ -53,9 +53,7 @@ def code_reads(name: str) -> bool:
 def test_compose_file_is_valid() -> None:
     binary = shutil.which("docker-compose")
     if binary is None:
-        pytest.fail(
-            "no `docker-compose` on PATH: run observability/ensure-tools.sh (make test does)"
-        )
+        pytest.fail("no `docker-compose` on PATH: run `make tools` (observability/ensure-tools.sh)")
     result = subprocess.run(
         [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
         capture_output=True,

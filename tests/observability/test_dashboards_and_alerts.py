@@ -40,7 +40,7 @@ DATA_DEADLINE_S = 30
 def test_alert_rules_pass_promtool() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("no `promtool` on PATH: run observability/ensure-tools.sh (make test does)")
+        pytest.fail("no `promtool` on PATH: run `make tools` (observability/ensure-tools.sh)")
     result = subprocess.run(
         [promtool, "check", "rules", *map(str, RULE_FILES)],
         capture_output=True,

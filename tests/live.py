@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from common.tokens import TokenKeys, issue_access_token
@@ -43,6 +44,26 @@ class LiveStack:
     env: dict[str, str]
     stack: Stack
     keys: TokenKeys
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """An HTTP client of the gateway's API (base URL /api/v1)."""
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        async with httpx.AsyncClient(
+            base_url=self.gateway_url + "/api/v1", timeout=30, limits=limits
+        ) as client:
+            yield client
+
+    @asynccontextmanager
+    async def database(self) -> AsyncIterator[Any]:
+        """A small pool on the stack's own PostgreSQL database."""
+        from booking.db import create_pool
+
+        pool = await create_pool(self.endpoints.database_url, min_size=1, max_size=4)
+        try:
+            yield pool
+        finally:
+            await pool.close()
 
     def token(self, user_id: str, role: str = "customer") -> str:
         return issue_access_token(

@@ -11,7 +11,6 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from booking.db import create_pool
 from tests.live import LiveStack, insert_user, live_stack_fixture
 
 __all__ = ["LiveStack"]  # the e2e suites import it from here
@@ -28,20 +27,14 @@ live_stack = live_stack_fixture(
 
 @pytest.fixture
 async def gateway(live_stack: LiveStack) -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(
-        base_url=live_stack.gateway_url + "/api/v1", timeout=30, limits=limits
-    ) as client:
+    async with live_stack.client() as client:
         yield client
 
 
 @pytest.fixture
 async def e2e_pool(live_stack: LiveStack) -> AsyncIterator[Any]:
-    pool = await create_pool(live_stack.endpoints.database_url, min_size=1, max_size=4)
-    try:
+    async with live_stack.database() as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from booking.db import create_pool
 from tests.live import LiveStack, insert_user, live_stack_fixture
 
 HOLD_TTL_S = 5
@@ -24,17 +23,14 @@ feed_stack = live_stack_fixture(
 
 @pytest.fixture
 async def gw(feed_stack: LiveStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=feed_stack.gateway_url + "/api/v1", timeout=30) as client:
+    async with feed_stack.client() as client:
         yield client
 
 
 @pytest.fixture
 async def db(feed_stack: LiveStack) -> AsyncIterator[Any]:
-    pool = await create_pool(feed_stack.endpoints.database_url, min_size=1, max_size=4)
-    try:
+    async with feed_stack.database() as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture

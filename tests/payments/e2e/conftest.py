@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from booking.db import create_pool
 from booking.payments.providers import derived_webhook_secret
 from booking.payments.providers.base import signature_header
 from booking.payments.providers.mock import SIGNATURE_HEADER, mock_event, provider_ref_of
@@ -39,20 +38,14 @@ saga_stack = live_stack_fixture(
 
 @pytest.fixture
 async def gw(saga_stack: LiveStack) -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(
-        base_url=saga_stack.gateway_url + "/api/v1", timeout=30, limits=limits
-    ) as client:
+    async with saga_stack.client() as client:
         yield client
 
 
 @pytest.fixture
 async def db(saga_stack: LiveStack) -> AsyncIterator[Any]:
-    pool = await create_pool(saga_stack.endpoints.database_url, min_size=1, max_size=4)
-    try:
+    async with saga_stack.database() as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 class Buyers:

@@ -19,7 +19,8 @@ from booking.inventory.scripts import Scripts
 from booking.middleware import BookingApp
 from booking.payments import routes as payment_routes
 from booking.payments.providers import create_provider
-from booking.payments.service import Payments, SagaTopics
+from booking.payments.saga import SagaTopics
+from booking.payments.service import Payments
 from booking.problems import EXCEPTION_HANDLERS
 from booking.pubsub import Hub
 from booking.queue import routes as queue_routes

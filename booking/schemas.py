@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -286,3 +286,8 @@ class UnsuspendBody(Body):
 
 class SuspendBody(UnsuspendBody):
     reason: Reason
+
+
+class PaymentBody(Body):
+    booking_id: UUID
+    test_outcome: Literal["succeed", "decline", "no_answer"] | None = None

@@ -44,8 +44,7 @@ from booking.payments import store as payment_store
 from booking.payments.checks import Arrived
 from booking.payments.providers import create_provider
 from booking.payments.providers.base import SETTLED_WITHOUT_MONEY, Charge, PaymentProvider
-from booking.payments.saga_store import Saga
-from booking.payments.service import (
+from booking.payments.saga import (
     COMPENSATED,
     COMPLETED,
     SAGA_FAILED,
@@ -57,6 +56,7 @@ from booking.payments.service import (
     SagaTopics,
     advance_saga,
 )
+from booking.payments.saga_store import Saga
 from booking.payments.store import UnansweredPayment
 from booking.store.messages import claim_message
 from workers.consumer import ConsumerWorker, MalformedMessageError

@@ -34,13 +34,7 @@ from booking.payments.notifications import (
 )
 from booking.payments.providers import create_provider
 from booking.payments.providers.base import PaymentProvider, ProviderRefusedError, RefundRequest
-from booking.payments.service import (
-    STEP_CONFIRM,
-    STEP_NOTIFY,
-    STEP_REFUND,
-    STEP_RELEASE,
-    SagaTopics,
-)
+from booking.payments.saga import STEP_CONFIRM, STEP_NOTIFY, STEP_REFUND, STEP_RELEASE, SagaTopics
 from booking.reconcile import restore_event
 from booking.store import bookings as booking_store
 from booking.store.messages import claim_message, was_processed

@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from booking.errors import InvalidRequestError
 from booking.http import MAX_BODY_BYTES, JSONResponse, identity, read_body, services
-from booking.payments.service import PaymentBody
+from booking.schemas import PaymentBody
 
 
 async def create_payment(request: Request) -> JSONResponse:

@@ -1,5 +1,5 @@
 """Payments use-cases: pay for a hold, read a payment, take in provider webhooks, and start the
-refund of a confirmed booking. Also the saga vocabulary the saga workers share with them.
+refund of a confirmed booking. The saga's vocabulary is `booking/payments/saga.py`.
 
 Nothing here confirms a booking: a webhook only records the provider event and writes the
 resulting message to the outbox in the same transaction; the saga workers do the rest. A
@@ -16,10 +16,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict
 
 from booking import errors
 from booking.domain import (
@@ -34,11 +33,6 @@ from booking.domain import (
 )
 from booking.inventory.scripts import Scripts
 from booking.messaging import (
-    TOPIC_BOOKINGS,
-    TOPIC_NOTIFICATIONS,
-    TOPIC_PAYMENTS,
-    TOPIC_SAGA,
-    TOPIC_SAGA_REPLIES,
     Envelope,
     add_to_outbox,
 )
@@ -54,101 +48,14 @@ from booking.payments.providers.base import (
     ProviderUnavailableError,
     WebhookEvent,
 )
+from booking.payments.saga import STATE_OF_STEP, STEP_REFUND, SagaTopics, advance_saga
 from booking.payments.saga_store import Saga
 from booking.payments.store import FAILED, PENDING, Payment
+from booking.schemas import PaymentBody
 from booking.store import bookings as booking_store
 from common.tokens import Identity
 
 log = logging.getLogger(__name__)
-
-
-# Saga steps (each a command the saga-step worker executes) and the state waiting on each.
-STEP_CONFIRM = "confirm_booking"
-STEP_NOTIFY = "notify"
-STEP_REFUND = "refund_payment"
-STEP_RELEASE = "release_booking"
-STATE_OF_STEP = {
-    STEP_CONFIRM: "CONFIRMING",
-    STEP_NOTIFY: "NOTIFYING",
-    STEP_REFUND: "REFUNDING",
-    STEP_RELEASE: "RELEASING",
-}
-COMPLETED = "COMPLETED"
-COMPENSATED = "COMPENSATED"
-SAGA_FAILED = "FAILED"
-
-
-@dataclass(frozen=True)
-class SagaTopics:
-    """Topic names (tests isolate themselves with a suffix)."""
-
-    payments: str = TOPIC_PAYMENTS
-    commands: str = TOPIC_SAGA
-    replies: str = TOPIC_SAGA_REPLIES
-    bookings: str = TOPIC_BOOKINGS
-    notifications: str = TOPIC_NOTIFICATIONS
-
-    @classmethod
-    def for_namespace(cls, namespace: str) -> SagaTopics:
-        """KAFKA_NAMESPACE: deployments sharing a broker keep to their own topics."""
-        return cls.with_suffix(namespace) if namespace else cls()
-
-    @classmethod
-    def with_suffix(cls, suffix: str) -> SagaTopics:
-        base = cls()
-        return cls(
-            payments=f"{base.payments}.{suffix}",
-            commands=f"{base.commands}.{suffix}",
-            replies=f"{base.replies}.{suffix}",
-            bookings=f"{base.bookings}.{suffix}",
-            notifications=f"{base.notifications}.{suffix}",
-        )
-
-
-class PaymentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    booking_id: uuid.UUID
-    test_outcome: Literal["succeed", "decline", "no_answer"] | None = None
-
-
-async def advance_saga(
-    conn: asyncpg.Connection,
-    saga: Saga,
-    *,
-    step: str | None,
-    state: str | None = None,
-    now: datetime,
-    topics: SagaTopics,
-    retry: bool = False,
-    last_error: str | None = None,
-) -> None:
-    """Moves the saga on and, when there is a next step, sends its command (outbox, same
-    transaction). A retry sends the current step's command again with a fresh message id."""
-    state = state or STATE_OF_STEP[step or ""]
-    await saga_store.update_saga(
-        conn,
-        saga.saga_id,
-        state=state,
-        step=step,
-        now=now,
-        last_error=last_error,
-        new_attempt=retry,
-    )
-    if step is None:
-        return
-    command = {
-        "saga_id": saga.saga_id,
-        "kind": saga.kind,
-        "step": step,
-        "payment_id": saga.payment_id,
-        "booking_id": saga.booking_id,
-        "event_id": saga.event_id,
-        "release_reason": "REFUNDED" if saga.kind == "cancel" else "FAILED",
-        "attempt": saga.attempts + 1 if retry else 0,
-    }
-    envelope = Envelope.new(f"saga.{step}", saga.booking_id, command, now)
-    await add_to_outbox(conn, topics.commands, envelope)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from booking.app import create_app
 from booking.payments.providers import PaymentConfig
 from booking.payments.providers.base import signature_header
 from booking.payments.providers.mock import SIGNATURE_HEADER, mock_event, provider_ref_of
-from booking.payments.service import SagaTopics
+from booking.payments.saga import SagaTopics
 from booking.settings import Settings
 from common.tokens import issue_access_token
 from tests.polling import wait_for as wait_for  # re-exported for the tests here

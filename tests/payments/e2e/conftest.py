@@ -14,7 +14,7 @@ import pytest
 from booking.payments.providers import derived_webhook_secret
 from booking.payments.providers.base import signature_header
 from booking.payments.providers.mock import SIGNATURE_HEADER, mock_event, provider_ref_of
-from booking.payments.service import SagaTopics
+from booking.payments.saga import SagaTopics
 from tests.live import LiveStack, insert_user, live_stack_fixture
 
 HOLD_TTL_S = 8

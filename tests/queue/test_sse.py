@@ -65,8 +65,8 @@ async def serving(source: ScriptedSource, **options: Any) -> AsyncIterator[int]:
             options.setdefault("heartbeat_s", HEARTBEAT_S)
             await EventStream(source, **options)(scope, receive, send)
 
-    options = {"http": "httptools", "lifespan": "off", "log_config": None}
-    async with uvicorn_serving(app, within_s=10, **options) as port:
+    config = {"http": "httptools", "lifespan": "off", "log_config": None}
+    async with uvicorn_serving(app, within_s=10, **config) as port:
         yield port
 
 

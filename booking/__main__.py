@@ -124,14 +124,13 @@ def users_add(email: str, password: str, name: str | None, role: str, update: bo
 
 
 async def _with_parts(settings: Settings, work: Any) -> Any:
-    import redis.asyncio as aioredis
-
     from booking.catalog import Catalog
     from booking.db import create_pool
     from booking.inventory.scripts import Scripts
+    from common.redis_client import connect
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = await connect(settings.redis_url, cluster=settings.redis_cluster)
     try:
         scripts = Scripts(redis)
         await scripts.load()

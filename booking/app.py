@@ -38,6 +38,7 @@ from booking.services import Services
 from booking.settings import Settings
 from booking.suspensions import Suspensions
 from common import heap
+from common.redis_client import RedisClient, connect, open_redis
 
 API_PREFIX = "/api/v1"
 REDIS_CONNECT_TIMEOUT_S = 2.0
@@ -59,13 +60,37 @@ API_ROUTES: list[BaseRoute] = [
 ]
 
 
+def _queue_redis(settings: Settings) -> RedisClient:
+    """The queue's own pool, so a burst of stream connects never starves the reserve path's.
+    On a single node it is a blocking pool (a burst waits for a connection instead of failing);
+    a cluster client bounds each node's pool instead."""
+    if settings.redis_cluster:
+        return open_redis(
+            settings.redis_url,
+            cluster=True,
+            max_connections=QUEUE_REDIS_CONNECTIONS,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+        )
+    return aioredis.Redis(
+        connection_pool=aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=QUEUE_REDIS_CONNECTIONS,
+            timeout=10,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+        )
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The hot path's pool. Not a BlockingConnectionPool: its per-checkout timeout cost ~8% of
         # a reserve (profiled); the pool is sized far above the requests one process runs at once.
-        redis = aioredis.Redis.from_url(
+        redis = await connect(
             settings.redis_url,
+            cluster=settings.redis_cluster,
             max_connections=settings.redis_max_connections,
             # A Redis host that vanishes (not refusing, just silent) must turn into a quick 503,
             # not a request hanging until the gateway gives up.
@@ -103,20 +128,10 @@ def create_app(settings: Settings) -> Starlette:
             pass_secret=settings.internal_secret,
             payments=payments,
         )
-        # The queue's own bounded pool: a burst of stream connects waits for a connection
-        # instead of failing, and never starves the reserve path's pool.
-        queue_redis = aioredis.Redis(
-            connection_pool=aioredis.BlockingConnectionPool.from_url(
-                settings.redis_url,
-                max_connections=QUEUE_REDIS_CONNECTIONS,
-                timeout=10,
-                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-                socket_timeout=REDIS_TIMEOUT_S,
-            )
-        )
+        queue_redis = _queue_redis(settings)
         queue_store = QueueStore(queue_redis)
         await queue_store.load()
-        hub = Hub(settings.redis_url)
+        hub = Hub(settings.redis_url, cluster=settings.redis_cluster)
         await hub.start()
         queue = Queue(pool=pool, store=queue_store, catalog=catalog)
         # The live availability feed shares the process's one pub/sub connection (the Hub).
@@ -143,7 +158,8 @@ def create_app(settings: Settings) -> Starlette:
             await feed.stop()
             await hub.stop()
             await queue_redis.aclose()
-            await queue_redis.connection_pool.aclose()
+            if isinstance(queue_redis, aioredis.Redis):
+                await queue_redis.connection_pool.aclose()
             await provider.aclose()
             await writer.stop()
             await pool.close()

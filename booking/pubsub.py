@@ -1,4 +1,4 @@
-"""One Redis pub/sub connection per process, fanned out in-process.
+"""One Redis pub/sub connection per process (on a cluster: one per shard), fanned out in-process.
 
 `Hub` subscribes to a channel when its first local listener asks for it and unsubscribes when
 the last one leaves (ref-counted). Every message is handed to each listener's `offer` without
@@ -8,8 +8,12 @@ reconnect of the pub/sub connection (messages may have been lost meanwhile) call
 listener's `mark_missed`. Generic: channel -> listeners; the queue streams and the live seat feed
 both use it.
 
-Subscriptions asked for while one SUBSCRIBE is on its way go out together in the next one, so
-thousands of streams opening at once cost a few commands, not one lock turn each.
+On a Redis Cluster (`cluster=True`) each channel is routed to the link of the primary owning its
+slot and subscribed with `SSUBSCRIBE` (sharded pub/sub): one connection per shard per process.
+When a slot moves (resharding) the server drops the channel and the hub subscribes it again on
+the new owner; when a primary dies (failover) the hub re-reads the slot map until the promoted
+replica serves the slot. Either way the channel's listeners are told they may have missed
+messages. The connections themselves are `booking.pubsub_link.Link`s.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
+from redis.asyncio.cluster import RedisCluster
+
+from booking.pubsub_link import CLIENT_NAME, Link
+from common.redis_client import connect
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +40,10 @@ DROPPED = Counter(
 
 # What a subscriber receives instead of a message it missed: read the state again.
 RESYNC = ("", b"")
-_ALIVE_CHANNEL = "br:hub:alive"  # keeps the connection subscribed while no client listens
+_ALIVE_CHANNEL = "br:hub:alive"  # keeps a connection subscribed while no client listens
 _RETRY_S = 0.5
-CLIENT_NAME = "booking-rush-hub"  # CLIENT LIST shows the one subscriber connection by this name
 SUBSCRIBE_TIMEOUT_S = 10
+__all__ = ["CLIENT_NAME", "RESYNC", "Hub", "Listener", "Subscriber"]
 
 
 class Listener(Protocol):
@@ -93,34 +101,37 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, redis_url: str, *, queue_size: int = 16) -> None:
-        self._client = aioredis.Redis.from_url(
-            redis_url, max_connections=1, client_name=CLIENT_NAME
-        )
+    def __init__(self, redis_url: str, *, cluster: bool = False, queue_size: int = 16) -> None:
+        self._url = redis_url
+        self._cluster_mode = cluster
+        self._topology: RedisCluster | None = None  # cluster only: who owns which slot
         self._queue_size = queue_size
-        self._pubsub: aioredis.client.PubSub | None = None
+        self._links: dict[str, Link] = {}
+        self._route: dict[str, Link] = {}  # channel -> the link holding it
         self._listeners: dict[str, set[Listener]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
-        self._to_subscribe: list[str] = []
-        self._subscribing = False
-        self._lock = asyncio.Lock()  # one SUBSCRIBE / UNSUBSCRIBE / reconnect at a time
-        self._reader: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._repairs: dict[str, asyncio.Task[None]] = {}
+        self._opening: dict[str, asyncio.Task[Link]] = {}
 
     async def start(self) -> None:
-        await self._connect()
-        self._reader = asyncio.create_task(self._read_forever(), name="pubsub-hub")
+        probe = await connect(self._url, cluster=self._cluster_mode)  # refuses a mismatch
+        if isinstance(probe, RedisCluster):
+            self._topology = probe
+            for node in probe.get_primaries():
+                await self._link_named(node.name)
+        else:
+            await probe.aclose()
+            await self._link_named("main")
 
     async def stop(self) -> None:
-        for task in tuple(self._background):
+        for task in (*self._background, *self._repairs.values()):
             task.cancel()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
-        await self._client.aclose()
+        for link in tuple(self._links.values()):
+            await link.stop()
+        self._links.clear()
+        if self._topology is not None:
+            await self._topology.aclose()
 
     def subscriber(self) -> Subscriber:
         return Subscriber(self._queue_size)
@@ -133,6 +144,7 @@ class Hub:
         """Adds the listener to the channels; returns once Redis confirmed each subscription
         (so a state read after this call cannot miss a message published after it)."""
         waits = []
+        fresh = []
         for channel in channels:
             if channel in listener.channels:
                 continue
@@ -140,19 +152,17 @@ class Hub:
             self._listeners.setdefault(channel, set()).add(listener)
             if channel not in self._confirmed:
                 self._confirmed[channel] = asyncio.get_running_loop().create_future()
-                self._to_subscribe.append(channel)
+                fresh.append(channel)
             waits.append(self._confirmed[channel])
-        if self._to_subscribe and not self._subscribing:
-            self._subscribing = True
-            self._in_background(self._send_subscribes())
         async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+            if fresh:
+                await self._place(fresh)
             for confirmed in waits:
                 await asyncio.shield(confirmed)  # shared: a cancelled caller must not cancel it
 
     def unsubscribe(self, listener: Listener) -> None:
         """Removes the listener at once (safe in a cancelled task's cleanup); channels left
         without listeners are unsubscribed from Redis in the background."""
-        emptied = []
         for channel in listener.channels:
             listeners = self._listeners.get(channel)
             if listeners is None:
@@ -161,119 +171,170 @@ class Hub:
             if not listeners:
                 del self._listeners[channel]
                 self._confirmed.pop(channel, None)
-                emptied.append(channel)
+                link = self._route.pop(channel, None)
+                if link is not None:
+                    link.drop([channel])
         listener.channels.clear()
-        if emptied:
-            self._in_background(self._unsubscribe(emptied))
+
+    # routing
+
+    async def _place(self, channels: list[str]) -> None:
+        """Each channel (still wanted) onto the link of the server that owns it."""
+        by_link: dict[str, list[str]] = {}
+        for channel in channels:
+            if channel in self._listeners:
+                by_link.setdefault(self._owner_name(channel), []).append(channel)
+        for name, routed in by_link.items():
+            link = await self._link_named(name)
+            for channel in routed:
+                self._route[channel] = link
+            link.want(routed)
+
+    def _owner_name(self, channel: str) -> str:
+        if self._topology is None:
+            return "main"
+        node = self._topology.get_node_from_key(channel)
+        if node is None:
+            raise ConnectionError(f"no Redis Cluster node serves the slot of {channel!r}")
+        return str(node.name)
+
+    async def _link_named(self, name: str) -> Link:
+        """The link to `name`, opened once even when several callers want it at once."""
+        link = self._links.get(name)
+        if link is not None:
+            return link
+        opening = self._opening.get(name)
+        if opening is None:
+            opening = asyncio.get_running_loop().create_task(self._open_link(name))
+            self._opening[name] = opening
+            opening.add_done_callback(lambda _: self._opening.pop(name, None))
+        return await asyncio.shield(opening)
+
+    async def _open_link(self, name: str) -> Link:
+        if self._topology is None:
+            client = aioredis.Redis.from_url(self._url, max_connections=1, client_name=CLIENT_NAME)
+            keepalive = _ALIVE_CHANNEL
+        else:
+            node = self._topology.get_node(node_name=name)
+            if node is None:
+                raise ConnectionError(f"Redis Cluster node {name} is not in the slot map")
+            options = self._topology.get_connection_kwargs()
+            client = aioredis.Redis(
+                host=node.host,
+                port=int(node.port),
+                username=options.get("username"),
+                password=options.get("password"),
+                max_connections=1,
+                client_name=CLIENT_NAME,
+            )
+            keepalive = self._keepalive_channel_of(name)
+        link = Link(
+            name,
+            client,
+            owner=self,
+            sharded=self._topology is not None,
+            keepalive_channel=keepalive,
+        )
+        await link.start()
+        self._links[name] = link
+        return link
+
+    def _keepalive_channel_of(self, name: str) -> str:
+        assert self._topology is not None
+        for n in range(100_000):
+            channel = f"{_ALIVE_CHANNEL}:{n}"
+            if self._owner_name(channel) == name:
+                return channel
+        raise RuntimeError(f"no keep-alive channel hashes to a slot of {name}")
+
+    # what the links report (booking.pubsub_link.LinkOwner)
+
+    def on_message(self, channel: str, data: bytes) -> None:
+        for listener in tuple(self._listeners.get(channel, ())):
+            listener.offer((channel, data))
+
+    def on_confirmed(self, channel: str) -> None:
+        confirmed = self._confirmed.get(channel)
+        if confirmed is not None and not confirmed.done():
+            confirmed.set_result(None)
+
+    def on_failed(self, channels: list[str], error: BaseException) -> None:
+        for channel in channels:
+            confirmed = self._confirmed.get(channel)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_exception(error)
+                confirmed.exception()  # retrieved: the waiting subscribers raise it
+
+    def on_reconnected(self, link: Link) -> None:
+        self._mark_missed(link.channels)
+
+    def on_lost(self, link: Link, error: BaseException) -> None:
+        if link.name not in self._repairs:
+            task = asyncio.get_running_loop().create_task(self._repair(link))
+            self._repairs[link.name] = task
+            task.add_done_callback(lambda _: self._repairs.pop(link.name, None))
+
+    def on_moved(self, link: Link, channel: str) -> None:
+        self._route.pop(channel, None)
+        if channel in self._listeners:
+            self._unconfirm([channel])
+            self._mark_missed([channel])
+            self._in_background(self._relocate([channel]))
+
+    # recovery
+
+    async def _repair(self, link: Link) -> None:
+        """Single node: the same server again. Cluster: wherever the slot map now says (a
+        failover promoted a replica), so the dead node's link is closed."""
+        channels = sorted(link.channels)
+        self._unconfirm(channels)
+        if self._topology is None:
+            while True:
+                try:
+                    await link.reconnect()
+                    break
+                except Exception as exc:
+                    log.warning("pub/sub reconnect failed (%s)", exc)
+                    await asyncio.sleep(_RETRY_S)
+            self._mark_missed(channels)
+            return
+        self._links.pop(link.name, None)
+        await link.stop()
+        for channel in channels:
+            self._route.pop(channel, None)
+        self._mark_missed(channels)
+        await self._relocate(channels)
+
+    async def _relocate(self, channels: list[str]) -> None:
+        assert self._topology is not None
+        while True:
+            try:
+                await self._topology.nodes_manager.initialize()
+                await self._place([c for c in channels if c not in self._route])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("pub/sub: re-routing %d channels failed (%s)", len(channels), exc)
+                await asyncio.sleep(_RETRY_S)
+
+    def _unconfirm(self, channels: Iterable[str]) -> None:
+        """New subscribers of these channels wait for the subscription to be back."""
+        loop = asyncio.get_running_loop()
+        for channel in channels:
+            future = self._confirmed.get(channel)
+            if future is not None and future.done():
+                self._confirmed[channel] = loop.create_future()
+
+    def _mark_missed(self, channels: Iterable[str]) -> None:
+        told: set[int] = set()
+        for channel in tuple(channels):
+            for listener in tuple(self._listeners.get(channel, ())):
+                if id(listener) not in told:
+                    told.add(id(listener))
+                    listener.mark_missed()
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _send_subscribes(self) -> None:
-        """One SUBSCRIBE for every channel asked for meanwhile, until none is left."""
-        try:
-            async with self._lock:
-                while self._to_subscribe:
-                    channels, self._to_subscribe = self._to_subscribe, []
-                    # Those still wanted and unconfirmed (a reconnect subscribed the others).
-                    channels = [c for c in channels if c in self._listeners and not self._done(c)]
-                    if channels:
-                        await self._subscribe_or_fail(channels)
-        finally:
-            self._subscribing = False
-
-    async def _subscribe_or_fail(self, channels: list[str]) -> None:
-        try:
-            await self._command().subscribe(*channels)
-        except Exception as exc:
-            for channel in channels:
-                confirmed = self._confirmed.get(channel)
-                if confirmed is not None and not confirmed.done():
-                    confirmed.set_exception(exc)
-                    confirmed.exception()  # retrieved: the waiting subscribers raise it
-
-    def _done(self, channel: str) -> bool:
-        confirmed = self._confirmed.get(channel)
-        return confirmed is None or confirmed.done()
-
-    async def _unsubscribe(self, channels: list[str]) -> None:
-        async with self._lock:
-            # A subscriber may have come back for a channel meanwhile: keep those.
-            gone = [channel for channel in channels if channel not in self._listeners]
-            if gone and self._pubsub is not None:
-                with contextlib.suppress(Exception):  # a reconnect forgets them anyway
-                    await self._pubsub.unsubscribe(*gone)
-
-    def _command(self) -> aioredis.client.PubSub:
-        if self._pubsub is None:
-            raise RuntimeError("Hub.start() was not awaited")
-        return self._pubsub
-
-    async def _connect(self) -> None:
-        pubsub = self._client.pubsub()
-        await pubsub.subscribe(_ALIVE_CHANNEL)
-        if self._listeners:
-            await pubsub.subscribe(*self._listeners)
-        assert pubsub.connection is not None
-        # redis-py reconnects a dropped pub/sub connection by itself and resubscribes; messages
-        # published meanwhile are lost, so every subscriber re-reads its state.
-        pubsub.connection.register_connect_callback(self._on_silent_reconnect)
-        self._pubsub = pubsub
-
-    async def _on_silent_reconnect(self, connection: object) -> None:
-        self._mark_all_missed()
-
-    def _mark_all_missed(self) -> None:
-        told: set[int] = set()
-        for listeners in tuple(self._listeners.values()):
-            for listener in tuple(listeners):
-                if id(listener) not in told:
-                    told.add(id(listener))
-                    listener.mark_missed()
-
-    async def _read_forever(self) -> None:
-        while True:
-            try:
-                await self._read(self._command())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("pub/sub connection lost (%s); reconnecting", exc)
-                await self._reconnect()
-
-    async def _read(self, pubsub: aioredis.client.PubSub) -> None:
-        while True:
-            message = await pubsub.get_message(timeout=None)
-            if message is None:
-                continue
-            kind = message["type"]
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else channel
-            if kind == "message":
-                for listener in tuple(self._listeners.get(channel, ())):
-                    listener.offer((channel, message["data"]))
-            elif kind == "subscribe":
-                confirmed = self._confirmed.get(channel)
-                if confirmed is not None and not confirmed.done():
-                    confirmed.set_result(None)
-
-    async def _reconnect(self) -> None:
-        async with self._lock:
-            old, self._pubsub = self._pubsub, None
-            if old is not None:
-                with contextlib.suppress(Exception):
-                    await old.aclose()
-            while True:
-                try:
-                    await self._connect()
-                    break
-                except Exception as exc:
-                    log.warning("pub/sub reconnect failed (%s)", exc)
-                    await asyncio.sleep(_RETRY_S)
-            for channel in self._listeners:
-                future = self._confirmed.get(channel)
-                if future is None or future.done():
-                    self._confirmed[channel] = asyncio.get_running_loop().create_future()
-        self._mark_all_missed()

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from booking.auth import AuthService
 from booking.bookings import Bookings
@@ -20,12 +19,13 @@ from booking.queue.service import Queue
 from booking.queue.stream import QueueStreams
 from booking.settings import Settings
 from booking.suspensions import Suspensions
+from common.redis_client import RedisClient
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    redis: aioredis.Redis
+    redis: RedisClient
     pool: asyncpg.Pool
     scripts: Scripts
     auth: AuthService

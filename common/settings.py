@@ -66,6 +66,8 @@ class Env:
 @dataclass(frozen=True, kw_only=True)
 class ServiceSettings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # REDIS_CLUSTER=1: REDIS_URL names any node of a Redis Cluster (common/redis_client.py).
+    redis_cluster: bool = False
     database_url: str = "postgresql://postgres@127.0.0.1:5432/booking_rush"
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_idempotence: bool = False
@@ -77,6 +79,7 @@ class ServiceSettings:
         """The shared fields, read from `env`, as keyword arguments for a subclass."""
         return {
             "redis_url": env.text("REDIS_URL", cls.redis_url),
+            "redis_cluster": env.flag("REDIS_CLUSTER"),
             "database_url": env.text("DATABASE_URL", cls.database_url),
             "kafka_bootstrap": env.text("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             "kafka_idempotence": env.flag("KAFKA_IDEMPOTENCE"),

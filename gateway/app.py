@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from common import heap, tracing
 from common.asgi import RequestMiddleware
 from common.problems import problem_response
+from common.redis_client import RedisClient, RedisModeError, open_redis, verify_mode
 from gateway import ops
 from gateway.endpoint import proxy_endpoint
 from gateway.guard import Authenticator
@@ -110,18 +111,32 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem_response("internal_error")
 
 
+async def _refuse_wrong_redis_mode(redis: RedisClient, url: str) -> None:
+    """A REDIS_CLUSTER that does not match the server stops the start; a Redis that is down
+    does not (the limiter fails open until it is back)."""
+    try:
+        await verify_mode(redis, url=url)
+    except RedisModeError:
+        await redis.aclose()
+        raise
+    except (RedisError, RedisClusterException, OSError) as exc:
+        logger.warning("Redis unavailable at start-up (%s): mode not checked", exc)
+
+
 def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None) -> ASGIApp:
     metrics = metrics if metrics is not None else GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        redis = Redis.from_url(
+        redis = open_redis(
             settings.redis_url,
+            cluster=settings.redis_cluster,
             decode_responses=True,
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),
         )
+        await _refuse_wrong_redis_mode(redis, settings.redis_url)
         limiter = RateLimiter(
             redis,
             per_ip=settings.per_ip,

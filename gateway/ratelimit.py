@@ -1,10 +1,11 @@
 """Redis token-bucket rate limiting: per client IP (stricter for the auth group) and per user.
 
-One EVALSHA of `lua/rate_limit.lua` per request checks the IP bucket and, for an authenticated
-caller, the user bucket together: one round trip, and a request refused by one bucket charges
-neither. The price is that the two keys share no hash tag, so the limiter needs a standalone
-Redis (which `REDIS_URL` is in every deployment we ship); on a Redis Cluster the gateway's
-`REDIS_URL` should point at a separate small standalone Redis. Limiter state is disposable: a
+On a single Redis, one EVALSHA of `lua/rate_limit.lua` per request checks the IP bucket and,
+for an authenticated caller, the user bucket together: one round trip, and a request refused by
+one bucket charges neither. On a Redis Cluster the two keys live in different slots (an IP and a
+user share nothing, and that is what spreads the buckets over the shards), so each bucket is
+checked by its own atomic call, the IP's first: a request the IP bucket refuses costs the user
+nothing; one the user bucket refuses has cost its IP one token. Limiter state is disposable: a
 lost bucket is simply full again.
 
 If Redis fails, the limiter fails open for `FAIL_OPEN_S`: requests pass unchecked (counted by
@@ -17,11 +18,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 import lua
+from common.redis_client import RedisClient
 from common.script_batch import ScriptBatcher
 from gateway.metrics import GatewayMetrics
 from gateway.routes import AUTH_GROUP
@@ -75,7 +78,7 @@ def _ceil_seconds(milliseconds: int) -> int:
 class RateLimiter:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         per_ip: Budget,
         per_user: Budget,
@@ -85,6 +88,7 @@ class RateLimiter:
     ) -> None:
         self._redis = redis
         self._script = ScriptBatcher(redis, lua.source(SCRIPT_NAME))
+        self._one_slot_per_call = isinstance(redis, RedisCluster)
         self._per_ip = per_ip
         self._per_user = per_user
         self._auth_per_ip = auth_per_ip
@@ -101,18 +105,33 @@ class RateLimiter:
         except (RedisError, OSError) as exc:
             logger.warning("rate limiter: Redis unavailable at start-up: %s", exc)
 
+    async def _charge(self, buckets: list[tuple[str, Budget]]) -> list[Any]:
+        """The script's answer for these buckets (on a cluster: one call per bucket, stopping
+        at the first refusal, whose index is then the bucket's)."""
+        if not self._one_slot_per_call:
+            args: list[str | int | float] = ["", 1]
+            for _key, budget in buckets:
+                args += [budget.rate, budget.burst]
+            return list(await self._script.run([key for key, _ in buckets], args))
+        answers = []
+        for index, (key, budget) in enumerate(buckets, start=1):
+            answer = list(await self._script.run([key], ["", 1, budget.rate, budget.burst]))
+            if int(answer[0]) != 1:
+                answer[2] = index
+                return answer
+            answers.append(answer)
+        return min(answers, key=lambda answer: int(answer[2]))  # the tightest bucket
+
     async def check_request(self, client_ip: str, user_id: str | None, group: str) -> Decision:
         if time.monotonic() < self._failing_until:
             self._metrics.rate_limit_fail_open.inc()
             return UNCHECKED
         ip_budget = self._auth_per_ip if group == AUTH_GROUP else self._per_ip
-        keys = [ip_key(self._prefix, group, client_ip)]
-        args: list[str | int | float] = ["", 1, ip_budget.rate, ip_budget.burst]
+        buckets = [(ip_key(self._prefix, group, client_ip), ip_budget)]
         if user_id is not None:
-            keys.append(user_key(self._prefix, user_id))
-            args += [self._per_user.rate, self._per_user.burst]
+            buckets.append((user_key(self._prefix, user_id), self._per_user))
         try:
-            result = await self._script.run(keys, args)
+            result = await self._charge(buckets)
         except (RedisError, OSError) as exc:
             self._failing_until = time.monotonic() + FAIL_OPEN_S
             self._metrics.rate_limit_fail_open.inc()

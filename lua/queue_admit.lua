@@ -7,11 +7,13 @@ ARGV:
   2 tick_ms               the worker's tick; the next tick of this event is due at
                           now + tick_ms - tick_ms/10 (copies ticking at once share one tick)
   3 expires_ms            expiry of the passes minted in this tick (now + pass_ttl)
-  4 user_channel_prefix   a pass is published on <prefix><user_id>
-  5.. candidates          triples user_id, pass_id, signed pass: the head of the queue as the
+  4.. candidates          triples user_id, pass_id, signed pass: the head of the queue as the
                           worker read it, at most release_per_tick of them
 Returns:
-  {1, admitted, status, waiting, passes_active, rate}
+  {1, admitted, status, waiting, passes_active, rate, n1, n2, ...}
+  n1.. (1-based) which candidates were admitted, in order: the caller pushes each its pass on
+  the user's own channel (on a cluster those channels live in other slots than the event's, so
+  this script cannot publish them)
   status: OK | CLOSED | SOLD_OUT | NO_SEATS (no seat free, live holds may lapse) | PAUSED |
           NOT_DUE (another copy ticked) | SHUFFLE_PENDING; rate: EWMA of admitted users/s
 Errors: none (every refusal is a status: the worker just moves on).
@@ -20,8 +22,9 @@ Steps: sold out (no seat available and no live hold) closes the queue and publis
 then up to min(release_per_tick, max_concurrent - live passes) candidates are admitted, in order,
 each only while it is still the head of the queue (a candidate another copy admitted, or who left,
 is skipped; a reordered head stops the batch). Each admitted user gets the pass record
-(`passes`, `passes:active`), the `admitted` record, and one message on its own channel; the feed
-then gets one `progress` message for everyone still waiting.
+(`passes`, `passes:active`) and the `admitted` record; the feed then gets one `progress`
+message for everyone still waiting (a stream that missed its pass push finds the pass in the
+read that message triggers).
 ]]
 local QUEUE = KEYS[1]
 local WAITING = KEYS[2]
@@ -32,8 +35,7 @@ local PASSES_ACTIVE = KEYS[6]
 local INV = KEYS[7]
 local FEED = KEYS[8]
 
-local now, tick, expires = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local prefix = ARGV[4]
+local now, tick = tonumber(ARGV[1]), tonumber(ARGV[2])
 local q = redis.call('HMGET', QUEUE, 'open', 'paused', 'max_concurrent', 'release_per_tick',
   'next_tick_ms', 'sold_out', 'rate', 'last_tick_ms', 'dirty')
 local rate = q[7] or '0'
@@ -79,7 +81,8 @@ end
 local waiting_before = redis.call('ZCARD', WAITING)
 local slots = math.min(tonumber(q[4]), tonumber(q[3]) - redis.call('ZCARD', PASSES_ACTIVE))
 local admitted = 0
-for i = 5, #ARGV, 3 do
+local chosen = {}
+for i = 4, #ARGV, 3 do
   if admitted >= slots then
     break
   end
@@ -93,9 +96,8 @@ for i = 5, #ARGV, 3 do
     redis.call('HSET', PASSES, pass_id, user .. '|' .. ARGV[3])
     redis.call('ZADD', PASSES_ACTIVE, ARGV[3], pass_id)
     redis.call('HSET', ADMITTED, user, pass_id .. '|' .. ARGV[3] .. '|' .. token)
-    redis.call('PUBLISH', prefix .. user, cjson.encode({
-      type = 'pass', queue_pass = token, expires_ms = expires, admitted_ms = now}))
     admitted = admitted + 1
+    chosen[admitted] = (i - 1) / 3
   end
 end
 
@@ -117,4 +119,9 @@ end
 if admitted > 0 or q[9] == '1' then
   redis.call('PUBLISH', FEED, cjson.encode({type = 'progress', admitted = admitted}))
 end
-return {1, admitted, 'OK', redis.call('ZCARD', WAITING), redis.call('ZCARD', PASSES_ACTIVE), rate}
+local reply = {1, admitted, 'OK', redis.call('ZCARD', WAITING),
+  redis.call('ZCARD', PASSES_ACTIVE), rate}
+for n = 1, admitted do
+  reply[6 + n] = chosen[n]
+end
+return reply

@@ -22,8 +22,8 @@
 --
 -- Keys get PEXPIRE = time to refill completely (+1 s), so idle buckets vanish: a missing bucket
 -- and a full one behave the same.
--- Redis Cluster: the two keys carry no common hash tag (an IP and a user share nothing), so this
--- script needs a standalone Redis for the limiter; see gateway/ratelimit.py.
+-- Redis Cluster: the two keys carry no common hash tag (an IP and a user share nothing), so there
+-- the gateway calls it once per bucket, one key each (see gateway/ratelimit.py).
 
 local now
 if ARGV[1] == '' then

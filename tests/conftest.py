@@ -161,3 +161,4 @@ async def booking_parts(redis_url: str, clean_db: Any) -> AsyncIterator[Any]:
     finally:
         await writer.stop()
         await client.aclose()
+

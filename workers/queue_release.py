@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
 from booking.inventory.scripts import epoch_ms
 from booking.queue.passes import QueuePass, sign_pass
 from booking.queue.service import new_pass_id, shuffled_order
 from booking.queue.store import AdmitResult, QueueStore
+from common.redis_client import RedisClient, connect
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ class QueueRelease:
             raise ValueError("queue-release needs INTERNAL_SECRET (32+ characters) to sign passes")
         self.clock = clock
         self.tick_ms = max(1, int(settings.interval_s * 1000))
-        self.redis: aioredis.Redis | None = None
+        self.redis: RedisClient | None = None
         self.store: QueueStore | None = None
 
     async def start(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.settings.redis_url)
+        self.redis = await connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
         self.store = QueueStore(self.redis)
         await self.store.load()
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
 from booking.db import create_pool
 from booking.inventory.scripts import Scripts
 from booking.reconcile import compare_event, restore_event
 from booking.store.events import find_event, live_event_ids
+from common.redis_client import RedisClient, connect
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -40,13 +40,13 @@ class Reconciler:
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        self.redis: aioredis.Redis | None = None
+        self.redis: RedisClient | None = None
         self.pool: asyncpg.Pool | None = None
         self.scripts: Scripts | None = None
         self._reported: set[str] = set()
 
     async def start(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.settings.redis_url)
+        self.redis = await connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
         self.scripts = Scripts(self.redis)
         await self.scripts.load()
         self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=2)

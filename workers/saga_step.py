@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from booking import errors
 from booking.domain import CONFIRMED, RESERVED
@@ -39,6 +38,7 @@ from booking.reconcile import restore_event
 from booking.store import bookings as booking_store
 from booking.store.messages import claim_message, was_processed
 from booking.store.users import find_email_address
+from common.redis_client import RedisClient, connect
 from workers.consumer import ConsumerWorker, MalformedMessageError
 from workers.settings import WorkerSettings
 
@@ -93,7 +93,7 @@ class SagaStep(ConsumerWorker):
         super().__init__(settings, topics=[self.saga_topics.commands], group_id=group_id, **options)
         self.provider = provider
         self.notifier = notifier or OutboxNotifier(self.saga_topics.notifications)
-        self.redis: aioredis.Redis | None = None
+        self.redis: RedisClient | None = None
         self.scripts: Scripts | None = None
         self._steps: dict[str, Callable[[Envelope, Command], Awaitable[None]]] = {
             STEP_CONFIRM: self._confirm,
@@ -103,7 +103,7 @@ class SagaStep(ConsumerWorker):
         }
 
     async def setup(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.settings.redis_url)
+        self.redis = await connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
         self.scripts = Scripts(self.redis)
         await self.scripts.load()
         if self.provider is None:

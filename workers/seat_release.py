@@ -13,7 +13,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from booking import errors
@@ -23,6 +22,7 @@ from booking.domain import CANCELLED, EXPIRED
 from booking.inventory.keys import LIVE_EVENTS
 from booking.inventory.scripts import Scripts
 from booking.store.bookings import due_reserved
+from common.redis_client import RedisClient, connect
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ class SeatRelease:
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        self.redis: aioredis.Redis | None = None
+        self.redis: RedisClient | None = None
         self.pool: asyncpg.Pool | None = None
         self.scripts: Scripts | None = None
 
     async def start(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.settings.redis_url)
+        self.redis = await connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
         self.scripts = Scripts(self.redis)
         await self.scripts.load()
         self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=2)

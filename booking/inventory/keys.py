@@ -116,8 +116,10 @@ def script_keys(event_id: str) -> tuple[str, ...]:
 # - `q:waiting` zset: user_id scored by join order (shuffled pre-queue 1..n, later joiners
 #   10^12 + seq); `q:pre` zset: users who joined before the sale opened.
 # - `q:admitted` hash: user_id -> `<pass_id>|<expires_ms>|<signed pass>`.
-# - `q:feed` channel (one message per tick: progress, sold_out); `q:user:<user_id>` channels
-#   carry that user's pass.
+# - `q:feed` channel (one message per tick: progress, sold_out).
+# A user's pass goes out on `br:q:user:<event_id>:<user_id>`: no hash tag, so the channels of one
+# event's buyers spread over every slot (on a cluster, over every shard) instead of piling onto
+# the event's shard; the admission script returns who was admitted and its caller publishes.
 OPEN_QUEUES = f"{PREFIX}:queues:open"  # global zset of event ids whose queue may admit
 QUEUE_SCRIPT_KEYS: tuple[str, ...] = (
     "queue",
@@ -158,7 +160,7 @@ class QueueKeys:
             passes_active=inventory.passes_active,
             inv=inventory.inv,
             feed=f"{base}:feed",
-            user_channel_prefix=f"{base}:user:",
+            user_channel_prefix=f"{PREFIX}:q:user:{event_id}:",
         )
 
     def user_channel(self, user_id: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 import lua
 from booking.domain import rfc3339_of_ms
@@ -32,6 +32,7 @@ from booking.inventory.records import (
     ZoneAvailability,
 )
 from booking.metrics import SCRIPT_LATENCY
+from common.redis_client import RedisClient
 from common.script_batch import ScriptBatcher
 
 SCRIPT_NAMES = (
@@ -56,8 +57,10 @@ class TimedScript:
     single item of the reserve path (py-spy). The duration includes that short wait.
     """
 
-    def __init__(self, name: str, redis: Redis) -> None:
-        self.script = ScriptBatcher(redis, lua.source(name))
+    def __init__(self, name: str, redis: RedisClient) -> None:
+        self.script = ScriptBatcher(
+            redis, lua.source(name, cluster=isinstance(redis, RedisCluster))
+        )
         self._latency = SCRIPT_LATENCY.labels(name)
 
     async def load(self) -> None:
@@ -82,7 +85,7 @@ def epoch_ms() -> int:
 class Scripts:
     """The inventory scripts bound to one Redis client (a pool). Build once per process."""
 
-    def __init__(self, redis: Redis, *, clock: Callable[[], int] = epoch_ms) -> None:
+    def __init__(self, redis: RedisClient, *, clock: Callable[[], int] = epoch_ms) -> None:
         self._redis = redis
         self._clock = clock
         self._reserve = self._register("reserve")

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
+import orjson
 
 from booking.inventory.keys import OPEN_QUEUES, queue_keys
 from booking.inventory.lua_errors import check_reply
 from booking.inventory.scripts import TimedScript
+from common.redis_client import RedisClient, publish_all
 
 QUEUE_SCRIPT_NAMES = (
     "queue_init",
@@ -90,7 +91,7 @@ def _int(value: Any, default: int = 0) -> int:
 class QueueStore:
     """The queue scripts bound to one Redis client. Build once per process."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._scripts = {name: TimedScript(name, redis) for name in QUEUE_SCRIPT_NAMES}
 
@@ -238,10 +239,13 @@ class QueueStore:
         expires_ms: int,
         candidates: Sequence[tuple[str, str, str]],
     ) -> AdmitResult:
-        args: list[Any] = [now_ms, tick_ms, expires_ms, queue_keys(event_id).user_channel_prefix]
+        args: list[Any] = [now_ms, tick_ms, expires_ms]
         for triple in candidates:
             args.extend(triple)
         reply = await self._run("queue_admit", event_id, args)
+        chosen = [candidates[int(n) - 1] for n in reply[6:]]
+        if chosen:
+            await self._push_passes(event_id, chosen, now_ms=now_ms, expires_ms=expires_ms)
         return AdmitResult(
             admitted=int(reply[1]),
             status=_text(reply[2]),
@@ -249,6 +253,34 @@ class QueueStore:
             passes_active=int(reply[4]),
             rate=float(_text(reply[5])),
         )
+
+    async def _push_passes(
+        self,
+        event_id: str,
+        admitted: Sequence[tuple[str, str, str]],
+        *,
+        now_ms: int,
+        expires_ms: int,
+    ) -> None:
+        """Each admitted user's pass on its own channel. A push lost here (a crash right after
+        the script) costs no pass: the script's `progress` message makes every stream of the
+        event read its state, and the pass is in it."""
+        keys = queue_keys(event_id)
+        messages = [
+            (
+                keys.user_channel(user_id),
+                orjson.dumps(
+                    {
+                        "type": "pass",
+                        "queue_pass": token,
+                        "expires_ms": expires_ms,
+                        "admitted_ms": now_ms,
+                    }
+                ),
+            )
+            for user_id, _pass_id, token in admitted
+        ]
+        await publish_all(self._redis, messages)
 
 
 # PostgreSQL

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,97 +21,17 @@ from booking.inventory.keys import queue_keys
 from booking.queue.service import shuffled_order
 from stack.processes import stop_pid
 from tests.e2e.conftest import LiveStack
-from tests.e2e.queue_sse import Frame, frames
+from tests.e2e.queue_sse import (
+    Frame,
+    await_pass,
+    epoch_ms_of,
+    join_all,
+    patch_queue,
+    queued_event,
+    reserve_with_pass,
+)
 
 TICK_S = 1.0  # the stack's queue-release runs with the default WORKER_INTERVAL_S
-
-
-def _ms(stamp: str) -> int:
-    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-async def _queued_event(
-    gateway: httpx.AsyncClient,
-    organizer: dict[str, str],
-    *,
-    capacity: int,
-    sale_starts_at: datetime | None = None,
-    **queue: Any,
-) -> dict[str, Any]:
-    starts = sale_starts_at or datetime(2021, 1, 1, tzinfo=UTC)
-    created = await gateway.post(
-        "/events",
-        headers=organizer,
-        json={
-            "name": f"queue-{uuid.uuid4().hex[:6]}",
-            "venue": "Loopback",
-            "starts_at": "2031-01-01T20:00:00Z",
-            "sale_starts_at": starts.isoformat(),
-            "max_per_user": 4,
-            "currency": "EUR",
-            "zones": [{"name": "Floor", "capacity": capacity, "price_minor": 2500}],
-            "queue": {"enabled": True, **queue},
-        },
-    )
-    assert created.status_code == 201, created.text
-    event = created.json()
-    published = await gateway.post(f"/events/{event['event_id']}/publish", headers=organizer)
-    assert published.status_code == 200, published.text
-    return published.json()
-
-
-async def _patch(gateway: httpx.AsyncClient, organizer: Any, event_id: str, **body: Any) -> None:
-    answer = await gateway.patch(f"/events/{event_id}/queue", json=body, headers=organizer)
-    assert answer.status_code == 200, answer.text
-
-
-async def _reserve(
-    gateway: httpx.AsyncClient, headers: dict[str, str], event: dict[str, Any], queue_pass: Any
-) -> httpx.Response:
-    extra = {"X-Queue-Pass": queue_pass} if queue_pass else {}
-    return await gateway.post(
-        "/bookings/reserve",
-        headers={**headers, **extra, "Idempotency-Key": uuid.uuid4().hex},
-        json={
-            "event_id": event["event_id"],
-            "zone_id": event["zones"][0]["zone_id"],
-            "quantity": 1,
-        },
-    )
-
-
-async def _join_all(
-    gateway: httpx.AsyncClient, buyers: list[dict[str, str]], event_id: str
-) -> list[int]:
-    limit = asyncio.Semaphore(50)
-
-    async def join(headers: dict[str, str]) -> int:
-        async with limit:
-            answer = await gateway.post("/queue/join", json={"event_id": event_id}, headers=headers)
-        assert answer.status_code == 202, answer.text
-        return int(answer.json()["position"])
-
-    return list(await asyncio.gather(*(join(headers) for headers in buyers)))
-
-
-async def _await_pass(
-    session: aiohttp.ClientSession,
-    url: str,
-    headers: dict[str, str],
-    opened: asyncio.Semaphore | None = None,
-) -> tuple[Frame, float, list[Frame]]:
-    """Streams until the pass arrives; returns it, its arrival (epoch s) and what came before."""
-    seen: list[Frame] = []
-    async with session.get(url, headers=headers) as response:
-        assert response.status == 200, await response.text()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        async for frame in frames(response):
-            if frame.event == "pass":
-                return frame, time.time(), seen
-            seen.append(frame)
-            if opened is not None and len(seen) == 1:
-                opened.release()
-    raise AssertionError(f"stream ended without a pass: {seen}")
 
 
 @pytest.fixture
@@ -130,7 +49,7 @@ async def test_500_streams_get_passes_in_join_order_within_the_limits(
 ) -> None:
     buyers_count, most, per_tick, ttl_s = 500, 60, 40, 60
     _, organizer = await e2e_user("organizer")
-    event = await _queued_event(
+    event = await queued_event(
         gateway,
         organizer,
         capacity=buyers_count,
@@ -139,9 +58,9 @@ async def test_500_streams_get_passes_in_join_order_within_the_limits(
         pass_ttl_s=ttl_s,
     )
     event_id = event["event_id"]
-    await _patch(gateway, organizer, event_id, paused=True)
+    await patch_queue(gateway, organizer, event_id, paused=True)
     buyers = [(await e2e_user())[1] for _ in range(buyers_count)]
-    positions = await _join_all(gateway, buyers, event_id)
+    positions = await join_all(gateway, buyers, event_id)
     assert sorted(positions) == list(range(1, buyers_count + 1))  # exact, no two alike
 
     keys = queue_keys(event_id)
@@ -158,7 +77,7 @@ async def test_500_streams_get_passes_in_join_order_within_the_limits(
 
     async def buyer(n: int, headers: dict[str, str]) -> tuple[int, Frame, float, str]:
         url = f"/api/v1/queue/position/{event_id}/stream"
-        frame, arrived, before = await _await_pass(sse, url, headers, opened)
+        frame, arrived, before = await await_pass(sse, url, headers, opened)
         arrivals.append(arrived)
         outstanding_seen.append(len(arrivals) - len(sent))
         assert before and before[0].event == "position"
@@ -166,7 +85,7 @@ async def test_500_streams_get_passes_in_join_order_within_the_limits(
         ids = [int(f.id or 0) for f in [*before, frame]]
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
         sent.append(time.time())
-        booked = await _reserve(gateway, headers, event, frame.data["queue_pass"])
+        booked = await reserve_with_pass(gateway, headers, event, frame.data["queue_pass"])
         assert booked.status_code == 201, booked.text
         return n, frame, arrived, booked.json()["booking_id"]
 
@@ -177,7 +96,7 @@ async def test_500_streams_get_passes_in_join_order_within_the_limits(
         for _ in range(buyers_count):
             await opened.acquire()
     started = time.time()
-    await _patch(gateway, organizer, event_id, paused=False)
+    await patch_queue(gateway, organizer, event_id, paused=False)
     try:
         async with asyncio.timeout(90):
             results = await asyncio.gather(*streams)
@@ -189,7 +108,9 @@ async def test_500_streams_get_passes_in_join_order_within_the_limits(
     assert max(outstanding_seen) <= most
 
     by_join = sorted(results, key=lambda item: positions[item[0]])
-    admitted_ms = [_ms(frame.data["pass_expires_at"]) - ttl_s * 1000 for _, frame, _, _ in by_join]
+    admitted_ms = [
+        epoch_ms_of(frame.data["pass_expires_at"]) - ttl_s * 1000 for _, frame, _, _ in by_join
+    ]
     assert admitted_ms == sorted(admitted_ms)  # join order, tick by tick
     batches = [admitted_ms.count(value) for value in sorted(set(admitted_ms))]
     assert max(batches) <= per_tick and len(batches) >= buyers_count // per_tick
@@ -204,11 +125,13 @@ async def test_500_streams_get_passes_in_join_order_within_the_limits(
 
     # each pass works once; a reserve without one is refused
     n, frame, _, _ = by_join[0]
-    again = await _reserve(gateway, buyers[n], event, frame.data["queue_pass"])
+    again = await reserve_with_pass(gateway, buyers[n], event, frame.data["queue_pass"])
     assert (again.status_code, again.json()["code"]) == (403, "queue_pass_invalid")
-    stolen = await _reserve(gateway, buyers[by_join[1][0]], event, frame.data["queue_pass"])
+    stolen = await reserve_with_pass(
+        gateway, buyers[by_join[1][0]], event, frame.data["queue_pass"]
+    )
     assert (stolen.status_code, stolen.json()["code"]) == (403, "queue_pass_invalid")
-    missing = await _reserve(gateway, buyers[n], event, None)
+    missing = await reserve_with_pass(gateway, buyers[n], event, None)
     assert (missing.status_code, missing.json()["code"]) == (403, "queue_pass_required")
 
 
@@ -216,21 +139,21 @@ async def test_lapsed_pass_frees_its_slot_within_one_tick(
     gateway: httpx.AsyncClient, e2e_user: Any, sse: aiohttp.ClientSession
 ) -> None:
     _, organizer = await e2e_user("organizer")
-    event = await _queued_event(
+    event = await queued_event(
         gateway, organizer, capacity=5, max_concurrent=1, release_per_tick=1, pass_ttl_s=5
     )
     event_id = event["event_id"]
     (_, first), (_, second) = await e2e_user(), await e2e_user()
-    await _join_all(gateway, [first], event_id)
-    await _join_all(gateway, [second], event_id)
+    await join_all(gateway, [first], event_id)
+    await join_all(gateway, [second], event_id)
     url = f"/api/v1/queue/position/{event_id}/stream"
     async with asyncio.timeout(20):
-        kept, _ = await asyncio.gather(_await_pass(sse, url, first), _await_pass(sse, url, second))
-    lapses = _ms(kept[0].data["pass_expires_at"])
+        kept, _ = await asyncio.gather(await_pass(sse, url, first), await_pass(sse, url, second))
+    lapses = epoch_ms_of(kept[0].data["pass_expires_at"])
     freed = await gateway.get(f"/queue/position/{event_id}", headers=second)
-    admitted = _ms(freed.json()["pass_expires_at"]) - 5000
+    admitted = epoch_ms_of(freed.json()["pass_expires_at"]) - 5000
     assert 0 <= admitted - lapses <= TICK_S * 1000 + 200  # within one tick of the lapse
-    late = await _reserve(gateway, first, event, kept[0].data["queue_pass"])
+    late = await reserve_with_pass(gateway, first, event, kept[0].data["queue_pass"])
     assert (late.status_code, late.json()["code"]) == (403, "queue_pass_invalid")
 
 
@@ -238,13 +161,13 @@ async def test_two_queue_release_processes_keep_the_limits(
     gateway: httpx.AsyncClient, e2e_user: Any, e2e_redis: Any, live_stack: LiveStack
 ) -> None:
     _, organizer = await e2e_user("organizer")
-    event = await _queued_event(
+    event = await queued_event(
         gateway, organizer, capacity=50, max_concurrent=5, release_per_tick=5, pass_ttl_s=60
     )
     event_id = event["event_id"]
-    await _patch(gateway, organizer, event_id, paused=True)
+    await patch_queue(gateway, organizer, event_id, paused=True)
     buyers = [(await e2e_user())[1] for _ in range(20)]
-    positions = await _join_all(gateway, buyers, event_id)
+    positions = await join_all(gateway, buyers, event_id)
     in_order = [buyers[i] for i in sorted(range(len(buyers)), key=positions.__getitem__)]
     env = {**os.environ, **live_stack.env, "WORKER_METRICS_PORT": "0"}
     second = subprocess.Popen(  # noqa: ASYNC220  (a real second copy of the worker)
@@ -258,7 +181,7 @@ async def test_two_queue_release_processes_keep_the_limits(
     keys = queue_keys(event_id)
     try:
         await asyncio.sleep(1.0)
-        await _patch(gateway, organizer, event_id, paused=False)
+        await patch_queue(gateway, organizer, event_id, paused=False)
         for _ in range(150):  # 3 s of ticks of both copies: exactly the first five get in
             assert await e2e_redis.zcard(keys.passes_active) <= 5
             await asyncio.sleep(0.02)
@@ -266,7 +189,7 @@ async def test_two_queue_release_processes_keep_the_limits(
         for headers in in_order[:5]:
             answer = (await gateway.get(f"/queue/position/{event_id}", headers=headers)).json()
             assert answer["status"] == "admitted"
-            booked = await _reserve(gateway, headers, event, answer["queue_pass"])
+            booked = await reserve_with_pass(gateway, headers, event, answer["queue_pass"])
             assert booked.status_code == 201, booked.text
         for _ in range(150):
             assert await e2e_redis.zcard(keys.passes_active) <= 5
@@ -286,7 +209,7 @@ async def test_pre_queue_order_reproduced_from_the_revealed_seed(
 ) -> None:
     _, organizer = await e2e_user("organizer")
     starts = datetime.now(UTC) + timedelta(seconds=2)
-    event = await _queued_event(
+    event = await queued_event(
         gateway,
         organizer,
         capacity=50,
@@ -296,10 +219,10 @@ async def test_pre_queue_order_reproduced_from_the_revealed_seed(
     )
     event_id = event["event_id"]
     early = [await e2e_user() for _ in range(15)]
-    await _join_all(gateway, [headers for _, headers in early], event_id)
+    await join_all(gateway, [headers for _, headers in early], event_id)
     before = (await gateway.get(f"/events/{event_id}")).json()["queue"]
     assert "seed" not in before
-    await _patch(gateway, organizer, event_id, paused=True)
+    await patch_queue(gateway, organizer, event_id, paused=True)
     await asyncio.sleep(max(0.0, (starts - datetime.now(UTC)).total_seconds()) + TICK_S + 0.5)
     after = (await gateway.get(f"/events/{event_id}")).json()["queue"]
     import hashlib

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from booking.inventory.keys import event_keys
 from booking.inventory.records import EventSpec, ZoneSpec
@@ -105,13 +106,29 @@ async def assert_consistent(redis: aioredis.Redis, event_id: str) -> dict[str, A
     return {"inv": inv, "seats": seats, "holds": holds, "users": users}
 
 
+async def subscribe_feed(client: Any, channel: str) -> Any:
+    """A pub/sub listening on `channel` the way the service does: sharded on a cluster."""
+    pubsub = client.pubsub()
+    if isinstance(client, RedisCluster):
+        await pubsub.ssubscribe(channel)
+    else:
+        await pubsub.subscribe(channel)
+    return pubsub
+
+
 async def next_message(pubsub: Any, wait_s: float = 5.0) -> str | None:
     """The next published payload, or None after `wait_s` (skips subscribe confirmations,
     for which redis-py's get_message answers None at once)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
+    sharded = hasattr(pubsub, "get_sharded_message")
     while (left := deadline - loop.time()) > 0:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+        if sharded:
+            message = await pubsub.get_sharded_message(
+                ignore_subscribe_messages=True, timeout=min(left, 0.2)
+            )
+        else:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
         if message is not None:
             return message["data"]
     return None

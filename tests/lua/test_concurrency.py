@@ -14,7 +14,13 @@ import redis.asyncio as aioredis
 from booking import errors
 from booking.inventory.keys import event_keys
 from booking.inventory.scripts import Scripts
-from tests.lua.invariants import assert_consistent, load_event, next_message, reserve
+from tests.lua.invariants import (
+    assert_consistent,
+    load_event,
+    next_message,
+    reserve,
+    subscribe_feed,
+)
 
 
 async def _outcome(call: Any) -> Any:
@@ -28,8 +34,7 @@ async def test_2000_reserves_for_100_ga_seats_from_500_users(
     pooled_scripts: Scripts, pooled_redis: aioredis.Redis, event_id: str
 ) -> None:
     await load_event(pooled_scripts, event_id, ga=100, max_per_user=2)
-    feed = pooled_redis.pubsub()
-    await feed.subscribe(event_keys(event_id).feed)
+    feed = await subscribe_feed(pooled_redis, event_keys(event_id).feed)
     try:
         users = [f"user-{n % 500}" for n in range(2000)]
         random.Random(7).shuffle(users)

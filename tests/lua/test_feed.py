@@ -12,13 +12,12 @@ import redis.asyncio as aioredis
 from booking.errors import SeatUnavailableError
 from booking.inventory.keys import event_keys
 from booking.inventory.scripts import Scripts, rfc3339_of_ms
-from tests.lua.invariants import NOW, TTL_MS, load_event, next_message, reserve
+from tests.lua.invariants import NOW, TTL_MS, load_event, next_message, reserve, subscribe_feed
 
 
 @pytest.fixture
 async def feed(redis: aioredis.Redis, event_id: str) -> AsyncIterator[Any]:
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(event_keys(event_id).feed)
+    pubsub = await subscribe_feed(redis, event_keys(event_id).feed)
     try:
         yield pubsub
     finally:

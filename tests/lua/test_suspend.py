@@ -9,7 +9,13 @@ import redis.asyncio as aioredis
 from booking import errors
 from booking.inventory.keys import event_keys
 from booking.inventory.scripts import Scripts
-from tests.lua.invariants import assert_consistent, load_event, next_message, reserve
+from tests.lua.invariants import (
+    assert_consistent,
+    load_event,
+    next_message,
+    reserve,
+    subscribe_feed,
+)
 
 
 async def test_seats_suspend_and_come_back(
@@ -58,8 +64,7 @@ async def test_suspensions_are_published(
     scripts: Scripts, redis: aioredis.Redis, event_id: str
 ) -> None:
     await load_event(scripts, event_id, seats=3)
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(event_keys(event_id).feed)
+    pubsub = await subscribe_feed(redis, event_keys(event_id).feed)
     try:
         await scripts.suspend(event_id, "seated", seats=["A2"])
         await scripts.unsuspend(event_id, "seated", seats=["A2"])

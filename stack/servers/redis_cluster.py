@@ -11,6 +11,7 @@ records and finds its peers there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -240,7 +241,7 @@ def _form(servers: list[LocalServer], masters: int, replicas: int) -> None:
         master_ids = [clients[i].execute_command("CLUSTER", "MYID") for i in range(masters)]
         for offset in range(masters * replicas):
             replica, master_id = clients[masters + offset], master_ids[offset % masters]
-            _wait_for(lambda r=replica, m=master_id: _replicate(r, m), "replicas attach")
+            _wait_for(functools.partial(_replicate, replica, master_id), "replicas attach")
     finally:
         for client in clients:
             client.close()

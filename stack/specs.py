@@ -154,6 +154,8 @@ def process_env(
     return {
         **env,
         "REDIS_URL": endpoints.redis_url,
+        # The services refuse to start when this does not match the server they reach.
+        "REDIS_CLUSTER": "1" if endpoints.redis_cluster else "0",
         "DATABASE_URL": endpoints.database_url,
         "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
         "GATEWAY_PORT": str(settings.gateway_port),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,18 @@ def cluster_info(text: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def cluster_problem(info: dict[str, str], replication: str, total: int) -> str | None:
+def cluster_problem(
+    info: Mapping[str, str], replication: Mapping[str, Any], total: int
+) -> str | None:
     """What keeps one node from being healthy (None when it is): its CLUSTER INFO and its
-    INFO replication text."""
+    INFO replication fields."""
     if info.get("cluster_state") != "ok":
         return f"cluster_state:{info.get('cluster_state')}"
     if info.get("cluster_known_nodes") != str(total):
         return f"knows {info.get('cluster_known_nodes')} of {total} nodes"
     if info.get("cluster_slots_assigned") != str(SLOTS):
         return f"{info.get('cluster_slots_assigned')} of {SLOTS} slots assigned"
-    fields = cluster_info(replication)
-    if fields.get("role") == "slave" and fields.get("master_link_status") != "up":
+    if replication.get("role") == "slave" and replication.get("master_link_status") != "up":
         return "replica not in sync with its master yet"
     return None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from stack.infra import SERVER_NAMES, redact, start_infra
+from stack.infra import CLUSTER_DIR, SERVER_NAMES, redact, start_infra
 from stack.processes import stop_pid
 from stack.servers.base import ServerRecord
 from stack.supervisor import run_stack
@@ -42,6 +42,7 @@ def up(run_dir: str, database_name: str) -> None:
     handle = start_infra(Path(run_dir), dict(os.environ), database_name=database_name)
     endpoints = handle.endpoints
     click.echo(f"REDIS_URL={redact(endpoints.redis_url)}")
+    click.echo(f"REDIS_CLUSTER={int(endpoints.redis_cluster)}")
     click.echo(f"DATABASE_URL={redact(endpoints.database_url)}")
     click.echo(f"KAFKA_BOOTSTRAP={endpoints.kafka_bootstrap}")
 
@@ -50,8 +51,7 @@ def up(run_dir: str, database_name: str) -> None:
 @RUN_DIR
 def down(run_dir: str) -> None:
     """Stop the local servers recorded under the run directory."""
-    for name in SERVER_NAMES:
-        server_dir = Path(run_dir) / name
+    for name, server_dir in _server_dirs(Path(run_dir)):
         record = ServerRecord.read(server_dir)
         if record is None:
             continue
@@ -66,13 +66,20 @@ def down(run_dir: str) -> None:
 @RUN_DIR
 def status(run_dir: str) -> None:
     """Show the local servers recorded under the run directory."""
-    for name in SERVER_NAMES:
-        record = ServerRecord.read(Path(run_dir) / name)
+    for name, server_dir in _server_dirs(Path(run_dir)):
+        record = ServerRecord.read(server_dir)
         if record is None:
             click.echo(f"{name}: no local server recorded")
         else:
             state = "running" if record.is_running_ours() else "gone (stale record)"
             click.echo(f"{name}: pid {record.pid} on 127.0.0.1:{record.port}, {state}")
+
+
+def _server_dirs(run_dir: Path) -> list[tuple[str, Path]]:
+    """(name, directory) of every server the launcher may have recorded, cluster nodes too."""
+    dirs = [(name, run_dir / name) for name in SERVER_NAMES]
+    nodes = sorted((run_dir / CLUSTER_DIR).glob("node-*"), key=lambda p: p.name.zfill(12))
+    return dirs + [(f"redis-{path.name}", path) for path in nodes if path.is_dir()]
 
 
 if __name__ == "__main__":

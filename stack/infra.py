@@ -9,14 +9,13 @@ crashed launcher), and once watched restarts them when they die.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from stack.backoff import Backoff
+from stack.env_counts import env_count, env_flag
 from stack.probes import (
     database_name,
     ensure_database,
@@ -25,16 +24,24 @@ from stack.probes import (
     redis_answers,
     with_database,
 )
-from stack.servers.base import LocalServer, ServerStartError
+from stack.servers.base import LocalServer
 from stack.servers.kafka import start_local_kafka
 from stack.servers.postgres import start_local_postgres
 from stack.servers.redis import start_local_redis
+from stack.servers.redis_cluster import LocalCluster, start_local_cluster
+from stack.watch import ServerWatch
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
-PREFERRED_PORTS: Mapping[str, int] = {"redis": 16379, "postgres": 15432, "kafka": 19092}
+PREFERRED_PORTS: Mapping[str, int] = {
+    "redis": 16379,
+    "postgres": 15432,
+    "kafka": 19092,
+    "redis-cluster": 17000,  # and the ports after it: one per node, then one bus port per node
+}
 SERVER_NAMES = ("redis", "postgres", "kafka")
+CLUSTER_DIR = "redis-cluster"
 
 
 @dataclass(frozen=True)
@@ -42,18 +49,29 @@ class Endpoints:
     redis_url: str
     database_url: str
     kafka_bootstrap: str
+    # The Redis at redis_url is a cluster's seed node (the services need a cluster client).
+    redis_cluster: bool = False
 
 
 class InfraHandle:
     """The servers found or started by `start_infra`; stops (and, once `watch()` is called,
     restarts) only the ones it started."""
 
-    def __init__(self, endpoints: Endpoints, servers: list[LocalServer]) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        servers: list[LocalServer],
+        cluster: LocalCluster | None = None,
+    ) -> None:
         self.endpoints = endpoints
+        self.cluster = cluster  # the local Redis Cluster, when one was started (its nodes are
+        # among `servers`, named redis-node-1, redis-node-2, ...)
         self._servers = servers
         self._lock = threading.Lock()
         self.started: list[str] = [server.kind for server in servers]
-        self._watches = {server.kind: _ServerWatch(server, endpoints) for server in servers}
+        self._watches = {
+            server.kind: ServerWatch(server, endpoints.database_url) for server in servers
+        }
         self._watch_stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -111,73 +129,12 @@ class InfraHandle:
         _stop_all(servers)
 
 
-class _ServerWatch:
-    """Polls one started server and relaunches it after a crash, with exponential backoff."""
-
-    def __init__(self, server: LocalServer, endpoints: Endpoints) -> None:
-        self.server = server
-        self.endpoints = endpoints
-        self.lock = threading.Lock()  # held while checking, restarting or killing
-        self.restarts = 0
-        self.killed_on_purpose = False
-        self._backoff = Backoff()
-        self._up_since = time.monotonic()
-        self._restart_at: float | None = None
-
-    def run(self, stop: threading.Event, log: Callable[[str], None], interval_s: float) -> None:
-        while not stop.wait(interval_s):
-            with self.lock:
-                if stop.is_set():
-                    return
-                try:
-                    self._step(log)
-                except Exception as error:  # never let the watch die: retry later
-                    log(f"{self.server.kind}: restart failed: {type(error).__name__}: {error}")
-                    self._restart_at = time.monotonic() + self._backoff.next_delay(0.0)
-
-    def _step(self, log: Callable[[str], None]) -> None:
-        server, now = self.server, time.monotonic()
-        if self._restart_at is None:
-            if server.is_running():
-                return
-            uptime = now - self._up_since
-            delay = self._backoff.next_delay(uptime)
-            code = server.exit_code()
-            how = "was killed" if self.killed_on_purpose else f"exited (code {code})"
-            self.killed_on_purpose = False
-            log(
-                f"{server.kind}: {server.name} (pid {server.pid}) {how} after {uptime:.1f} s; "
-                f"restarting on 127.0.0.1:{server.port} in {delay:.1f} s"
-            )
-            self._restart_at = now + delay
-            return
-        if now < self._restart_at:
-            return
-        self._restart_at = None
-        started = time.monotonic()
-        try:
-            server.relaunch()
-        except ServerStartError as error:
-            delay = self._backoff.next_delay(0.0)
-            first = str(error).splitlines()[0]
-            log(f"{server.kind}: restart failed ({first}); next try in {delay:.1f} s")
-            self._restart_at = time.monotonic() + delay
-            return
-        if server.kind == "postgres":
-            ensure_database(self.endpoints.database_url)  # gone after a wipe
-        self.restarts += 1
-        self._up_since = time.monotonic()
-        log(
-            f"{server.kind}: restarted (pid {server.pid}) on 127.0.0.1:{server.port} in "
-            f"{self._up_since - started:.1f} s (restart #{self.restarts})"
-        )
-
-
 @dataclass(frozen=True)
 class _Resolved:
     url: str
-    server: LocalServer | None
+    servers: tuple[LocalServer, ...]
     message: str
+    cluster: LocalCluster | None = None
 
 
 def start_infra(
@@ -198,11 +155,20 @@ def start_infra(
     """
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    defaults = {name: 0 for name in SERVER_NAMES} if own_servers else PREFERRED_PORTS
+    cluster = cluster_request(env)
+    defaults = {name: 0 for name in PREFERRED_PORTS} if own_servers else PREFERRED_PORTS
     wanted = {**defaults, **(ports or {})}
     own = own_servers
+    resolve_redis: Callable[[], _Resolved]
+    if cluster is not None and cluster.local:
+        cluster_dir = run_dir / CLUSTER_DIR
+        resolve_redis = lambda: _start_cluster(cluster, cluster_dir, wanted["redis-cluster"], env)  # noqa: E731
+    elif cluster is not None:
+        resolve_redis = lambda: _external_cluster(env)  # noqa: E731
+    else:
+        resolve_redis = lambda: _resolve_redis(env, run_dir / "redis", wanted["redis"], own)  # noqa: E731
     resolvers: dict[str, Callable[[], _Resolved]] = {
-        "redis": lambda: _resolve_redis(env, run_dir / "redis", wanted["redis"], own),
+        "redis": resolve_redis,
         "postgres": lambda: _resolve_postgres(
             env, run_dir / "postgres", wanted["postgres"], database_name, own
         ),
@@ -211,7 +177,7 @@ def start_infra(
     with ThreadPoolExecutor(max_workers=len(resolvers)) as pool:
         futures = {name: pool.submit(resolve) for name, resolve in resolvers.items()}
         outcomes = {name: _outcome(future) for name, future in futures.items()}
-    servers = [o.server for o in outcomes.values() if isinstance(o, _Resolved) and o.server]
+    servers = [s for o in outcomes.values() if isinstance(o, _Resolved) for s in o.servers]
     failures = {name: o for name, o in outcomes.items() if isinstance(o, BaseException)}
     if failures:
         _stop_all(servers)
@@ -224,8 +190,9 @@ def start_infra(
         redis_url=resolved["redis"].url,
         database_url=resolved["postgres"].url,
         kafka_bootstrap=resolved["kafka"].url,
+        redis_cluster=cluster is not None,
     )
-    return InfraHandle(endpoints, servers)
+    return InfraHandle(endpoints, servers, resolved["redis"].cluster)
 
 
 def _outcome(future: object) -> _Resolved | BaseException:
@@ -265,11 +232,11 @@ _OWN = "own servers requested"
 def _resolve_redis(env: Mapping[str, str], server_dir: Path, port: int, own: bool) -> _Resolved:
     url, source = _configured(env, "REDIS_URL", DEFAULT_REDIS_URL)
     if not own and redis_answers(url):
-        return _Resolved(url, None, f"redis: using {source} redis at {redact(url)}")
+        return _Resolved(url, (), f"redis: using {source} redis at {redact(url)}")
     server = start_local_redis(server_dir, port, env)
     local_url = f"redis://127.0.0.1:{server.port}/0"
     why = _OWN if own else f"nothing answered at {redact(url)} ({source})"
-    return _Resolved(local_url, server, _started_message("redis", server, local_url, why))
+    return _Resolved(local_url, (server,), _started_message("redis", server, local_url, why))
 
 
 def _resolve_postgres(
@@ -281,22 +248,72 @@ def _resolve_postgres(
         full_url = with_database(url, name)
         created = " (created the database)" if ensure_database(full_url) else ""
         message = f"postgres: using {source} postgres at {redact(full_url)}{created}"
-        return _Resolved(full_url, None, message)
+        return _Resolved(full_url, (), message)
     server = start_local_postgres(server_dir, port, env)
     local_url = f"postgresql://postgres@127.0.0.1:{server.port}/{name}"
     ensure_database(local_url)
     why = _OWN if own else f"nothing answered at {redact(url)} ({source})"
-    return _Resolved(local_url, server, _started_message("postgres", server, local_url, why))
+    return _Resolved(local_url, (server,), _started_message("postgres", server, local_url, why))
 
 
 def _resolve_kafka(env: Mapping[str, str], server_dir: Path, port: int, own: bool) -> _Resolved:
     bootstrap, source = _configured(env, "KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP)
     if not own and kafka_answers(bootstrap):
-        return _Resolved(bootstrap, None, f"kafka: using {source} broker at {bootstrap}")
+        return _Resolved(bootstrap, (), f"kafka: using {source} broker at {bootstrap}")
     server = start_local_kafka(server_dir, port)
     local = f"127.0.0.1:{server.port}"
     why = _OWN if own else f"nothing answered at {bootstrap} ({source})"
-    return _Resolved(local, server, _started_message("kafka", server, local, why))
+    return _Resolved(local, (server,), _started_message("kafka", server, local, why))
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    """A Redis Cluster asked for by the environment: a local one of `masters` x (1 + replicas)
+    nodes, or (`local` False) the external one at REDIS_URL."""
+
+    local: bool
+    masters: int = 0
+    replicas: int = 0
+
+
+def cluster_request(env: Mapping[str, str]) -> ClusterRequest | None:
+    """REDIS_CLUSTER_NODES (>= 3 masters) / REDIS_CLUSTER_REPLICAS (>= 0 per master) start a
+    local cluster unless REDIS_URL is given; REDIS_URL with REDIS_CLUSTER=1 is an external
+    cluster used as it is. None: a single Redis. ValueError names a bad variable."""
+    flag = env_flag(env, "REDIS_CLUSTER")
+    masters = env_count(env, "REDIS_CLUSTER_NODES", 0, minimum=3)
+    replicas = env_count(env, "REDIS_CLUSTER_REPLICAS", 0, minimum=0)
+    if (env.get("REDIS_URL") or "").strip():
+        return ClusterRequest(local=False) if flag else None
+    if masters or flag:
+        return ClusterRequest(local=True, masters=masters or 3, replicas=replicas)
+    return None
+
+
+def _start_cluster(
+    request: ClusterRequest, cluster_dir: Path, port: int, env: Mapping[str, str]
+) -> _Resolved:
+    cluster = start_local_cluster(
+        cluster_dir,
+        masters=request.masters,
+        replicas=request.replicas,
+        preferred_port=port,
+        env=env,
+    )
+    verb = "reusing" if cluster.reused else "started"
+    ports = ",".join(str(port) for port in cluster.ports)
+    message = (
+        f"redis: {verb} local cluster of {request.masters} masters x {request.replicas} "
+        f"replicas on 127.0.0.1:{ports} ({cluster.servers[0].name.split(' cluster')[0]}); "
+        f"seed {cluster.url}; REDIS_CLUSTER_NODES={request.masters}"
+    )
+    return _Resolved(cluster.url, tuple(cluster.servers), message, cluster)
+
+
+def _external_cluster(env: Mapping[str, str]) -> _Resolved:
+    url = env["REDIS_URL"].strip()
+    state = "answers" if redis_answers(url) else "does not answer yet"
+    return _Resolved(url, (), f"redis: using configured cluster REDIS_URL={redact(url)} ({state})")
 
 
 def redact(url: str) -> str:

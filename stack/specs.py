@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.tokens import generate_secret
+from stack.env_counts import env_count
 from stack.infra import Endpoints
 from stack.processes import free_port, port_is_free
 
@@ -42,28 +43,45 @@ class StackSettings:
     admin_password: str = DEFAULT_ADMIN_PASSWORD
     database_name: str = "booking_rush"
     booking_replicas: int = DEFAULT_BOOKING_REPLICAS
+    gateway_replicas: int = 1
+    worker_copies: int = 1
     # The booking processes' ports when not simply BOOKING_PORT + i (see with_replica_ports).
     replica_ports: tuple[int, ...] = ()
+    # The gateways' ports once checked to be free (see with_replica_ports).
+    fixed_gateway_ports: tuple[int, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StackSettings:
-        """GATEWAY_PORT, BOOKING_PORT, BOOKING_REPLICAS, WORKER_METRICS_BASE_PORT, ADMIN_EMAIL,
-        ADMIN_PASSWORD."""
-        replicas = int(env.get("BOOKING_REPLICAS") or DEFAULT_BOOKING_REPLICAS)
-        if replicas < 1:
-            raise ValueError(f"BOOKING_REPLICAS must be at least 1, not {replicas}")
+        """GATEWAY_PORT, GATEWAY_REPLICAS, BOOKING_PORT, BOOKING_REPLICAS, WORKER_COPIES,
+        WORKER_METRICS_BASE_PORT, ADMIN_EMAIL, ADMIN_PASSWORD."""
         return cls(
             gateway_port=int(env.get("GATEWAY_PORT") or DEFAULT_GATEWAY_PORT),
             booking_port=int(env.get("BOOKING_PORT") or DEFAULT_BOOKING_PORT),
             metrics_base_port=int(env.get("WORKER_METRICS_BASE_PORT") or DEFAULT_METRICS_BASE_PORT),
             admin_email=env.get("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL,
             admin_password=env.get("ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD,
-            booking_replicas=replicas,
+            booking_replicas=env_count(env, "BOOKING_REPLICAS", DEFAULT_BOOKING_REPLICAS),
+            gateway_replicas=env_count(env, "GATEWAY_REPLICAS", 1),
+            worker_copies=env_count(env, "WORKER_COPIES", 1),
         )
 
     @property
     def gateway_url(self) -> str:
+        """The first gateway (GATEWAY_PORT)."""
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def gateway_ports(self) -> tuple[int, ...]:
+        """One port per gateway: GATEWAY_PORT, then the next ports that no booking process or
+        worker metrics endpoint uses."""
+        if self.fixed_gateway_ports:
+            return self.fixed_gateway_ports
+        return _gateway_ports(self, check_free=False)
+
+    def metrics_ports_reserved(self, worker_count: int) -> range:
+        """The metrics ports of every copy of every worker: base + copy * workers + index."""
+        start = self.metrics_base_port
+        return range(start, start + worker_count * max(1, self.worker_copies))
 
     @property
     def booking_ports(self) -> tuple[int, ...]:
@@ -93,23 +111,44 @@ class StackSettings:
         return self.gateway_url + WEBHOOK_PATH
 
 
+def copy_name(name: str, index: int) -> str:
+    """`name`, `name-2`, `name-3`, ... for copy 0, 1, 2, ..."""
+    return name if index == 0 else f"{name}-{index + 1}"
+
+
 def booking_name(index: int) -> str:
     """`booking`, `booking-2`, `booking-3`, ..."""
-    return "booking" if index == 0 else f"booking-{index + 1}"
+    return copy_name("booking", index)
 
 
 def with_replica_ports(settings: StackSettings, worker_count: int) -> StackSettings:
-    """The settings with every booking port fixed: BOOKING_PORT + i for replica i, unless that
-    port is taken or is the gateway's or a worker's metrics port; then a free one."""
-    reserved = {settings.gateway_port}
-    reserved.update(range(settings.metrics_base_port, settings.metrics_base_port + worker_count))
+    """The settings with every booking and gateway port fixed. Booking replica i gets
+    BOOKING_PORT + i, unless that port is taken or is the gateway's or a worker's metrics port;
+    then a free one. Gateways take the next free ports from GATEWAY_PORT on."""
+    reserved = {settings.gateway_port, *settings.metrics_ports_reserved(worker_count)}
     ports = [settings.booking_port]
     for index in range(1, max(1, settings.booking_replicas)):
         port = settings.booking_port + index
         while port in reserved or port in ports or not port_is_free(port):
             port = free_port()
         ports.append(port)
-    return replace(settings, replica_ports=tuple(ports))
+    fixed = replace(settings, replica_ports=tuple(ports))
+    gateways = _gateway_ports(fixed, check_free=True, worker_count=worker_count)
+    return replace(fixed, fixed_gateway_ports=gateways)
+
+
+def _gateway_ports(
+    settings: StackSettings, *, check_free: bool, worker_count: int = 0
+) -> tuple[int, ...]:
+    taken = {*settings.booking_ports, *settings.metrics_ports_reserved(worker_count)}
+    ports = [settings.gateway_port]
+    port = settings.gateway_port
+    for _ in range(1, settings.gateway_replicas):
+        port += 1
+        while port in taken or (check_free and not port_is_free(port)):
+            port += 1
+        ports.append(port)
+    return tuple(ports)
 
 
 def spare_port(taken: set[int]) -> int:
@@ -154,6 +193,8 @@ def process_env(
     return {
         **env,
         "REDIS_URL": endpoints.redis_url,
+        # The services refuse to start when this does not match the server they reach.
+        "REDIS_CLUSTER": "1" if endpoints.redis_cluster else "0",
         "DATABASE_URL": endpoints.database_url,
         "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
         "GATEWAY_PORT": str(settings.gateway_port),
@@ -203,21 +244,24 @@ def list_workers(env: Mapping[str, str]) -> list[str]:
 def build_process_specs(
     settings: StackSettings, env: Mapping[str, str], worker_names: list[str]
 ) -> list[ProcessSpec]:
-    """gateway, the booking processes (`booking`, `booking-2`, ... on BOOKING_PORT + i) and one
-    process per worker (metrics on base port + index)."""
+    """The gateways (`gateway`, `gateway-2`, ..., each in front of every booking process), the
+    booking processes (`booking`, `booking-2`, ... on BOOKING_PORT + i) and WORKER_COPIES
+    processes per worker (`<worker>`, `<worker>-2`, ...; metrics on base port + index for the
+    first copies, each further copy on a port of its own)."""
     python = sys.executable
     specs = [
         ProcessSpec(
-            "gateway",
+            copy_name("gateway", index),
             [python, "-m", "gateway", "serve"],
             {
                 **env,
                 "GATEWAY_HOST": "127.0.0.1",
-                "GATEWAY_PORT": str(settings.gateway_port),
+                "GATEWAY_PORT": str(port),
                 "BOOKING_URL": settings.upstream_urls,
             },
-            health_url=settings.gateway_url + HEALTH_PATH,
-        ),
+            health_url=f"http://127.0.0.1:{port}{HEALTH_PATH}",
+        )
+        for index, port in enumerate(settings.gateway_ports)
     ]
     for index, port in enumerate(settings.booking_ports):
         specs.append(
@@ -228,13 +272,18 @@ def build_process_specs(
                 health_url=f"http://127.0.0.1:{port}{HEALTH_PATH}",
             )
         )
-    for index, worker in enumerate(worker_names):
-        port = settings.metrics_base_port + index
-        specs.append(
-            ProcessSpec(
-                worker,
-                [python, "-m", "workers", worker],
-                {**env, "WORKER_METRICS_PORT": str(port)},
+    taken = {*settings.gateway_ports, *settings.booking_ports}
+    for copy in range(max(1, settings.worker_copies)):
+        for index, worker in enumerate(worker_names):
+            port = settings.metrics_base_port + copy * len(worker_names) + index
+            if copy > 0 and (port in taken or not port_is_free(port)):
+                port = spare_port(taken)
+            taken.add(port)
+            specs.append(
+                ProcessSpec(
+                    copy_name(worker, copy),
+                    [python, "-m", "workers", worker],
+                    {**env, "WORKER_METRICS_PORT": str(port)},
+                )
             )
-        )
     return specs

@@ -7,6 +7,8 @@ topic/group names; nothing here mocks a server.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import redis.asyncio as aioredis
 
 from stack.infra import Endpoints, start_infra
 from stack.probes import ensure_database, with_database
+from tests.cluster import ClusterUnderTest, local_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_RUN_DIR = ROOT / ".run" / "test"
@@ -42,9 +45,26 @@ def infra() -> Iterator[Endpoints]:
     database_url = with_database(handle.endpoints.database_url, TEST_DATABASE)
     ensure_database(database_url)
     try:
-        yield Endpoints(handle.endpoints.redis_url, database_url, handle.endpoints.kafka_bootstrap)
+        yield Endpoints(
+            handle.endpoints.redis_url,
+            database_url,
+            handle.endpoints.kafka_bootstrap,
+            handle.endpoints.redis_cluster,
+        )
     finally:
         handle.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterUnderTest]:
+    """A real Redis Cluster for the session: 3 masters with 1 replica each on free loopback
+    ports. A test that kills a node must restart it and `wait_ok()` before it ends."""
+    path = Path(tempfile.mkdtemp(prefix="booking-rush-cluster-"))
+    try:
+        with local_cluster(path, masters=3, replicas=1) as cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,9 @@ def open_redis(url: str, *, cluster: bool, **options: Any) -> RedisClient:
 
     On a cluster `max_connections` bounds each node's pool, not the total."""
     if cluster:
+        # A MOVED patches the slot map instead of (every 5th, redis-py's default) closing every
+        # connection of the client, which fails the commands other tasks have in flight.
+        options.setdefault("reinitialize_steps", 0)
         return RedisCluster.from_url(url, **options)
     return Redis.from_url(url, **options)
 

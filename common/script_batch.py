@@ -13,6 +13,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import (
     AskError,
     ClusterDownError,
+    MaxConnectionsError,
     MovedError,
     NoScriptError,
     TryAgainError,
@@ -45,6 +46,7 @@ class ScriptBatcher:
         self._redis = redis
         self._nodes: dict[str, Redis] = {}  # cluster only: one plain client per primary
         self._stale_map = False
+        self._refreshing = asyncio.Lock()
         self.source = source
         self._sha = hashlib.sha1(source.encode()).hexdigest()
         self._pending: list[_Call] = []
@@ -104,52 +106,106 @@ class ScriptBatcher:
     async def _cluster_pipeline(self, cluster: RedisCluster, batch: list[_Call]) -> list[Any]:
         await cluster.initialize()
         if self._stale_map:
-            self._stale_map = False
-            await cluster.nodes_manager.initialize()
+            async with self._refreshing:
+                if self._stale_map:
+                    self._stale_map = False
+                    await cluster.nodes_manager.initialize()
         groups: dict[str, list[int]] = {}
         for n, (keys, _args, _future) in enumerate(batch):
-            node = cluster.get_node_from_key(keys[0])
-            if node is None:
-                raise ClusterDownError(f"no Redis Cluster node serves the slot of {keys[0]!r}")
-            groups.setdefault(node.name, []).append(n)
+            groups.setdefault(self._owner(cluster, keys[0]), []).append(n)
         results: list[Any] = [None] * len(batch)
 
         async def run_group(name: str, indexes: list[int]) -> None:
-            try:
-                answers = await self._node_pipeline(
-                    self._node(cluster, name), [batch[n] for n in indexes]
-                )
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                # The node is gone (a failover?): the next batch routes by a fresh slot map.
-                # These calls may have run: they fail, exactly as on a single node.
-                self._stale_map = True
-                self._forget_node(name)
-                answers = [exc] * len(indexes)
+            answers = await self._node_pipeline_or_errors(
+                cluster, name, [batch[n] for n in indexes]
+            )
             for n, answer in zip(indexes, answers, strict=True):
                 results[n] = answer
 
         await asyncio.gather(*(run_group(name, idx) for name, idx in groups.items()))
-        redirected = [n for n, result in enumerate(results) if isinstance(result, _TURNED_AWAY)]
-        if redirected:
-            await cluster.nodes_manager.initialize()
-            for n in redirected:
-                keys, args, _future = batch[n]
-                try:
-                    results[n] = await cluster.evalsha(self._sha, len(keys), *keys, *args)
-                except Exception as exc:
-                    results[n] = exc
+        turned_away = [n for n, result in enumerate(results) if isinstance(result, _TURNED_AWAY)]
+        if turned_away:
+            again = await self._follow(
+                cluster, [batch[n] for n in turned_away], [results[n] for n in turned_away]
+            )
+            for n, result in zip(turned_away, again, strict=True):
+                results[n] = result
         return results
+
+    async def _node_pipeline_or_errors(
+        self, cluster: RedisCluster, name: str, batch: list[_Call], *, asking: bool = False
+    ) -> list[Any]:
+        try:
+            client = self._node(cluster, name)
+            if not asking:
+                return await self._node_pipeline(client, batch)
+            async with client.pipeline(transaction=False) as pipe:
+                for keys, args, _future in batch:
+                    pipe.execute_command("ASKING")
+                    pipe.evalsha(self._sha, len(keys), *keys, *args)
+                return list(await pipe.execute(raise_on_error=False))[1::2]
+        except MaxConnectionsError as exc:  # nothing was sent
+            return [exc] * len(batch)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # The node is gone (a failover?): the next batch routes by a fresh slot map.
+            # These calls may have run: they fail, exactly as on a single node.
+            self._stale_map = True
+            return [exc] * len(batch)
+
+    async def _follow(
+        self, cluster: RedisCluster, calls: list[_Call], answers: list[Any]
+    ) -> list[Any]:
+        """Sends turned-away calls again where the cluster says, round by round (each round
+        one pipeline per destination), until they run: MOVED (the slot has a new owner: the
+        slot map is patched), ASK (its keys are on their way: that node, after ASKING),
+        TRYAGAIN/CLUSTERDOWN/a full pool (wait a little, then the owner the map names)."""
+        answers = list(answers)
+        for attempt in range(_FOLLOW_ATTEMPTS):
+            pending = [n for n, answer in enumerate(answers) if isinstance(answer, _TURNED_AWAY)]
+            if not pending:
+                break
+            routes: dict[tuple[str, bool], list[int]] = {}
+            waited = False
+            for n in pending:
+                answer = answers[n]
+                if isinstance(answer, MovedError):
+                    await cluster.nodes_manager.move_slot(answer)
+                    route = (f"{answer.host}:{answer.port}", False)
+                elif isinstance(answer, AskError):
+                    route = (f"{answer.host}:{answer.port}", True)
+                else:
+                    if not waited:
+                        await asyncio.sleep(_FOLLOW_PAUSE_S * (attempt + 1))
+                        waited = True
+                    if isinstance(answer, ClusterDownError):
+                        self._stale_map = True
+                    route = (self._owner(cluster, calls[n][0][0]), False)
+                routes.setdefault(route, []).append(n)
+            for (name, asking), indexes in routes.items():
+                group = [calls[n] for n in indexes]
+                again = await self._node_pipeline_or_errors(cluster, name, group, asking=asking)
+                if any(isinstance(answer, NoScriptError) for answer in again):
+                    await self._node(cluster, name).script_load(self.source)  # a new primary
+                    again = await self._node_pipeline_or_errors(cluster, name, group, asking=asking)
+                for n, answer in zip(indexes, again, strict=True):
+                    answers[n] = answer
+        return answers
+
+    @staticmethod
+    def _owner(cluster: RedisCluster, key: Any) -> str:
+        node = cluster.get_node_from_key(key)
+        if node is None:
+            raise ClusterDownError(f"no Redis Cluster node serves the slot of {key!r}")
+        return str(node.name)
 
     def _node(self, cluster: RedisCluster, name: str) -> Redis:
         client = self._nodes.get(name)
         if client is None:
-            node = cluster.get_node(node_name=name)
-            if node is None:
-                raise RedisConnectionError(f"Redis Cluster node {name} is no longer known")
+            host, _, port = name.rpartition(":")
             options = cluster.get_connection_kwargs()
             client = Redis(
-                host=node.host,
-                port=int(node.port),
+                host=host,
+                port=int(port),
                 username=options.get("username"),
                 password=options.get("password"),
                 socket_timeout=options.get("socket_timeout"),
@@ -160,13 +216,6 @@ class ScriptBatcher:
             self._nodes[name] = client
         return client
 
-    def _forget_node(self, name: str) -> None:
-        client = self._nodes.pop(name, None)
-        if client is not None:
-            task = asyncio.ensure_future(client.aclose())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
     async def aclose(self) -> None:
         """Closes the per-node clients (cluster only; the main client is the caller's)."""
         for name in tuple(self._nodes):
@@ -175,4 +224,9 @@ class ScriptBatcher:
 
 
 # Answers from a node that did not run the script: safe to send again elsewhere.
-_TURNED_AWAY = (MovedError, AskError, TryAgainError, ClusterDownError)
+# (MaxConnectionsError: this client's pool to the node was full, so nothing was sent.)
+_TURNED_AWAY = (MovedError, AskError, TryAgainError, ClusterDownError, MaxConnectionsError)
+# A resharding moves a slot's keys in batches (TRYAGAIN while a script's keys are split) and a
+# failover takes the cluster's node timeout and then some: about 4 s of patience in all.
+_FOLLOW_ATTEMPTS = 12
+_FOLLOW_PAUSE_S = 0.05

@@ -16,18 +16,13 @@ def _node(port: int) -> redis.Redis:
 
 
 def primary_ports(seed_url: str) -> list[int]:
+    """The ports of the masters serving slots now, as the seed node sees them."""
     seed = redis.Redis.from_url(seed_url, socket_timeout=5)
     try:
-        nodes = seed.execute_command("CLUSTER NODES")
+        ranges = seed.execute_command("CLUSTER SLOTS")
+        return sorted({int(primary[1]) for _start, _end, primary, *_ in ranges})
     finally:
         seed.close()
-    text = nodes.decode() if isinstance(nodes, bytes) else str(nodes)
-    ports = []
-    for line in text.splitlines():
-        fields = line.split()
-        if "master" in fields[2] and "fail" not in fields[2]:
-            ports.append(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
-    return sorted(ports)
 
 
 def owner_port(seed_url: str, key: str) -> int:
@@ -53,10 +48,11 @@ def move_slot(
         dst_id = dst.execute_command("CLUSTER MYID")
         dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
         src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        time.sleep(pause_s)  # pauses: the windows in which clients see ASK / TRYAGAIN
         while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, batch):
             src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
             moved += len(keys)
-            time.sleep(pause_s)  # the window in which clients see ASK / TRYAGAIN
+            time.sleep(pause_s)
         for port in primary_ports(seed_url):
             owner = _node(port)
             try:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
+from stack.foreground import run_stack
 from stack.infra import CLUSTER_DIR, SERVER_NAMES, redact, start_infra
 from stack.processes import stop_pid
 from stack.servers.base import ServerRecord
-from stack.supervisor import run_stack
 
 RUN_DIR = click.option("--run-dir", default=".run", show_default=True, type=click.Path())
 

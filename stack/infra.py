@@ -4,6 +4,9 @@ For each server: use the one configured by REDIS_URL / DATABASE_URL / KAFKA_BOOT
 conventional local default when unset) if it answers its protocol; otherwise start a local one
 under `<run_dir>/<name>/` on loopback. The handle stops only what it started (or adopted from a
 crashed launcher), and once watched restarts them when they die.
+
+REDIS_CLUSTER_NODES (no REDIS_URL) starts a local Redis Cluster instead of the single Redis;
+REDIS_URL with REDIS_CLUSTER=1 is an external cluster (see `cluster_request`).
 """
 
 from __future__ import annotations
@@ -186,6 +189,8 @@ def start_infra(
     resolved = {name: o for name, o in outcomes.items() if isinstance(o, _Resolved)}
     for name in SERVER_NAMES:
         log(resolved[name].message)
+    if env.get("REDIS_CLUSTER_NODES") and cluster is None:
+        log("redis: REDIS_CLUSTER_NODES ignored: REDIS_URL is given (a cluster? REDIS_CLUSTER=1)")
     endpoints = Endpoints(
         redis_url=resolved["redis"].url,
         database_url=resolved["postgres"].url,

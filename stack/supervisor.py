@@ -1,7 +1,7 @@
 """`python -m stack run` (what `make run` calls): infra, setup steps, services, restarts, shutdown.
 
 `Stack` is the reusable part: the end-to-end tests start the real processes with it against
-their own infrastructure and ports.
+their own infrastructure and ports. The foreground part (signals, banner) is stack/foreground.py.
 """
 
 from __future__ import annotations
@@ -13,17 +13,23 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from stack.backoff import BASE_S, MAX_S, RESET_AFTER_S, Backoff
 from stack.infra import Endpoints, InfraHandle, start_infra
+from stack.managed import (
+    Managed,
+    StackError,
+    StopResult,
+    answers_200,
+    selected,
+    stopped_line,
+    terminate,
+)
 from stack.output import Console, LogSink, Output
-from stack.processes import stop_pid, wait_gone
+from stack.processes import stop_pid
 from stack.specs import (
     ProcessSpec,
     StackSettings,
@@ -38,36 +44,6 @@ from stack.specs import (
 
 STOP_GRACE_S = 10.0  # SIGTERM to SIGKILL: a process that needs the SIGKILL ignored SIGTERM
 _OPTIONAL_STEPS = {"seed-demo"}
-
-
-class StackError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class StopResult:
-    """How one process ended on SIGTERM."""
-
-    seconds: float  # from SIGTERM to its exit (or to the SIGKILL's effect)
-    killed: bool  # had to be SIGKILLed after the grace period: it ignored SIGTERM
-    exit_code: int | None
-
-    @property
-    def ignored_sigterm(self) -> bool:
-        return self.killed
-
-
-@dataclass
-class _Managed:
-    spec: ProcessSpec
-    backoff: Backoff
-    copy_of: str | None = None
-    process: subprocess.Popen[bytes] | None = None
-    pump: threading.Thread | None = None
-    started_at: float = 0.0
-    restart_at: float | None = None
-    restarts: int = 0
-    last_exit_code: int | None = None
 
 
 class Stack:
@@ -119,7 +95,7 @@ class Stack:
         self.exit_code = 0
         self.stop_report: dict[str, StopResult] = {}
         self._infra: InfraHandle | None = None
-        self._managed: list[_Managed] = []
+        self._managed: list[Managed] = []
         self._copies: dict[str, int] = {}
         self._stop_requested = threading.Event()
         self._stopped = False
@@ -166,7 +142,7 @@ class Stack:
         if not self._given_specs:
             self.specs = build_process_specs(self.settings, env, workers)
         if self.names is not None:
-            self.specs = [spec for spec in self.specs if _selected(spec.name, self.names)]
+            self.specs = [spec for spec in self.specs if selected(spec.name, self.names)]
         self.output.console.widen([spec.name for spec in self.specs])
         with self._lock:
             for spec in self.specs:
@@ -183,11 +159,11 @@ class Stack:
         env.update(secrets_env(self.run_dir, env))
         return env
 
-    def _new_managed(self, spec: ProcessSpec, copy_of: str | None = None) -> _Managed:
+    def _new_managed(self, spec: ProcessSpec, copy_of: str | None = None) -> Managed:
         backoff = Backoff(
             self.restart_backoff_s, self.restart_backoff_max_s, self.restart_reset_after_s
         )
-        return _Managed(spec, backoff, copy_of)
+        return Managed(spec, backoff, copy_of)
 
     def request_stop(self) -> None:
         self._stop_requested.set()
@@ -255,9 +231,9 @@ class Stack:
             if managed.copy_of is None:
                 raise ValueError(f"{copy_name} is not a copy (stop_copy stops only copies)")
             self._managed.remove(managed)
-        result = self._terminate(managed)
+        result = terminate(managed, self.stop_grace_s)
         self.stop_report[copy_name] = result
-        self.say(_stopped_line(copy_name, result))
+        self.say(stopped_line(copy_name, result))
         return result
 
     def server_pid(self, kind: str) -> int | None:
@@ -276,7 +252,7 @@ class Stack:
         """How many times the supervisor restarted the `kind` server."""
         return self._infra.server_restarts(kind) if self._infra is not None else 0
 
-    def _find(self, name: str) -> _Managed:
+    def _find(self, name: str) -> Managed:
         for managed in self._managed:
             if managed.spec.name == name:
                 return managed
@@ -303,17 +279,17 @@ class Stack:
             self._monitor.join(timeout=2.0)
         results: dict[str, StopResult] = {}
 
-        def terminate(m: _Managed) -> None:
-            results[m.spec.name] = self._terminate(m)
+        def stop_one(m: Managed) -> None:
+            results[m.spec.name] = terminate(m, self.stop_grace_s)
 
         running = [m for m in managed if m.process is not None and m.process.poll() is None]
-        threads = [threading.Thread(target=terminate, args=(m,)) for m in running]
+        threads = [threading.Thread(target=stop_one, args=(m,)) for m in running]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         for m in running:
-            self.say(_stopped_line(m.spec.name, results[m.spec.name]))
+            self.say(stopped_line(m.spec.name, results[m.spec.name]))
         self.stop_report.update(results)
         for m in managed:
             if m.pump is not None:
@@ -322,28 +298,7 @@ class Stack:
             self._infra.stop()
         self.output.logs.close()
 
-    def _terminate(self, managed: _Managed) -> StopResult:
-        """SIGTERM the process group, wait up to the grace period, then SIGKILL it."""
-        process = managed.process
-        if process is None or process.poll() is not None:
-            code = process.returncode if process is not None else managed.last_exit_code
-            return StopResult(0.0, False, code)
-        started = time.monotonic()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-        killed = not wait_gone(process.pid, self.stop_grace_s, process)
-        if killed:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            wait_gone(process.pid, 5.0, process)
-        seconds = time.monotonic() - started
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)  # children left behind by the leader
-        if managed.pump is not None:
-            managed.pump.join(timeout=2.0)
-        return StopResult(round(seconds, 3), killed, process.poll())
-
-    def _spawn(self, managed: _Managed) -> None:
+    def _spawn(self, managed: Managed) -> None:
         spec = managed.spec
         process = subprocess.Popen(
             spec.argv,
@@ -374,7 +329,7 @@ class Stack:
                         )
                         managed.restart_at = time.monotonic() + delay
 
-    def _check(self, managed: _Managed) -> None:
+    def _check(self, managed: Managed) -> None:
         now = time.monotonic()
         name = managed.spec.name
         if managed.restart_at is not None:
@@ -407,7 +362,7 @@ class Stack:
         while pending:
             if self._stop_requested.is_set():
                 raise StackError("stopped before the services became healthy")
-            pending = [spec for spec in pending if not _answers_200(spec.health_url)]
+            pending = [spec for spec in pending if not answers_200(spec.health_url)]
             if pending and time.monotonic() > deadline:
                 names = ", ".join(f"{s.name} ({s.health_url})" for s in pending)
                 raise StackError(f"not healthy after {self.health_timeout_s:.0f} s: {names}")
@@ -437,92 +392,3 @@ class Stack:
             self.output.line(step.name, line)
         if process.returncode != 0:
             raise StackError(f"{step.name} failed with exit code {process.returncode}")
-
-
-def _answers_200(url: str | None) -> bool:
-    if url is None:
-        return True
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _selected(name: str, names: Sequence[str]) -> bool:
-    """`booking` in `names` selects every booking process (`booking-2`, ...)."""
-    return name in names or (name.startswith("booking-") and "booking" in names)
-
-
-def _stopped_line(name: str, result: StopResult) -> str:
-    how = "SIGKILLed: it ignored SIGTERM" if result.killed else f"exit code {result.exit_code}"
-    return f"{name} stopped in {result.seconds:.1f} s ({how})"
-
-
-def run_stack(run_dir: Path, env: Mapping[str, str], console: TextIO | None = None) -> int:
-    """The `make run` entrypoint: start everything, print the banner, supervise until a signal."""
-    return supervise(Stack(run_dir, env, console=console), env)
-
-
-def supervise(stack: Stack, env: Mapping[str, str]) -> int:
-    """Run `stack` in the foreground until SIGINT/SIGTERM (exit 0) or a failed start (exit 1);
-    crashing processes are restarted with backoff, never a reason to stop everything."""
-    interrupted = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        interrupted.set()
-        stack.request_stop()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
-    _print_settings(stack, env)
-    code = 0
-    try:
-        stack.start()
-        _print_banner(stack)
-        code = stack.wait()
-    except StackError as error:
-        if not interrupted.is_set():
-            stack.say(f"error: {error}")
-            code = 1
-    except Exception as error:  # e.g. infra could not start: report it, clean up, exit 1
-        stack.say(f"error: {type(error).__name__}: {error}")
-        code = 1
-    finally:
-        stack.say("stopping")
-        started = time.monotonic()
-        stack.stop()
-        stack.output.console.line("stack", f"stopped in {time.monotonic() - started:.1f} s")
-    return code
-
-
-def _print_settings(stack: Stack, env: Mapping[str, str]) -> None:
-    s = stack.settings
-    stack.say(
-        f"settings: GATEWAY_PORT={s.gateway_port} BOOKING_PORT={s.booking_port} "
-        f"BOOKING_REPLICAS={s.booking_replicas} "
-        f"HOLD_TTL_S={env.get('HOLD_TTL_S') or '600 (default)'} "
-        f"RATE_LIMIT_PER_IP={env.get('RATE_LIMIT_PER_IP') or '(service default)'} "
-        f"RATE_LIMIT_PER_USER={env.get('RATE_LIMIT_PER_USER') or '(service default)'}"
-    )
-    stack.say(f"admin account: {s.admin_email} / {s.admin_password}")
-
-
-def _print_banner(stack: Stack) -> None:
-    s = stack.settings
-    lines = ["booking-rush is up"]
-    for spec in stack.specs:
-        if spec.health_url:
-            base = spec.health_url.removesuffix("/health")
-            lines.append(f"  {spec.name:<9} {base}   (health: {spec.health_url})")
-    for spec in stack.specs:
-        port = spec.env.get("WORKER_METRICS_PORT")
-        if port:
-            lines.append(f"  metrics   {spec.name}: http://127.0.0.1:{port}/metrics")
-    lines += [
-        f"  admin     {s.admin_email} / {s.admin_password}",
-        f"  logs      {stack.logs_dir}/<name>.log",
-        "  Ctrl-C to stop",
-    ]
-    for line in lines:
-        stack.say(line)

@@ -21,7 +21,13 @@ from pathlib import Path
 import redis
 
 from stack.processes import free_port_block, port_is_free
-from stack.servers.base import LaunchPlan, LocalServer, ServerStartError, ensure_local_server
+from stack.servers.base import (
+    LaunchPlan,
+    LocalServer,
+    ServerStartError,
+    ensure_local_server,
+    refuse_other_binary,
+)
 from stack.servers.cluster_state import (
     SLOTS,
     cluster_info,
@@ -197,6 +203,7 @@ def _start_node(
         ]  # fmt: skip
         return LaunchPlan(argv=argv, version=version)
 
+    refuse_other_binary(node_dir, binary)
     server = ensure_local_server(
         f"redis-node-{index + 1}",
         f"{binary.name} {version} cluster node {index + 1}",

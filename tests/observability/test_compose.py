@@ -1,5 +1,6 @@
-"""docker-compose.yml: valid for `docker-compose config -q`, and every environment variable it
-gives a booking-rush process is one the code reads."""
+"""docker-compose.yml: valid for `docker-compose config -q` (with and without its profiles),
+its cluster profiles, and every environment variable it gives a booking-rush process is one the
+code reads."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CODE_DIRS = ("booking", "gateway", "workers", "common", "stack")
 APP_IMAGE = "booking-rush:latest"
+PROFILES = ("redis-cluster", "redpanda-cluster")
 
 
 def app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -50,12 +52,27 @@ def code_reads(name: str) -> bool:
     return any(quoted.search(line) and "env" in line.lower() for line in _code_lines())
 
 
-def test_compose_file_is_valid() -> None:
+def profiled(compose: dict[str, Any], profile: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if profile in (service.get("profiles") or ())
+    }
+
+
+def command_words(service: dict[str, Any]) -> list[str]:
+    command = service.get("command") or []
+    return command.split() if isinstance(command, str) else [str(word) for word in command]
+
+
+@pytest.mark.parametrize("profiles", [(), PROFILES], ids=["default", "all-profiles"])
+def test_compose_file_is_valid(profiles: tuple[str, ...]) -> None:
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.fail("no `docker-compose` on PATH: run `make tools` (observability/ensure-tools.sh)")
+    chosen = [word for profile in profiles for word in ("--profile", profile)]
     result = subprocess.run(
-        [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
+        [binary, *chosen, "-f", str(COMPOSE_FILE), "config", "-q"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -79,6 +96,42 @@ def test_compose_runs_the_whole_stack() -> None:
         check=True,
     ).stdout.split()
     assert set(workers) <= services, "every worker runs in docker-compose"
+
+
+def test_the_default_stack_has_no_cluster_services() -> None:
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    default = {name for name, svc in compose["services"].items() if not svc.get("profiles")}
+    assert not {name for name in default if "cluster" in name or name.startswith("redpanda-")}
+    assert {"redis", "redpanda"} <= default
+    for service in app_services(compose).values():
+        assert not service.get("profiles")
+        assert "redis" in (service.get("depends_on") or {"redis": {}})  # the single node
+
+
+def test_redis_cluster_profile_is_three_masters_three_replicas_and_an_init() -> None:
+    services = profiled(yaml.safe_load(COMPOSE_FILE.read_text()), "redis-cluster")
+    nodes = {name: svc for name, svc in services.items() if name != "redis-cluster-init"}
+    assert sorted(nodes) == [f"redis-cluster-{i}" for i in range(1, 7)]
+    for name, node in nodes.items():
+        words = command_words(node)
+        assert node["image"].startswith(("redis:7", "valkey/valkey"))
+        assert words[words.index("--cluster-enabled") + 1] == "yes"
+        assert words[words.index("--cluster-announce-hostname") + 1] == name
+    init = services["redis-cluster-init"]
+    script = "\n".join(init["command"])
+    assert "--cluster create" in script and "--cluster-replicas 1" in script
+    assert "--cluster-yes" in script and "cluster_state:ok" in script  # formed once only
+    assert init["restart"] == "no" and set(init["depends_on"]) == set(nodes)
+
+
+def test_redpanda_cluster_profile_is_three_brokers_that_seed_each_other() -> None:
+    services = profiled(yaml.safe_load(COMPOSE_FILE.read_text()), "redpanda-cluster")
+    assert sorted(services) == ["redpanda-1", "redpanda-2", "redpanda-3"]
+    seeds = {",".join(f"{name}:33145" for name in sorted(services))}
+    for name, broker in services.items():
+        words = command_words(broker)
+        assert {w.split("=", 1)[1] for w in words if w.startswith("--seeds=")} == seeds
+        assert f"--advertise-kafka-addr=PLAINTEXT://{name}:9092" in words
 
 
 def test_every_variable_compose_sets_is_read_by_the_code() -> None:

@@ -9,9 +9,10 @@ import os
 import sys
 from pathlib import Path
 
+from stack.foreground import supervise
 from stack.infra import Endpoints
 from stack.specs import ProcessSpec
-from stack.supervisor import Stack, supervise
+from stack.supervisor import Stack
 
 STANDIN = str(Path(__file__).with_name("standin.py"))
 

@@ -181,4 +181,3 @@ async def booking_parts(redis_url: str, clean_db: Any) -> AsyncIterator[Any]:
     finally:
         await writer.stop()
         await client.aclose()
-

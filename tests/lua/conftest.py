@@ -76,4 +76,3 @@ async def event_id(unique: str, redis: RedisClient) -> AsyncIterator[str]:
     yield event_id
     await redis.delete(*event_keys(event_id).stored())
     await redis.zrem(LIVE_EVENTS, event_id)
-

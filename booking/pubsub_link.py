@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Iterable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +128,11 @@ class Link:
             self._owner.on_failed(channels, exc)
 
     async def _subscribe(self, pubsub: aioredis.client.PubSub, channels: list[str]) -> None:
-        if self._sharded:
-            await pubsub.ssubscribe(*channels)
-        else:
+        if not self._sharded:
             await pubsub.subscribe(*channels)
+            return
+        for same_slot in _by_slot(channels):  # one SSUBSCRIBE may only name channels of one slot
+            await pubsub.ssubscribe(*same_slot)
 
     async def _unsubscribe(self, channels: list[str]) -> None:
         async with self._lock:
@@ -138,7 +140,8 @@ class Link:
             if gone and self._pubsub is not None:
                 with contextlib.suppress(Exception):  # a reconnect forgets them anyway
                     if self._sharded:
-                        await self._pubsub.sunsubscribe(*gone)
+                        for same_slot in _by_slot(gone):
+                            await self._pubsub.sunsubscribe(*same_slot)
                     else:
                         await self._pubsub.unsubscribe(*gone)
 
@@ -198,3 +201,10 @@ class Link:
                     await old.aclose()
             await self._connect()
         self._reader = asyncio.create_task(self._read_forever(), name=f"pubsub-{self.name}")
+
+
+def _by_slot(channels: list[str]) -> list[list[str]]:
+    groups: dict[int, list[str]] = {}
+    for channel in channels:
+        groups.setdefault(key_slot(channel.encode()), []).append(channel)
+    return list(groups.values())

@@ -38,6 +38,7 @@ BASE_ENV = {
 
 @dataclass
 class LiveStack:
+    gateway_urls: list[str]  # every gateway; the first is `gateway_url`
     gateway_url: str
     booking_url: str
     endpoints: Endpoints
@@ -72,7 +73,8 @@ class LiveStack:
 
 
 # One Redis db per live stack, so the workers running behind one never touch another's keys
-# (db 0 is the session's own; the streams tool of tests/loadtests takes `streams`).
+# (db 0 is the session's own; the streams tool of tests/loadtests takes `streams`). A stack on
+# the session's Redis Cluster (tests/on_cluster) has none: a cluster has only db 0.
 REDIS_DBS = {
     "e2e": 1,
     "saga_e2e": 2,
@@ -91,6 +93,16 @@ def redis_db(url: str, db: int) -> str:
     return f"{base}/{db}"
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How many of each process a live stack runs (`make run`'s GATEWAY_REPLICAS,
+    BOOKING_REPLICAS, WORKER_COPIES)."""
+
+    gateways: int = 1
+    bookings: int = 2
+    worker_copies: int = 1
+
+
 @contextmanager
 def run_live_stack(
     infra: Endpoints,
@@ -98,15 +110,19 @@ def run_live_stack(
     *,
     name: str,
     env: Mapping[str, str] | None = None,
+    cluster_url: str | None = None,
+    shape: Shape = Shape(),
 ) -> Iterator[LiveStack]:
-    """Starts the stack (healthy on return) and stops all of it afterwards."""
+    """Starts the stack (healthy on return) and stops all of it afterwards. With `cluster_url`
+    its Redis is that cluster (db 0 is a cluster's only one: the caller empties it first)."""
     database = f"booking_rush_{name}"
     database_url = with_database(infra.database_url, database)
     ensure_database(database_url)
     endpoints = Endpoints(
-        redis_url=redis_db(infra.redis_url, REDIS_DBS[name]),
+        redis_url=cluster_url or redis_db(infra.redis_url, REDIS_DBS[name]),
         database_url=database_url,
         kafka_bootstrap=infra.kafka_bootstrap,
+        redis_cluster=cluster_url is not None,
     )
     admin_email = f"admin@{name.replace('_', '-')}.local"
     full_env = {
@@ -115,6 +131,7 @@ def run_live_stack(
         "KAFKA_NAMESPACE": f"{name.replace('_', '')}{uuid.uuid4().hex[:8]}",
         **(env or {}),
         "REDIS_URL": endpoints.redis_url,
+        "REDIS_CLUSTER": "1" if endpoints.redis_cluster else "0",
         "DATABASE_URL": endpoints.database_url,
         "ADMIN_EMAIL": admin_email,
         "ADMIN_PASSWORD": f"{name}-admin-password",
@@ -126,12 +143,16 @@ def run_live_stack(
         admin_email=admin_email,
         admin_password=full_env["ADMIN_PASSWORD"],
         database_name=database,
+        gateway_replicas=shape.gateways,
+        booking_replicas=shape.bookings,
+        worker_copies=shape.worker_copies,
     )
     run_dir = ROOT / ".run" / "test" / name
     stack = Stack(run_dir, full_env, settings=settings, endpoints=endpoints, console=io.StringIO())
     stack.start()
     try:
         yield LiveStack(
+            gateway_urls=[f"http://127.0.0.1:{port}" for port in stack.settings.gateway_ports],
             gateway_url=settings.gateway_url,
             booking_url=settings.booking_url,
             endpoints=endpoints,

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.conftest import LiveStack
 from tests.loadtests.conftest import ROOT
@@ -22,7 +23,8 @@ LOCUST_OPTIONS = ["--headless", "--spawn-rate", "50", "--run-time", "30s", "--st
 MAX_FAILED_SHARE = 0.03
 
 
-def test_small_drop_keeps_every_invariant(drop_stack: LiveStack, tmp_path: Path) -> None:
+def run_small_drop(drop_stack: LiveStack, tmp_path: Path) -> dict[str, Any]:
+    """Runs the drop against `drop_stack` and checks it; returns its summary."""
     env = {
         **os.environ,
         "GATEWAY_URL": drop_stack.gateway_url,
@@ -58,3 +60,8 @@ def test_small_drop_keeps_every_invariant(drop_stack: LiveStack, tmp_path: Path)
     assert "admitted -> pass received (delivery)" in stats_csv
     assert "payment -> CONFIRMED" in stats_csv
     assert (tmp_path / "drop.html").stat().st_size > 0
+    return dict(summary)
+
+
+def test_small_drop_keeps_every_invariant(drop_stack: LiveStack, tmp_path: Path) -> None:
+    run_small_drop(drop_stack, tmp_path)

@@ -37,9 +37,11 @@ def serve() -> None:
     raise_open_files_limit()
 
     from booking.app import create_app
+    from common.redis_client import refuse_mismatch_at_start
     from common.tracing import configure_tracing
 
     settings = _settings()
+    refuse_mismatch_at_start(settings.redis_url, cluster=settings.redis_cluster)
     configure_logging("booking", settings.log_level)
     configure_tracing("booking")
     config = uvicorn.Config(

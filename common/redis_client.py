@@ -12,6 +12,7 @@ which verb a mode uses (the Lua scripts get it the same way, see `lua.source`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
@@ -52,6 +53,41 @@ def open_redis(url: str, *, cluster: bool, **options: Any) -> RedisClient:
     return Redis.from_url(url, **options)
 
 
+def mode_mismatch(url: str, *, cluster: bool) -> str | None:
+    """What is wrong when REDIS_CLUSTER does not match the server REDIS_URL names (None when it
+    matches, or when the server does not answer: the normal start-up path reports that)."""
+    import redis as sync_redis
+
+    probe = sync_redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        enabled = int(probe.info("cluster").get("cluster_enabled", 0)) == 1
+    except (sync_redis.RedisError, OSError):
+        return None
+    finally:
+        probe.close()
+    return _mismatch(url, server_is_cluster=enabled) if enabled != cluster else None
+
+
+def refuse_mismatch_at_start(url: str, *, cluster: bool) -> None:
+    """Before a process starts serving: one clear line and exit status 2 on a mismatch."""
+    problem = mode_mismatch(url, cluster=cluster)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _mismatch(url: str, *, server_is_cluster: bool) -> str:
+    if server_is_cluster:
+        return (
+            f"REDIS_URL ({_redacted(url)}) names a node of a Redis Cluster but REDIS_CLUSTER is "
+            "not set: set REDIS_CLUSTER=1 so every client follows the cluster's slots"
+        )
+    return (
+        f"REDIS_CLUSTER=1 but REDIS_URL ({_redacted(url)}) names a single Redis node, not a "
+        "cluster: unset REDIS_CLUSTER (or set it to 0)"
+    )
+
+
 async def verify_mode(client: RedisClient, *, url: str) -> None:
     """Raise `RedisModeError` when the client's kind does not match the server's mode."""
     if isinstance(client, RedisCluster):
@@ -59,18 +95,12 @@ async def verify_mode(client: RedisClient, *, url: str) -> None:
             await client.initialize()
         except RedisClusterException as exc:
             if "cluster mode is not enabled" in str(exc).lower():
-                raise RedisModeError(
-                    f"REDIS_CLUSTER=1 but REDIS_URL ({_redacted(url)}) names a single Redis "
-                    "node, not a cluster: unset REDIS_CLUSTER (or set it to 0)"
-                ) from None
+                raise RedisModeError(_mismatch(url, server_is_cluster=False)) from None
             raise
         return
     info = await client.info("cluster")
     if int(info.get("cluster_enabled", 0)) == 1:
-        raise RedisModeError(
-            f"REDIS_URL ({_redacted(url)}) names a node of a Redis Cluster but REDIS_CLUSTER is "
-            "not set: set REDIS_CLUSTER=1 so every client follows the cluster's slots"
-        )
+        raise RedisModeError(_mismatch(url, server_is_cluster=True))
 
 
 async def connect(url: str, *, cluster: bool, **options: Any) -> RedisClient:

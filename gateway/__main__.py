@@ -12,12 +12,14 @@ import uvicorn
 from common.http_server import GRACEFUL_SHUTDOWN_S, HTTP_PROTOCOL
 from common.limits import raise_open_files_limit
 from common.logs import logging_config
+from common.redis_client import refuse_mismatch_at_start
 from common.tracing import configure_tracing
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 
 def serve(settings: GatewaySettings) -> None:
+    refuse_mismatch_at_start(settings.redis_url, cluster=settings.redis_cluster)
     raise_open_files_limit()
     options: dict[str, Any] = {
         "host": settings.host,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from common.redis_client import mode_mismatch
 from stack.env_counts import env_count, env_flag
 from stack.probes import (
     database_name,
@@ -27,7 +28,7 @@ from stack.probes import (
     redis_answers,
     with_database,
 )
-from stack.servers.base import LocalServer
+from stack.servers.base import LocalServer, ServerStartError
 from stack.servers.kafka import start_local_kafka
 from stack.servers.postgres import start_local_postgres
 from stack.servers.redis import start_local_redis
@@ -237,6 +238,7 @@ _OWN = "own servers requested"
 def _resolve_redis(env: Mapping[str, str], server_dir: Path, port: int, own: bool) -> _Resolved:
     url, source = _configured(env, "REDIS_URL", DEFAULT_REDIS_URL)
     if not own and redis_answers(url):
+        _refuse_wrong_mode(url, cluster=False)
         return _Resolved(url, (), f"redis: using {source} redis at {redact(url)}")
     server = start_local_redis(server_dir, port, env)
     local_url = f"redis://127.0.0.1:{server.port}/0"
@@ -317,8 +319,18 @@ def _start_cluster(
 
 def _external_cluster(env: Mapping[str, str]) -> _Resolved:
     url = env["REDIS_URL"].strip()
-    state = "answers" if redis_answers(url) else "does not answer yet"
+    answers = redis_answers(url)
+    if answers:
+        _refuse_wrong_mode(url, cluster=True)
+    state = "answers" if answers else "does not answer yet"
     return _Resolved(url, (), f"redis: using configured cluster REDIS_URL={redact(url)} ({state})")
+
+
+def _refuse_wrong_mode(url: str, *, cluster: bool) -> None:
+    """REDIS_CLUSTER against what REDIS_URL really is, before any service starts."""
+    problem = mode_mismatch(url, cluster=cluster)
+    if problem is not None:
+        raise ServerStartError(problem)
 
 
 def redact(url: str) -> str:

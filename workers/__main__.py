@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from common.logs import configure_logging
+from common.redis_client import refuse_mismatch_at_start
 from common.tracing import configure_tracing
 from workers.runtime import (
     EXIT_FAILING,
@@ -92,6 +93,7 @@ def _worker_command(name: str) -> click.Command:
     @click.option("--check", is_flag=True, help="check the worker's dependencies and exit")
     def command(burst: bool, check: bool) -> None:
         settings = WorkerSettings.from_env()
+        refuse_mismatch_at_start(settings.redis_url, cluster=settings.redis_cluster)
         configure_logging(name, settings.log_level)
         configure_tracing(name)
         worker = WORKERS[name](settings)

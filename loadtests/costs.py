@@ -185,6 +185,7 @@ class Window:
         event: Counter[str] = Counter()
         spread: Counter[str] = Counter()
         inner: Counter[str] = Counter()
+        exec_us: Counter[str] = Counter()
         event_us = spread_us = 0
         for entry in log:
             command = entry["command"]
@@ -197,6 +198,7 @@ class Window:
                 continue
             if name == "evalsha" and len(words) > 1:
                 name = self.scripts.get(words[1].decode(errors="replace").lower(), "evalsha:?")
+            exec_us[name] += int(entry["duration"])
             if EVENT_TAG in command:
                 event[name] += 1
                 event_us += int(entry["duration"])
@@ -210,6 +212,7 @@ class Window:
             "spread_calls_total": round(sum(spread.values()) / n, 3),
             "event_shard_exec_us": round(event_us / n, 1),
             "spread_exec_us": round(spread_us / n, 1),
+            "exec_us_by_call": {k: round(v / n, 1) for k, v in sorted(exec_us.items())},
             "commands_inside_scripts": round(sum(inner.values()) / n, 3),
             "slowlog_entries": len(log),
         }

@@ -161,6 +161,7 @@ class Config:
     max_concurrent: int = 5000
     pass_ttl: float = 120.0
     tick: float = 1.0
+    refresh_every: int = 1  # ticks per `progress` (1: every admitting tick, as the code does)
     hold_ttl: float = 600.0
     think_reserve: float = 2.0
     think_pay: float = 10.0
@@ -179,20 +180,15 @@ class Station:
 
     __slots__ = ("_free", "busy", "by_kind", "calls", "name", "offered", "servers")
 
-    def __init__(self, name: str, servers: int = 1) -> None:
+    def __init__(self, name: str, servers: int = 1, seconds: int = 3600) -> None:
         self.name = name
         self.servers = servers
         self._free = [0.0] * servers
-        self.busy: list[float] = []
-        self.offered: list[float] = []
-        self.calls: list[float] = []
+        size = seconds + 2  # 1-s buckets; work past the horizon lands in the last one
+        self.busy = [0.0] * size
+        self.offered = [0.0] * size
+        self.calls = [0.0] * size
         self.by_kind: dict[str, float] = {}
-
-    @staticmethod
-    def _add(series: list[float], bucket: int, value: float) -> None:
-        if bucket >= len(series):
-            series.extend([0.0] * (bucket + 64 - len(series)))
-        series[bucket] += value
 
     def serve(self, t: float, service: float, kind: str, calls: float = 0.0) -> float:
         """Takes a job arriving at `t`; returns when it is done."""
@@ -206,18 +202,24 @@ class Station:
             start = t if t > earliest else earliest
             done = start + service
             heapq.heappush(free, done)
+        busy = self.busy
+        top = len(busy) - 1
         first, last = int(start), int(done)
         if first == last:
-            self._add(self.busy, first, service)
+            busy[first if first < top else top] += service
         else:
-            self._add(self.busy, first, first + 1 - start)
-            for bucket in range(first + 1, last):
-                self._add(self.busy, bucket, 1.0)
-            self._add(self.busy, last, done - last)
-        self._add(self.offered, int(t), service)
+            busy[first if first < top else top] += first + 1 - start
+            for bucket in range(first + 1, min(last, top)):
+                busy[bucket] += 1.0
+            busy[last if last < top else top] += done - last
+        arrived = int(t)
+        if arrived > top:
+            arrived = top
+        self.offered[arrived] += service
         if calls:
-            self._add(self.calls, int(t), calls)
-        self.by_kind[kind] = self.by_kind.get(kind, 0.0) + service
+            self.calls[arrived] += calls
+        by_kind = self.by_kind
+        by_kind[kind] = by_kind.get(kind, 0.0) + service
         return done
 
     def utilisation(self, start: float, end: float) -> float:
@@ -233,13 +235,12 @@ class Station:
 
     def peak(self) -> tuple[float, int]:
         """Highest 1-s utilisation and its second."""
-        if not self.busy:
-            return 0.0, 0
         best = max(range(len(self.busy)), key=self.busy.__getitem__)
         return min(1.0, self.busy[best] / self.servers), best
 
 
-WINDOWS = ("join storm", "after the storm, until sold out")
+WINDOWS = ("join storm", "the minute after it")
+Visit = tuple[Station, float, float, bool]  # station, service s, Redis calls, served at once
 # event codes
 VISIT, DONE, TICK, LEAVE, LAPSE, PASS_EXPIRY, THINK_RESERVE, THINK_PAY = range(8)
 # buyer states
@@ -260,10 +261,11 @@ class Drop:
         self.c = config
         self.u = units
         self.rng = random.Random(config.seed)
-        self.gateways = [Station(f"gateway-{i}") for i in range(config.gateways)]
-        self.bookings = [Station(f"booking-{i}") for i in range(config.booking)]
-        self.shards = [Station(f"redis-shard-{i}") for i in range(config.shards)]
-        self.postgres = Station("postgres", config.pg_cores)
+        seconds = int(config.horizon)
+        self.gateways = [Station(f"gateway-{i}", 1, seconds) for i in range(config.gateways)]
+        self.bookings = [Station(f"booking-{i}", 1, seconds) for i in range(config.booking)]
+        self.shards = [Station(f"redis-shard-{i}", 1, seconds) for i in range(config.shards)]
+        self.postgres = Station("postgres", config.pg_cores, seconds)
         self.events: list[tuple[float, int, int, Any]] = []
         self.seq = itertools.count()
         self.rr = 0  # the gateways' round-robin over booking processes
@@ -305,28 +307,39 @@ class Drop:
     def push(self, t: float, code: int, payload: Any) -> None:
         heapq.heappush(self.events, (t, next(self.seq), code, payload))
 
-    def request(self, t: float, kind: str, buyer: int, gateway: int, proc: int) -> None:
-        """A client request: gateway (+ rate limit on the user's shard) -> booking -> event
-        shard (-> PostgreSQL for the kinds that write)."""
+    def _path(self, kind: str, buyer: int, gateway: int, proc: int) -> tuple[list[Visit], int]:
+        """A client request's visits: gateway (+ rate limit on the user's shard) -> booking ->
+        event shard (-> PostgreSQL for the kinds that write); and the index of the event
+        shard's visit. A rate-limit visit to a shard other than the event's is served at once
+        when the gateway visit ends (its order among that shard's arrivals is approximate)."""
         unit = self.u[kind]
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        path: list[Visit] = [(self.gateways[gateway], unit.gateway, 0.0, False)]
+        if unit.spread or unit.spread_calls:
+            index = (buyer * 2654435761) % len(self.shards)
+            path.append((self.shards[index], unit.spread, unit.spread_calls, index != 0))
+        path.append((self.bookings[proc], unit.booking, 0.0, False))
+        effect = len(path)
+        path.append((self.shards[0], unit.event_shard, unit.event_calls, False))
+        if kind in PG_KINDS:
+            path.append((self.postgres, unit.postgres, 0.0, False))
+            self._pg(kind, unit)
+        return path, effect
+
+    def request(self, t: float, kind: str, buyer: int, gateway: int, proc: int) -> None:
         span = self.activity.setdefault(kind, [t, t])
         span[1] = t
-        spread_shard = self.shards[(buyer * 2654435761) % len(self.shards)]
-        path: list[tuple[Station, float, float]] = [
-            (self.gateways[gateway], unit.gateway, 0.0),
-        ]
-        if unit.spread or unit.spread_calls:
-            path.append((spread_shard, unit.spread, unit.spread_calls))
-        path.append((self.bookings[proc], unit.booking, 0.0))
-        effect = len(path) if kind in EFFECTS else -1  # the event shard's visit, appended next
-        path.append((self.shards[0], unit.event_shard, unit.event_calls))
-        if kind in PG_KINDS:
-            path.append((self.postgres, unit.postgres, 0.0))
-            self._pg(kind, unit)
-        if kind == "join":
+        path, effect = self._path(kind, buyer, gateway, proc)
+        boundary = -1
+        if kind == "join":  # the client opens its position stream as soon as the join answers
             self.joined_at[buyer] = t
-        self.push(t, VISIT, [kind, buyer, path, 0, t, effect])
+            self.proc[buyer] = self.booking_for_request()
+            boundary = len(path)
+            stream, _ = self._path("stream", buyer, gateway, self.proc[buyer])
+            path += stream
+        elif kind not in EFFECTS:
+            effect = -1
+        self.push(t, VISIT, [kind, buyer, path, 0, t, effect, boundary])
 
     def _pg(self, kind: str, unit: Unit) -> None:
         row = self.pg_by_kind.setdefault(kind, [0.0, 0.0, 0.0])
@@ -334,9 +347,9 @@ class Drop:
         row[1] += unit.rows
         row[2] += unit.outbox
 
-    def job(self, t: float, kind: str, path: list[tuple[Station, float, float]], tag: Any) -> None:
+    def job(self, t: float, kind: str, path: list[Visit], tag: Any) -> None:
         """Work that is not a client request (pass delivery, refresh batch, sold-out)."""
-        self.push(t, VISIT, [kind, tag, path, 0, t, -1])
+        self.push(t, VISIT, [kind, tag, path, 0, t, -1, -1])
 
     def booking_for_request(self) -> int:
         self.rr = (self.rr + 1) % len(self.bookings)
@@ -391,8 +404,14 @@ class Drop:
         return self.report(arrivals[-1] if arrivals else 0.0)
 
     def visit(self, t: float, req: list[Any]) -> None:
-        kind, tag, path, i, _, effect = req
-        station, service, calls = path[i]
+        kind, tag, path, i, _, effect, boundary = req
+        if i == boundary:  # the join answered: its stream opens now
+            self.latency["join"].append(t - req[4])
+            req[0] = kind = "stream"
+            req[4] = t
+            span = self.activity.setdefault("stream", [t, t])
+            span[1] = t
+        station, service, calls, _ = path[i]
         if kind == "tick":
             admitted = self.admit(t)
             service = self.u["pass"].event_shard * max(len(admitted), 1)
@@ -402,8 +421,13 @@ class Drop:
         done = station.serve(t, service, kind, calls)
         if i == effect:
             self.on_event_shard(kind, tag)
-        if i + 1 < len(path):
-            req[3] = i + 1
+        i += 1
+        while i < len(path) and path[i][3]:  # a rate-limit call on another shard: at once
+            station, service, calls, _ = path[i]
+            done = station.serve(done, service, kind, calls)
+            i += 1
+        if i < len(path):
+            req[3] = i
             self.push(done, VISIT, req)
         else:
             self.push(done, DONE, req)
@@ -425,13 +449,9 @@ class Drop:
             self.live_passes -= 1  # the pass is consumed with the hold
 
     def done(self, t: float, req: list[Any]) -> None:
-        kind, buyer, _, _, started, _ = req
+        kind, buyer, _, _, started, _, _ = req
         c = self.c
-        if kind == "join":
-            self.latency["join"].append(t - started)
-            self.proc[buyer] = self.booking_for_request()
-            self.request(t, "stream", buyer, buyer % len(self.gateways), self.proc[buyer])
-        elif kind == "stream":
+        if kind == "stream":  # the join, then its stream, answered
             self.latency["stream"].append(t - started)
             if self.state[buyer] == WAITING:
                 self.waiting_on[self.proc[buyer]] += 1
@@ -472,7 +492,7 @@ class Drop:
         if not self.open:
             return
         self.ticks += 1
-        self.job(t, "tick", [(self.shards[0], 0.0, 1.0)], None)
+        self.job(t, "tick", [(self.shards[0], 0.0, 1.0, False)], None)
         joined_all = self.counts.get("join", 0) >= self.c.buyers
         idle = not self.queue and self.live_passes <= 0 and self.held <= 0
         if not (joined_all and idle and t > self.c.join_window):
@@ -507,12 +527,12 @@ class Drop:
         for buyer in admitted:
             gateway = self.gateways[buyer % len(self.gateways)]
             path = [
-                (self.bookings[self.proc[buyer]], unit.booking, 0.0),
-                (gateway, unit.gateway, 0.0),
+                (self.bookings[self.proc[buyer]], unit.booking, 0.0, False),
+                (gateway, unit.gateway, 0.0, False),
             ]
-            self.push(done, VISIT, ["pass", buyer, path, 0, t, -1])
+            self.push(done, VISIT, ["pass", buyer, path, 0, t, -1, -1])
             self.push(t + self.c.pass_ttl, PASS_EXPIRY, buyer)
-        if admitted:
+        if admitted and self.ticks % self.c.refresh_every == 0:
             for proc in range(len(self.bookings)):
                 self.progress(done, proc)
 
@@ -530,10 +550,12 @@ class Drop:
         self.counts["told_sold_out"] = waiting
         for proc, count in enumerate(self.waiting_on):
             if count:
-                self.job(t, "sold_out", [(self.bookings[proc], count * unit.booking, 0.0)], None)
+                self.job(
+                    t, "sold_out", [(self.bookings[proc], count * unit.booking, 0.0, False)], None
+                )
         per_gateway = waiting / len(self.gateways)
         for gateway in self.gateways:
-            self.job(t, "sold_out", [(gateway, per_gateway * unit.gateway, 0.0)], None)
+            self.job(t, "sold_out", [(gateway, per_gateway * unit.gateway, 0.0, False)], None)
         self.waiting_on = [0] * len(self.bookings)
 
     def leave(self, t: float, buyer: int) -> None:
@@ -568,16 +590,16 @@ class Drop:
         size = min(BATCH, left)
         unit = self.u["refresh"]
         path = [
-            (self.bookings[proc], size * unit.booking, 0.0),
-            (self.shards[0], size * unit.event_shard, 1.0),
+            (self.bookings[proc], size * unit.booking, 0.0, False),
+            (self.shards[0], size * unit.event_shard, 1.0, False),
         ]
-        self.push(t, VISIT, ["refresh", (proc, size, left - size), path, 0, t, -1])
+        self.push(t, VISIT, ["refresh", (proc, size, left - size), path, 0, t, -1, -1])
 
     def refresh_batch_done(self, t: float, tag: tuple[int, int, int]) -> None:
         proc, size, left = tag
         self.position_events += size
         gateway = self.gateways[(proc + self.position_events // BATCH) % len(self.gateways)]
-        self.job(t, "refresh", [(gateway, size * self.u["refresh"].gateway, 0.0)], None)
+        self.job(t, "refresh", [(gateway, size * self.u["refresh"].gateway, 0.0, False)], None)
         left = min(left, self.waiting_on[proc])
         if left > 0:
             self.refresh_batch(t, proc, left)
@@ -591,14 +613,8 @@ class Drop:
     # -- the report -----------------------------------------------------------------------------
     def report(self, last_join: float) -> dict[str, Any]:
         c = self.c
-        end = max(
-            [len(s.busy) for s in [*self.gateways, *self.bookings, *self.shards, self.postgres]]
-        )
         storm_end = max(c.join_window, last_join)
-        sale_end = self.sold_out_at if self.sold_out_at is not None else float(end)
-        windows = dict(
-            zip(WINDOWS, [(0.0, storm_end), (storm_end, max(sale_end, storm_end + 1))], strict=True)
-        )
+        windows = dict(zip(WINDOWS, [(0.0, storm_end), (storm_end, storm_end + 60.0)], strict=True))
         groups: dict[str, list[Station]] = {
             "gateway": self.gateways,
             "booking": self.bookings,

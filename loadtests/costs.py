@@ -118,7 +118,10 @@ class Window:
     _pg_before: dict[str, int] = field(default_factory=dict)
     _started: float = 0.0
 
-    async def start(self) -> None:
+    async def start(self, *, settle: bool = False) -> None:
+        """`settle`: first wait until PostgreSQL reported what ran before (set-up, warm-up)."""
+        if settle:
+            await asyncio.sleep(PG_SETTLE_S)
         self._pg_before = await self._pg()
         client = redis.Redis.from_url(self.redis_url)
         try:
@@ -278,7 +281,7 @@ class Costs:
         """A CPU window of `duration_s`, then a SPLIT_S window with the SLOWLOG on (the Redis
         calls per request, by shard); tokens are used in order when `distinct_tokens`."""
         window = self.window()
-        await window.start()
+        await window.start(settle=name == "reserve")  # after its warm-up
         result = await self._wrk(url, tokens, body, duration_s, **kw)
         row = await window.stop(result.requests)
         row |= {"statuses": result.statuses, "wrk_p99_ms": result.row().get("p99_ms")}
@@ -361,7 +364,7 @@ class Costs:
             already = await self._webhooks_delivered(0, 0.0)
             lookup.update(bookings)
             window = self.window(slowlog=slowlog)
-            await window.start()
+            await window.start(settle=True)  # after the reserves it pays for
             started = time.monotonic()
             await each(tokens, pay_one)
             delivered = await self._webhooks_delivered(already + count, started + 60) - already

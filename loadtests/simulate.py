@@ -302,6 +302,7 @@ class Drop:
         self.ticks = 0
         self.pg_by_kind: dict[str, list[float]] = {}
         self.activity: dict[str, list[float]] = {}  # kind -> [first, last] time requested
+        self.per_second: dict[str, dict[int, int]] = {}  # kind -> second -> requests
 
     # -- plumbing -------------------------------------------------------------------------------
     def push(self, t: float, code: int, payload: Any) -> None:
@@ -329,6 +330,8 @@ class Drop:
     def request(self, t: float, kind: str, buyer: int, gateway: int, proc: int) -> None:
         span = self.activity.setdefault(kind, [t, t])
         span[1] = t
+        per_s = self.per_second.setdefault(kind, {})
+        per_s[int(t)] = per_s.get(int(t), 0) + 1
         path, effect = self._path(kind, buyer, gateway, proc)
         boundary = -1
         if kind == "join":  # the client opens its position stream as soon as the join answers
@@ -664,19 +667,20 @@ class Drop:
             for kind, v in self.pg_by_kind.items()
         }
         rates: dict[str, Any] = {}
+        self.per_second["stream"] = self.per_second.get("join", {})  # opened right after
         for kind, (first, last) in self.activity.items():
-            span = max(last - first, c.tick)
             count = self.counts.get(kind, 0)
             unit = self.u[kind]
+            peak = max(self.per_second.get(kind, {0: 0}).values())
+            writes = kind in PG_KINDS
             rates[kind] = {
                 "requests": count,
-                "over_s": round(span, 1),
-                "per_s": round(count / span),
-                "pg_commits_per_s": round(count * unit.commits / span) if kind in PG_KINDS else 0,
-                "pg_rows_per_s": round(count * unit.rows / span) if kind in PG_KINDS else 0,
-                "broker_messages_per_s": (
-                    round(count * unit.outbox / span, 1) if kind in PG_KINDS else 0.0
-                ),
+                "first_s": round(first, 1),
+                "last_s": round(last, 1),
+                "peak_per_s": peak,
+                "pg_transactions_at_peak": round(peak * unit.commits) if writes else 0,
+                "pg_rows_at_peak": round(peak * unit.rows) if writes else 0,
+                "broker_messages_at_peak": round(peak * unit.outbox, 1) if writes else 0.0,
             }
         return {
             "config": asdict(c),
@@ -746,9 +750,91 @@ def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
     }
 
 
+TARGET = 0.7  # utilisation a process is planned for in the phase table
+
+
+def phase_table(c: Config, costs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The capacity model without queueing: per phase, the work per second each kind of process
+    gets at the phase's rate (measured µs x rate), and processes needed at TARGET utilisation.
+    The event's shard cannot be split: its figure is a utilisation that must stay below 1."""
+    u = {
+        kind: unit if kind in PG_KINDS else Unit(**{**asdict(unit), "commits": 0.0, "rows": 0.0})
+        for kind, unit in unit_costs(costs).items()
+    }  # only reserve and pay write: the others' measured transactions are background reads
+    stream = costs["kinds"]["stream"]["bytes_per_stream"]
+    joins = c.buyers / c.join_window
+    admits = c.release_per_tick / c.tick
+    paying = 1 - c.leave_share - c.lapse_share
+    spread_share = 1 / max(c.shards, 1)  # the event's shard also holds its share of users' keys
+
+    def row(
+        phase: str, rate: str, parts: Sequence[tuple[Unit, float]], note: str = ""
+    ) -> dict[str, Any]:
+        gw = sum(unit.gateway * n for unit, n in parts)
+        bk = sum(unit.booking * n for unit, n in parts)
+        ev = sum(unit.event_shard * n for unit, n in parts)
+        sp = sum(unit.spread * n for unit, n in parts)
+        calls = sum((unit.event_calls + unit.spread_calls * spread_share) * n for unit, n in parts)
+        return {
+            "phase": phase,
+            "rate": rate,
+            "gateway_cores": round(gw, 2),
+            "gateways_needed": math.ceil(gw / TARGET),
+            "booking_cores": round(bk, 2),
+            "booking_needed": math.ceil(bk / TARGET),
+            "event_shard_utilisation": round(ev + sp * spread_share, 2),
+            "event_shard_calls_per_s": round(calls),
+            "spread_redis_cores": round(sp, 2),
+            "pg_transactions_per_s": round(sum(unit.commits * n for unit, n in parts)),
+            "pg_rows_per_s": round(sum(unit.rows * n for unit, n in parts)),
+            "broker_messages_per_s": round(sum(unit.outbox * n for unit, n in parts)),
+            "note": note,
+        }
+
+    waiting = c.buyers * (1 - c.leave_share)
+    memory = waiting * (stream["gateway"] + stream["booking"]) / 2**30
+    return [
+        row(
+            "join storm",
+            f"{joins:,.0f} joins/s + as many stream opens/s",
+            [(u["join"], joins), (u["stream"], joins)],
+        ),
+        row(
+            "waiting (position refresh)",
+            f"{waiting:,.0f} open streams, one refresh each per admitting tick",
+            [(u["refresh"], waiting / c.tick)],
+            f"memory: {memory:,.1f} GiB of stream state (gateways + booking processes)",
+        ),
+        row("admission", f"{admits:,.0f} passes/s", [(u["pass"], admits)]),
+        row("reserve", f"{admits:,.0f} reserves/s", [(u["reserve"], admits)]),
+        row("payment", f"{admits * paying:,.0f} payments/s", [(u["pay"], admits * paying)]),
+    ]
+
+
+def render_phases(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        f"phase table (measured µs x rate; processes at {TARGET:.0%} utilisation; the event's "
+        "shard is one Redis thread and cannot be split):",
+        "| phase | rate | gateway cores (procs) | booking cores (procs) | event shard util | event "
+        "shard calls/s | other Redis cores | PG transactions/s | PG rows/s | broker msgs/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['phase']} | {r['rate']} | {r['gateway_cores']} ({r['gateways_needed']}) | "
+            f"{r['booking_cores']} ({r['booking_needed']}) | {r['event_shard_utilisation']} | "
+            f"{r['event_shard_calls_per_s']:,} | {r['spread_redis_cores']} | "
+            f"{r['pg_transactions_per_s']:,} | {r['pg_rows_per_s']:,} | "
+            f"{r['broker_messages_per_s']:,} |"
+        )
+    notes = [r["note"] for r in rows if r["note"]]
+    return "\n".join(lines + [f"({note})" for note in notes])
+
+
 def simulate(config: Config, costs: Mapping[str, Any]) -> dict[str, Any]:
     result = Drop(config, unit_costs(costs)).run()
     result["costs_measured_at"] = costs.get("measured_at")
+    result["phases"] = phase_table(config, costs)
     return result
 
 
@@ -815,13 +901,17 @@ def render(result: Mapping[str, Any], units: Mapping[str, Unit]) -> str:
             f"| {s['shard']} | {s['peak_ops_per_s']:,} | {s['peak_1s_utilisation']:.2f} | "
             f"{s['join_storm_utilisation']:.2f} |"
         )
-    lines += ["", "rates while each kind is requested (first to last request):"]
-    lines.append("| kind | requests | over s | per s | PG commits/s | PG rows/s | broker msgs/s |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    lines += ["", "request rates (peak = busiest second) and what they write at that peak:"]
+    lines.append(
+        "| kind | requests | first s | last s | peak per s | PG transactions/s | PG rows/s "
+        "| broker msgs/s |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind, r in result["rates"].items():
         lines.append(
-            f"| {kind} | {r['requests']:,} | {r['over_s']} | {r['per_s']:,} | "
-            f"{r['pg_commits_per_s']:,} | {r['pg_rows_per_s']:,} | {r['broker_messages_per_s']} |"
+            f"| {kind} | {r['requests']:,} | {r['first_s']} | {r['last_s']} | "
+            f"{r['peak_per_s']:,} | {r['pg_transactions_at_peak']:,} | {r['pg_rows_at_peak']:,} "
+            f"| {r['broker_messages_at_peak']} |"
         )
     first = result["saturates_first"]
     lines.append("")
@@ -857,6 +947,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(result, indent=2))
     else:
         print(render(result, unit_costs(costs)))
+        print()
+        print(render_phases(result["phases"]))
 
 
 if __name__ == "__main__":

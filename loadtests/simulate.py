@@ -161,6 +161,7 @@ class Config:
     max_concurrent: int = 5000
     pass_ttl: float = 120.0
     tick: float = 1.0
+    separate_spread: bool = False  # users' keys on shards 1.. only, none on the event's shard
     refresh_every: int = 1  # ticks per `progress` (1: every admitting tick, as the code does)
     hold_ttl: float = 600.0
     think_reserve: float = 2.0
@@ -317,7 +318,9 @@ class Drop:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         path: list[Visit] = [(self.gateways[gateway], unit.gateway, 0.0, False)]
         if unit.spread or unit.spread_calls:
-            index = (buyer * 2654435761) % len(self.shards)
+            apart = self.c.separate_spread and len(self.shards) > 1
+            spread = len(self.shards) - 1 if apart else len(self.shards)
+            index = (buyer * 2654435761) % spread + (1 if apart else 0)
             path.append((self.shards[index], unit.spread, unit.spread_calls, index != 0))
         path.append((self.bookings[proc], unit.booking, 0.0, False))
         effect = len(path)
@@ -342,7 +345,7 @@ class Drop:
             path += stream
         elif kind not in EFFECTS:
             effect = -1
-        self.push(t, VISIT, [kind, buyer, path, 0, t, effect, boundary])
+        self.visit(t, [kind, buyer, path, 0, t, effect, boundary])  # now is t: no need to queue it
 
     def _pg(self, kind: str, unit: Unit) -> None:
         row = self.pg_by_kind.setdefault(kind, [0.0, 0.0, 0.0])
@@ -352,7 +355,7 @@ class Drop:
 
     def job(self, t: float, kind: str, path: list[Visit], tag: Any) -> None:
         """Work that is not a client request (pass delivery, refresh batch, sold-out)."""
-        self.push(t, VISIT, [kind, tag, path, 0, t, -1, -1])
+        self.visit(t, [kind, tag, path, 0, t, -1, -1])
 
     def booking_for_request(self) -> int:
         self.rr = (self.rr + 1) % len(self.bookings)
@@ -596,7 +599,9 @@ class Drop:
             (self.bookings[proc], size * unit.booking, 0.0, False),
             (self.shards[0], size * unit.event_shard, 1.0, False),
         ]
-        self.push(t, VISIT, ["refresh", (proc, size, left - size), path, 0, t, -1, -1])
+        self.push(
+            t, VISIT, ["refresh", (proc, size, left - size), path, 0, t, -1, -1]
+        )  # t may be ahead of now (a tick's end)
 
     def refresh_batch_done(self, t: float, tag: tuple[int, int, int]) -> None:
         proc, size, left = tag
@@ -765,7 +770,8 @@ def phase_table(c: Config, costs: Mapping[str, Any]) -> list[dict[str, Any]]:
     joins = c.buyers / c.join_window
     admits = c.release_per_tick / c.tick
     paying = 1 - c.leave_share - c.lapse_share
-    spread_share = 1 / max(c.shards, 1)  # the event's shard also holds its share of users' keys
+    # the event's shard also holds its share of users' keys, unless they live elsewhere
+    spread_share = 0.0 if c.separate_spread and c.shards > 1 else 1 / max(c.shards, 1)
 
     def row(
         phase: str, rate: str, parts: Sequence[tuple[Unit, float]], note: str = ""
@@ -931,7 +937,10 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Config, Path, bool]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, type=type(value), default=value, help=f"default {value}")
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true", help="off unless given")
+        else:
+            parser.add_argument(flag, type=type(value), default=value, help=f"default {value}")
     parser.add_argument("--costs", type=Path, default=COSTS, help="costs.json to read")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = vars(parser.parse_args(argv))

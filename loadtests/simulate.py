@@ -161,6 +161,7 @@ class Config:
     max_concurrent: int = 5000
     pass_ttl: float = 120.0
     tick: float = 1.0
+    first_tick: float = 0.0  # when queue-release first admits (the sale opening)
     separate_spread: bool = False  # users' keys on shards 1.. only, none on the event's shard
     refresh_every: int = 1  # ticks per `progress` (1: every admitting tick, as the code does)
     hold_ttl: float = 600.0
@@ -374,7 +375,7 @@ class Drop:
                 self.fate[buyer] = 2
             elif draw < c.leave_share + c.lapse_share + c.decline_share:
                 self.fate[buyer] = 3
-        self.push(0.0, TICK, None)
+        self.push(c.first_tick, TICK, None)
         events, pop = self.events, heapq.heappop
         next_arrival, n = 0, c.buyers
         g = len(self.gateways)

@@ -13,7 +13,7 @@ COV_FLOOR := 87
 
 .DEFAULT_GOAL := help
 .PHONY: help run test check lint typecheck install lock clean-run tools dashboards drop bench \
-	streams chaos
+	streams chaos capacity
 
 ## help: this list
 help:
@@ -85,6 +85,9 @@ SCENARIOS ?= all
 CHAOS_USERS ?= 60
 CHAOS_SEATS ?= 60
 CHAOS_DURATION ?= 20
+# `make capacity MEASURE=0` simulates from the committed loadtests/costs.json without measuring
+MEASURE ?= 1
+SIM_ARGS ?=
 
 ## drop: a locust ticket drop against `make run`'s stack (GATEWAY_URL, default http://127.0.0.1:8080)
 drop: $(STAMP)
@@ -105,3 +108,8 @@ streams: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m loadtests.chaos --scenarios $(SCENARIOS) --users $(CHAOS_USERS) \
 		--seats $(CHAOS_SEATS) --duration $(CHAOS_DURATION)
+
+## capacity: measure unit costs (loadtests/costs.json, own servers, ~3 min), then simulate a 1M-buyer drop
+capacity: $(STAMP) tools
+	@if [ "$(MEASURE)" != 0 ]; then $(BIN)/python -m loadtests.costs; fi
+	$(BIN)/python -m loadtests.simulate $(SIM_ARGS)

@@ -125,6 +125,14 @@ class ServiceUnavailableError(BookingError):
 _REDIS_DOWN: tuple[type[BaseException], ...] = (
     redis_exceptions.ConnectionError,  # also BusyLoadingError: Redis loading its AOF
     redis_exceptions.TimeoutError,
+    # A Redis Cluster in the middle of a failover or a resharding, once the client's own
+    # retries ran out (common/script_batch.py): the slot is being served again within seconds.
+    redis_exceptions.ClusterDownError,
+    redis_exceptions.TryAgainError,
+    redis_exceptions.MovedError,
+    redis_exceptions.AskError,
+    redis_exceptions.SlotNotCoveredError,
+    redis_exceptions.RedisClusterException,
 )
 _POSTGRES_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # also ConnectionDoesNotExistError

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,10 @@ class Link:
     async def _subscribe_or_fail(self, channels: list[str]) -> None:
         try:
             await self._subscribe(self._command(), channels)
-        except Exception as exc:
+        except RedisError as exc:
             self._owner.on_failed(channels, exc)
+        except Exception as exc:  # e.g. the connection closed under the command by a repair
+            self._owner.on_failed(channels, RedisConnectionError(f"{self.name}: {exc!r}"))
 
     async def _subscribe(self, pubsub: aioredis.client.PubSub, channels: list[str]) -> None:
         if not self._sharded:

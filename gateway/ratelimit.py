@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 import lua
 from common.redis_client import RedisClient
@@ -102,7 +102,7 @@ class RateLimiter:
             await self._redis.script_load(self._script.source)
         except ResponseError:
             raise
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             logger.warning("rate limiter: Redis unavailable at start-up: %s", exc)
 
     async def _charge(self, buckets: list[tuple[str, Budget]]) -> list[Any]:
@@ -132,7 +132,7 @@ class RateLimiter:
             buckets.append((user_key(self._prefix, user_id), self._per_user))
         try:
             result = await self._charge(buckets)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             self._failing_until = time.monotonic() + FAIL_OPEN_S
             self._metrics.rate_limit_fail_open.inc()
             logger.warning("rate limiter failing open for %.1fs: %r", FAIL_OPEN_S, exc)

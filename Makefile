@@ -58,7 +58,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## typecheck: mypy over the packages in pyproject.toml (strict for common/ and gateway/)
+## typecheck: mypy over the packages and tests/ listed in pyproject.toml (strict: common/, gateway/)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

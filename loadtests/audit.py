@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -219,7 +219,7 @@ async def redis_inventory(redis_url: str, event_id: str) -> tuple[dict[str, dict
     finally:
         await client.aclose()
     zones: dict[str, dict[str, int]] = {}
-    for name, value in raw.items():
+    for name, value in cast(dict[str, str], raw).items():  # decode_responses: str, not bytes
         zone_id, _, counter = name.rpartition(":")
         if zone_id and zone_id != "total" and counter in ZONE_FIELDS:
             zones.setdefault(zone_id, {})[counter] = int(value)

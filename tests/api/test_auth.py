@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import jwt
@@ -28,7 +30,7 @@ async def test_register_login_me(client: httpx.AsyncClient) -> None:
     assert claims["sub"] == user["user_id"] and claims["role"] == "customer"
 
 
-async def test_password_is_stored_as_slow_hash(client: httpx.AsyncClient, clean_db) -> None:
+async def test_password_is_stored_as_slow_hash(client: httpx.AsyncClient, clean_db: Any) -> None:
     await register_and_login(client, "hash@example.com", "plain-text-password")
     stored = await clean_db.fetchval("SELECT password_hash FROM users")
     assert stored.startswith("$argon2id$")
@@ -46,7 +48,7 @@ async def test_email_taken_is_409_and_case_insensitive(client: httpx.AsyncClient
     assert again.json()["code"] == "email_taken"
 
 
-async def test_bad_register_input_names_fields(client: httpx.AsyncClient, clean_db) -> None:
+async def test_bad_register_input_names_fields(client: httpx.AsyncClient, clean_db: Any) -> None:
     bad = await client.post(
         "/api/v1/auth/register", json={"email": "not-an-email", "password": "short", "name": ""}
     )
@@ -116,7 +118,7 @@ async def test_unknown_refresh_token(client: httpx.AsyncClient) -> None:
 
 
 async def test_me_rejects_forged_expired_and_none_tokens(
-    client: httpx.AsyncClient, token_for
+    client: httpx.AsyncClient, token_for: Callable[..., str]
 ) -> None:
     user = await register_and_login(client, "edge@example.com")
     expired = token_for(user["user_id"], ttl_s=-60)
@@ -141,7 +143,7 @@ async def test_me_rejects_forged_expired_and_none_tokens(
             "iat": 1,
             "exp": 4_000_000_000,
         },
-        None,
+        None,  # type: ignore[arg-type]  # PyJWT's annotation leaves out None, which "none" takes
         algorithm="none",
     )
     for token in (expired, forged, none_alg, "garbage"):

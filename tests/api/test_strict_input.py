@@ -169,7 +169,7 @@ async def test_a_seated_zone_takes_no_capacity_and_a_blank_name_is_refused(
 
 
 async def test_a_client_that_goes_away_is_not_an_error(app: Any, caplog: Any) -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"type": "http.request", "body": b'{"email": "gone', "more_body": True},
         {"type": "http.disconnect"},
     ]

@@ -25,7 +25,12 @@ async def _raises(request: Request) -> Response:
 @asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
     """uvicorn with production's HTTP protocol; the `app` fixture has run the lifespan."""
-    options = {"http": HTTP_PROTOCOL, "lifespan": "off", "log_config": None, "access_log": False}
+    options: dict[str, Any] = {
+        "http": HTTP_PROTOCOL,
+        "lifespan": "off",
+        "log_config": None,
+        "access_log": False,
+    }
     async with uvicorn_serving(app, **options) as port:
         yield f"http://127.0.0.1:{port}"
 

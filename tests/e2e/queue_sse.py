@@ -25,7 +25,9 @@ class Frame:
 
 async def frames(response: aiohttp.ClientResponse) -> AsyncIterator[Frame]:
     """The events of a text/event-stream response (comment heartbeats skipped)."""
-    event, data, event_id = "message", [], None
+    data: list[str] = []
+    event_id: str | None = None
+    event = "message"
     async for raw in response.content:
         line = raw.decode().rstrip("\r\n")
         if not line:

@@ -23,7 +23,9 @@ def script(redis: aioredis.Redis) -> Any:
     return redis.register_script(lua.source("rate_limit"))
 
 
-async def run(script: Any, keys: list[str], now: int | str, *budgets: tuple[float, int]) -> list:
+async def run(
+    script: Any, keys: list[str], now: int | str, *budgets: tuple[float, int]
+) -> list[Any]:
     args: list[Any] = [now, 1]
     for rate, burst in budgets:
         args += [rate, burst]

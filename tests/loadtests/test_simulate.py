@@ -11,7 +11,14 @@ import pytest
 
 from loadtests.simulate import COSTS, Config, simulate
 
-SMALL = {"buyers": 20_000, "seats": 1_000, "gateways": 4, "booking": 4, "shards": 2, "seed": 7}
+SMALL: dict[str, Any] = {
+    "buyers": 20_000,
+    "seats": 1_000,
+    "gateways": 4,
+    "booking": 4,
+    "shards": 2,
+    "seed": 7,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def test_utilisation_is_a_share(small: dict[str, Any]) -> None:
 def test_more_booking_processes_never_wait_longer(costs: dict[str, Any]) -> None:
     # 20,000 joins in 5 s, seats for everyone, nobody abandons: the booking processes are what
     # the buyers wait for until there are enough of them
-    base = {
+    base: dict[str, Any] = {
         **SMALL,
         "join_window": 5.0,
         "seats": 100_000,

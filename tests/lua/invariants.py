@@ -9,12 +9,12 @@ from collections import Counter
 from typing import Any, cast
 
 import orjson
-import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from booking.inventory.keys import event_keys
 from booking.inventory.records import EventSpec, ZoneSpec
 from booking.inventory.scripts import Scripts
+from common.redis_client import RedisClient
 
 TTL_MS = 600_000
 # Real time (whole seconds), not a fixed past date: other suites' sweepers share this Redis and
@@ -53,18 +53,18 @@ async def reserve(scripts: Scripts, event_id: str, user: str = "u1", **kwargs: A
 
 
 async def add_pass(
-    redis: aioredis.Redis, event_id: str, pass_id: str, user: str, expires_ms: int
+    redis: RedisClient, event_id: str, pass_id: str, user: str, expires_ms: int
 ) -> None:
     keys = event_keys(event_id)
     await redis.hset(keys.passes, pass_id, f"{user}|{expires_ms}")
     await redis.zadd(keys.passes_active, {pass_id: expires_ms})
 
 
-async def _hash(redis: aioredis.Redis, key: str) -> dict[str, str]:
+async def _hash(redis: RedisClient, key: str) -> dict[str, str]:
     return cast(dict[str, str], await redis.hgetall(key))  # decode_responses=True
 
 
-async def assert_consistent(redis: aioredis.Redis, event_id: str) -> dict[str, Any]:
+async def assert_consistent(redis: RedisClient, event_id: str) -> dict[str, Any]:
     """Check every inventory invariant of one event from the raw Redis state; return it."""
     keys = event_keys(event_id)
     inv = {k: int(v) for k, v in (await _hash(redis, keys.inv)).items() if not k.endswith(":kind")}

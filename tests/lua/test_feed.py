@@ -9,9 +9,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from booking.domain import rfc3339_of_ms
 from booking.errors import SeatUnavailableError
 from booking.inventory.keys import event_keys
-from booking.inventory.scripts import Scripts, rfc3339_of_ms
+from booking.inventory.scripts import Scripts
 from tests.lua.invariants import NOW, TTL_MS, load_event, next_message, reserve, subscribe_feed
 
 

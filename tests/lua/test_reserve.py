@@ -56,7 +56,7 @@ async def test_seated_reserve_is_all_or_nothing(
     ],
 )
 async def test_invalid_requests_name_the_field(
-    scripts: Scripts, redis: aioredis.Redis, event_id: str, kwargs: dict, field: str
+    scripts: Scripts, redis: aioredis.Redis, event_id: str, kwargs: dict[str, Any], field: str
 ) -> None:
     await load_event(scripts, event_id, ga=5, seats=5)
     with pytest.raises(errors.InvalidRequestError) as caught:
@@ -91,7 +91,9 @@ async def test_seated_zone_sold_out(scripts: Scripts, event_id: str) -> None:
         ({"sale_starts_ms": NOW + 1}, NOW),
     ],
 )
-async def test_sale_not_open(scripts: Scripts, event_id: str, meta: dict, now_ms: int) -> None:
+async def test_sale_not_open(
+    scripts: Scripts, event_id: str, meta: dict[str, Any], now_ms: int
+) -> None:
     await load_event(scripts, event_id, ga=5, **meta)
     with pytest.raises(errors.SaleNotOpenError):
         await reserve(scripts, event_id, quantity=1, now_ms=now_ms)

@@ -65,7 +65,12 @@ async def trace_db(infra: Endpoints) -> AsyncIterator[Any]:
 
 @asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
-    options = {"lifespan": "on", "log_config": None, "access_log": False, "ws": "none"}
+    options: dict[str, Any] = {
+        "lifespan": "on",
+        "log_config": None,
+        "access_log": False,
+        "ws": "none",
+    }
     async with uvicorn_serving(app, **options) as port:
         yield f"http://127.0.0.1:{port}"
 

@@ -40,7 +40,7 @@ class StripeStandIn:
     def add_intent(
         self, *, amount: int, currency: str, payment_id: str | None, status: str
     ) -> dict[str, Any]:
-        intent = {
+        intent: dict[str, Any] = {
             "id": f"pi_{uuid.uuid4().hex[:16]}",
             "object": "payment_intent",
             "amount": amount,

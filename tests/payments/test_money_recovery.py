@@ -153,8 +153,9 @@ async def test_a_stuck_saga_is_retried_past_the_old_give_up_point(rig: SagaRig) 
     booking = await rig.reserve(buyer, event)
     payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
     await rig.deliver(*await rig.signed_webhook(payment_id))
-    options = {"topics": rig.topics, "poll_timeout_ms": 100}
-    orchestrator = SagaOrchestrator(rig.worker_settings, group_id=f"orch-{rig.unique}", **options)
+    orchestrator = SagaOrchestrator(
+        rig.worker_settings, group_id=f"orch-{rig.unique}", topics=rig.topics, poll_timeout_ms=100
+    )
     async with running(OutboxRelay(rig.worker_settings), orchestrator):
         await wait_for(lambda: _saga_state(rig, payment_id, "CONFIRMING"), within=30)
     await rig.pool.execute(
@@ -162,8 +163,12 @@ async def test_a_stuck_saga_is_retried_past_the_old_give_up_point(rig: SagaRig) 
            WHERE saga_id = $1""",
         uuid.UUID(payment_id),
     )
-    step = SagaStep(rig.worker_settings, group_id=f"step-{rig.unique}", **options)
-    orchestrator = SagaOrchestrator(rig.worker_settings, group_id=f"orch-{rig.unique}", **options)
+    step = SagaStep(
+        rig.worker_settings, group_id=f"step-{rig.unique}", topics=rig.topics, poll_timeout_ms=100
+    )
+    orchestrator = SagaOrchestrator(
+        rig.worker_settings, group_id=f"orch-{rig.unique}", topics=rig.topics, poll_timeout_ms=100
+    )
     async with running(OutboxRelay(rig.worker_settings), orchestrator, step):
         await wait_for(lambda: _saga_ended_well(rig, payment_id), within=30)
     steps = await rig.pool.fetch(

@@ -7,6 +7,7 @@ import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import redis
 from redis.cluster import RedisCluster
@@ -102,7 +103,7 @@ def _get_retrying(client: RedisCluster, key: str) -> str | None:
     deadline = time.monotonic() + 10
     while True:
         try:
-            return client.get(key)  # type: ignore[no-any-return]
+            return cast(str | None, client.get(key))  # decode_responses: str, not bytes
         except redis.RedisError:
             if time.monotonic() > deadline:
                 raise

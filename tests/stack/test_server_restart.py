@@ -34,7 +34,9 @@ def aof_holds(server_dir: Path, text: bytes) -> bool:
 
 
 @pytest.fixture
-def watched_redis(local_infra: InfraHandle, run_dir: Path) -> Iterator[tuple[InfraHandle, list]]:
+def watched_redis(
+    local_infra: InfraHandle, run_dir: Path
+) -> Iterator[tuple[InfraHandle, list[str]]]:
     """A local Redis (PostgreSQL and Kafka are the module's), restarted by the handle's watch."""
     lines: list[str] = []
     handle = start_infra(

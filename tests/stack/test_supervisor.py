@@ -17,6 +17,7 @@ import pytest
 
 from stack.backoff import Backoff
 from stack.infra import Endpoints
+from stack.managed import StackError
 from stack.processes import free_port, is_alive, port_is_free, wait_until
 from stack.specs import (
     ProcessSpec,
@@ -26,7 +27,7 @@ from stack.specs import (
     secrets_env,
     with_replica_ports,
 )
-from stack.supervisor import Stack, StackError
+from stack.supervisor import Stack
 
 # It starts processes of its own.
 pytestmark = pytest.mark.e2e

@@ -24,7 +24,7 @@ def _import_everything() -> None:
                 importlib.import_module(module.name)
 
 
-def _subclasses(cls: type) -> set[type]:
+def _subclasses(cls: type[BookingError]) -> set[type[BookingError]]:
     found = set(cls.__subclasses__())
     for sub in tuple(found):
         found |= _subclasses(sub)

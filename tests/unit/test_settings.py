@@ -37,7 +37,7 @@ def test_every_service_reads_the_shared_settings_alike() -> None:
 
 
 def test_a_malformed_value_is_refused_naming_its_variable() -> None:
-    cases = [
+    cases: list[tuple[type[Settings | WorkerSettings | GatewaySettings], dict[str, str], str]] = [
         (Settings, {"HOLD_TTL_S": "ten"}, "HOLD_TTL_S"),
         (Settings, {"HOLD_TTL_S": "0"}, "HOLD_TTL_S"),
         (WorkerSettings, {"WORKER_INTERVAL_S": "soon"}, "WORKER_INTERVAL_S"),

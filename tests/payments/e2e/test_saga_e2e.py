@@ -5,6 +5,7 @@ worker, a poison message, and the invariants after a mixed run of 200 buyers."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import time
@@ -140,8 +141,10 @@ async def test_saga_workers_killed_mid_saga_finish_it_exactly_once(buyers: Buyer
     buyer = await buyers.user()
     booking = (await buyers.reserve(buyer, event, quantity=2)).json()
     managed = {m.spec.name: m for m in buyers.stack.stack._managed}
-    step_pid = managed["saga-step"].process.pid
-    orchestrator_pid = managed["saga-orchestrator"].process.pid
+    step_process = managed["saga-step"].process
+    orchestrator_process = managed["saga-orchestrator"].process
+    assert step_process is not None and orchestrator_process is not None
+    step_pid, orchestrator_pid = step_process.pid, orchestrator_process.pid
 
     # The step dies first, so the confirm command waits for its successor; the orchestrator
     # dies once it has moved the saga on (its reply handling is then in flight too).
@@ -156,7 +159,7 @@ async def test_saga_workers_killed_mid_saga_finish_it_exactly_once(buyers: Buyer
         lambda: _ended(buyers, buyer, booking["booking_id"], payment_id), HOLD_TTL_S + 30
     )
     for name, pid in (("saga-step", step_pid), ("saga-orchestrator", orchestrator_pid)):
-        await _until(lambda n=name, p=pid: _restarted(managed[n], p), 10)
+        await _until(functools.partial(_restarted, managed[name], pid), 10)
     sold = await buyers.db.fetchval(
         "SELECT sold FROM zones WHERE zone_id = $1", uuid.UUID(event["zones"][0]["zone_id"])
     )
@@ -271,8 +274,14 @@ async def test_mixed_run_of_200_buyers_keeps_the_invariants(buyers: Buyers) -> N
     cancellers = holds[::9]
     for person, booking in cancellers:
         await _until(
-            lambda p=person, b=booking: _status_is(
-                buyers, p, b["booking_id"], "CONFIRMED", "CANCELLED", "EXPIRED"
+            functools.partial(
+                _status_is,
+                buyers,
+                person,
+                booking["booking_id"],
+                "CONFIRMED",
+                "CANCELLED",
+                "EXPIRED",
             ),
             20,
         )

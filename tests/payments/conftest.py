@@ -237,9 +237,11 @@ def saga_workers(rig: SagaRig) -> Callable[[], Any]:
     def start() -> Any:
         options = {"topics": rig.topics, "poll_timeout_ms": 100}
         return running(
-            OutboxRelay(rig.worker_settings),
-            SagaOrchestrator(rig.worker_settings, group_id=f"orch-{rig.unique}", **options),
-            SagaStep(rig.worker_settings, group_id=f"step-{rig.unique}", **options),
+            OutboxRelay.provisioned(rig.worker_settings),
+            SagaOrchestrator.provisioned(
+                rig.worker_settings, group_id=f"orch-{rig.unique}", **options
+            ),
+            SagaStep.provisioned(rig.worker_settings, group_id=f"step-{rig.unique}", **options),
         )
 
     return start

@@ -110,7 +110,9 @@ class SagaOrchestrator(ConsumerWorker):
             **options,
         )
         self._own_provider = provider is None
-        self.provider = provider or create_provider(settings.payments, pool=pool)
+        self.provider = (
+            provider if provider is not None else create_provider(settings.payments, pool=pool)
+        )
         # How long a payment may wait for its webhook before the provider is asked.
         self.resolve_after_s = min(MAX_RESOLVE_AFTER_S, settings.saga_timeout_s / 2)
 

@@ -115,7 +115,11 @@ class SagaStep(ConsumerWorker):
             **options,
         )
         self.scripts = resources.scripts
-        self.provider = provider or create_provider(settings.payments, pool=resources.pool)
+        self.provider = (
+            provider
+            if provider is not None
+            else create_provider(settings.payments, pool=resources.pool)
+        )
         self.notifier = notifier or OutboxNotifier(self.saga_topics.notifications)
         self._steps: dict[str, Callable[[Envelope, Command], Awaitable[None]]] = {
             STEP_CONFIRM: self._confirm,

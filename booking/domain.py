@@ -12,6 +12,23 @@ import orjson
 
 from booking import errors
 
+__all__ = [
+    "CANCELLED",
+    "CONFIRMED",
+    "EXPIRED",
+    "MAX_IDEMPOTENCY_KEY",
+    "MAX_TICKETS_PER_REQUEST",
+    "REFUNDED",
+    "RESERVED",
+    "Booking",
+    "fingerprint",
+    "from_ms",
+    "require_idempotency_key",
+    "rfc3339",
+    "rfc3339_of_ms",
+    "to_ms",
+]
+
 RESERVED = "RESERVED"
 CONFIRMED = "CONFIRMED"
 CANCELLED = "CANCELLED"

@@ -8,6 +8,38 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+__all__ = [
+    "DEPENDENCY_UP",
+    "FEED_CONNECTIONS",
+    "FEED_DROPPED",
+    "FEED_MESSAGES_SENT",
+    "FEED_REDIS_MESSAGES",
+    "FEED_RESYNCS",
+    "FEED_ROOMS",
+    "HTTP_LATENCY",
+    "HTTP_REQUESTS",
+    "KAFKA_CONSUMED",
+    "KAFKA_DLQ",
+    "KAFKA_LAG",
+    "KAFKA_PRODUCED",
+    "KAFKA_RETRIES",
+    "LATENCY_BUCKETS",
+    "MISMATCH_REFUNDS",
+    "PAYMENTS_CREATED",
+    "PAYMENTS_WEBHOOKS",
+    "PAYMENT_MISMATCHES",
+    "POOLS",
+    "QUEUE_JOINS",
+    "QUEUE_PASS_DELIVERY",
+    "QUEUE_STREAMS",
+    "RESERVATIONS",
+    "SAGA_STEPS",
+    "SAGA_TIMEOUTS",
+    "SAGA_TRANSITIONS",
+    "SCRIPT_LATENCY",
+    "PoolCollector",
+]
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 HTTP_REQUESTS = Counter(

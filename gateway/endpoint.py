@@ -14,15 +14,10 @@ from starlette.types import Receive, Scope, Send
 
 from common.asgi import REQUEST_ID_SCOPE_KEY, incoming_request_id
 from common.problems import problem_response
+from gateway.forwarding import BodyTooLargeError, ClientGoneError, read_body, resolve_forwarding
 from gateway.guard import Authenticator, AuthError
 from gateway.metrics import UPSTREAM_CONNECT, UPSTREAM_TIMEOUT
-from gateway.proxy import (
-    BodyTooLargeError,
-    ClientGoneError,
-    UpstreamError,
-    read_body,
-    resolve_forwarding,
-)
+from gateway.proxy import UpstreamError
 from gateway.ratelimit import UNCHECKED, RateLimiter
 from gateway.routes import ROUTE_SCOPE_KEY, classify
 

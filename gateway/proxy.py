@@ -1,6 +1,8 @@
 """The reverse proxy to the booking service: keep-alive connection pools (gateway/upstream.py),
 round-robin over the configured upstreams, responses relayed without re-encoding and streams
-without buffering. The WebSocket hop (gateway/ws.py) uses the same header rules.
+without buffering. The request's side of the hop (client address, body, headers sent upstream) is
+gateway/forwarding.py, the answer's (buffered or relayed) gateway/relay.py; the WebSocket hop
+(gateway/ws.py) uses the same header rules.
 
 Failover (`Upstreams.forward_request`): a refused connection sends the request to the next
 upstream and takes the refusing one out of the round-robin for `DOWN_FOR_S`; a connection that
@@ -16,21 +18,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from common import tracing
+from gateway.forwarding import Forwarding, upstream_headers
 from gateway.metrics import (
     UPSTREAM_CONNECT,
     UPSTREAM_PROTOCOL,
     UPSTREAM_RETRIED,
-    UPSTREAM_STREAM,
     UPSTREAM_TIMEOUT,
     GatewayMetrics,
 )
+from gateway.relay import BufferedResponse, RelayedStream, header_value, headers_for_client
 from gateway.upstream import (
     Exchange,
     UpstreamClosedError,
@@ -51,124 +53,11 @@ DOWN_FOR_S = 1.0
 # Methods whose second delivery changes nothing (RFC 9110 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"trailers",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-# Recomputed by the client (host, length) or set by the gateway itself.
-_DROP_FROM_REQUEST = _HOP_BY_HOP | {b"host", b"content-length", b"expect", b"forwarded"}
-# Identity-looking headers: a client must never be able to forge who it is towards upstream.
-_FORGEABLE_PREFIXES = (
-    b"x-user",
-    b"x-forwarded",
-    b"x-auth",
-    b"x-role",
-    b"x-identity",
-    b"x-real-ip",
-    b"x-client-ip",
-    b"x-request-id",
-)
-# uvicorn writes its own date/server; the request id middleware writes x-request-id.
-_DROP_FROM_RESPONSE = _HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
-
-
-class BodyTooLargeError(Exception):
-    pass
-
-
-class ClientGoneError(Exception):
-    """The client disconnected before its request body arrived: nobody is left to answer."""
-
 
 class UpstreamError(Exception):
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)
         self.kind = kind
-
-
-@dataclass(frozen=True)
-class Forwarding:
-    """What the gateway tells upstream about the original request."""
-
-    client_ip: str
-    forwarded_for: str
-    proto: str
-    request_id: bytes
-
-
-def resolve_forwarding(scope: Scope, trusted_hops: int, request_id: bytes) -> Forwarding:
-    """The client's address, trusting X-Forwarded-For only for `trusted_hops` proxies in front."""
-    peer = scope["client"][0] if scope.get("client") else "0.0.0.0"
-    if trusted_hops <= 0:
-        return Forwarding(peer, peer, scope["scheme"], request_id)
-    incoming, proto = "", scope["scheme"]
-    for name, value in scope["headers"]:
-        if name == b"x-forwarded-for":
-            entries = value.decode("latin-1")
-            incoming = f"{incoming}, {entries}" if incoming else entries
-        elif name == b"x-forwarded-proto":
-            proto = value.decode("latin-1").strip() or proto
-    chain = [part.strip() for part in incoming.split(",") if part.strip()] + [peer]
-    client = chain[max(0, len(chain) - 1 - trusted_hops)]
-    return Forwarding(client, ", ".join(chain), proto, request_id)
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The whole request body (None when the request announces none); 413 beyond `limit`."""
-    length = None
-    chunked = False
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = True
-    if length is None and not chunked:
-        return None
-    if length is not None and length > limit:
-        raise BodyTooLargeError()
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGoneError()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError()
-        parts.append(chunk)
-        if not message.get("more_body", False):
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def upstream_headers(scope: Scope, forwarding: Forwarding) -> list[tuple[bytes, bytes]]:
-    """The client's headers minus hop-by-hop and identity-looking ones, plus ours."""
-    headers: list[tuple[bytes, bytes]] = []
-    named_by_connection: set[bytes] = set()
-    for name, value in scope["headers"]:
-        if name == b"connection":
-            named_by_connection |= {token.strip().lower() for token in value.split(b",")}
-        if name in _DROP_FROM_REQUEST or name.startswith(_FORGEABLE_PREFIXES):
-            continue
-        headers.append((name, value))
-    if named_by_connection - {b"keep-alive", b"close"}:
-        headers = [(n, v) for n, v in headers if n not in named_by_connection]
-    headers += [
-        (b"x-forwarded-for", forwarding.forwarded_for.encode("latin-1")),
-        (b"x-forwarded-proto", forwarding.proto.encode("latin-1")),
-        (b"x-request-id", forwarding.request_id),
-    ]
-    return headers
 
 
 def _traced(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -180,81 +69,6 @@ def _traced(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         (n.encode("latin-1"), v.encode("latin-1"))
         for n, v in tracing.replace_trace_headers(as_text)
     ]
-
-
-def _response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    return [(name, value) for name, value in raw if name not in _DROP_FROM_RESPONSE]
-
-
-def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
-    return next((value for name, value in headers if name == wanted), None)
-
-
-class BufferedResponse:
-    """An upstream answer read whole: sent as-is in one body message."""
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        await send({"type": "http.response.body", "body": self.body})
-
-
-class RelayedStream:
-    """An upstream answer relayed chunk by chunk as it arrives (SSE, chunked bodies).
-
-    Owns the upstream connection until the relay ends. A client that goes away closes it at
-    once (a watcher task waits for `http.disconnect`): an SSE stream never ends by itself, and
-    the ASGI server silently drops writes to a gone client.
-    """
-
-    def __init__(
-        self,
-        pool: UpstreamPool,
-        exchange: Exchange,
-        headers: list[tuple[bytes, bytes]],
-        metrics: GatewayMetrics,
-    ) -> None:
-        self.pool = pool
-        self.exchange = exchange
-        self.headers = headers
-        self.metrics = metrics
-        self.is_sse = (_header(exchange.headers, b"content-type") or b"").startswith(
-            b"text/event-stream"
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        watcher = asyncio.ensure_future(self._close_on_disconnect(receive))
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.exchange.status,
-                    "headers": self.headers,
-                }
-            )
-            try:
-                async for chunk in self.exchange.chunks():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except (UpstreamClosedError, UpstreamProtocolError):
-                if watcher.done():
-                    return  # we closed it: the client left
-                self.metrics.upstream_error(UPSTREAM_STREAM)
-                if not self.is_sse:
-                    raise  # a cut body must not look complete; SSE clients just reconnect
-                return
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            watcher.cancel()
-            self.pool.release(self.exchange, capped=False)
-
-    async def _close_on_disconnect(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.exchange.close()
 
 
 def _pool_of(base: str, timeout_s: float) -> UpstreamPool:
@@ -378,11 +192,11 @@ class Upstreams:
                             encode_request(method, target, pool.authority, headers, body),
                             head_request=method == "HEAD",
                         )
-                        response_headers = _response_headers(exchange.headers) + extra_headers
+                        response_headers = headers_for_client(exchange.headers) + extra_headers
                         if (
                             streams
                             and not exchange.complete
-                            and _header(exchange.headers, b"content-length") is None
+                            and header_value(exchange.headers, b"content-length") is None
                         ):
                             relayed = True
                             return RelayedStream(pool, exchange, response_headers, self.metrics)

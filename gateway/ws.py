@@ -23,8 +23,9 @@ from yarl import URL
 from common import tracing
 from common.asgi import REQUEST_ID_SCOPE_KEY, incoming_request_id
 from common.tokens import TokenError, bearer_token
+from gateway.forwarding import resolve_forwarding, upstream_headers
 from gateway.guard import Authenticator, authorization_header
-from gateway.proxy import Upstreams, resolve_forwarding, upstream_headers
+from gateway.proxy import Upstreams
 from gateway.ratelimit import RateLimiter
 from gateway.routes import ROUTE_SCOPE_KEY, classify
 

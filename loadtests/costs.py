@@ -489,7 +489,7 @@ class Costs:
         from workers.queue_release import QueueRelease
         from workers.settings import WorkerSettings
 
-        release = QueueRelease(
+        release = QueueRelease.provisioned(
             WorkerSettings(redis_url=self.bench.redis_url, interval_s=1.0), secret=secret
         )
         await release.start()

@@ -310,7 +310,7 @@ class StreamsRun:
         from workers.queue_release import QueueRelease
         from workers.settings import WorkerSettings
 
-        release = QueueRelease(
+        release = QueueRelease.provisioned(
             WorkerSettings(redis_url=self.redis_url, interval_s=tick_s), secret=secret
         )
         await release.start()

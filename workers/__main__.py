@@ -26,37 +26,37 @@ from workers.settings import WorkerSettings
 def _outbox_relay(settings: WorkerSettings) -> Any:
     from workers.outbox_relay import OutboxRelay
 
-    return OutboxRelay(settings)
+    return OutboxRelay.provisioned(settings)
 
 
 def _seat_release(settings: WorkerSettings) -> Any:
     from workers.seat_release import SeatRelease
 
-    return SeatRelease(settings)
+    return SeatRelease.provisioned(settings)
 
 
 def _reconciler(settings: WorkerSettings) -> Any:
     from workers.reconciler import Reconciler
 
-    return Reconciler(settings)
+    return Reconciler.provisioned(settings)
 
 
 def _saga_orchestrator(settings: WorkerSettings) -> Any:
     from workers.saga_orchestrator import SagaOrchestrator
 
-    return SagaOrchestrator(settings)
+    return SagaOrchestrator.provisioned(settings)
 
 
 def _saga_step(settings: WorkerSettings) -> Any:
     from workers.saga_step import SagaStep
 
-    return SagaStep(settings)
+    return SagaStep.provisioned(settings)
 
 
 def _queue_release(settings: WorkerSettings) -> Any:
     from workers.queue_release import QueueRelease
 
-    return QueueRelease(settings)
+    return QueueRelease.provisioned(settings)
 
 
 # A stop signal: stop() gets STOP_TIMEOUT_S, the process is gone HARD_EXIT_S after the signal at
@@ -64,7 +64,8 @@ def _queue_release(settings: WorkerSettings) -> Any:
 STOP_TIMEOUT_S = 5.0
 HARD_EXIT_S = 9.0
 
-# name -> factory; `make run` starts one process per entry.
+# name -> factory of the worker as run: its clients opened by its start() (workers/resources.py);
+# `make run` starts one process per entry.
 WORKERS: dict[str, Callable[[WorkerSettings], Any]] = {
     "outbox-relay": _outbox_relay,
     "seat-release": _seat_release,

@@ -16,22 +16,26 @@ A worker runs under `workers.runtime.run_periodic`: one tick is one poll (blocki
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
 import asyncpg
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaTimeoutError
 from prometheus_client import Counter
 
-from booking.db import create_pool
 from booking.kafka import create_consumer, create_producer
 from booking.messaging import Envelope, dlq_topic
 from booking.metrics import KAFKA_CONSUMED, KAFKA_DLQ, KAFKA_LAG, KAFKA_PRODUCED, KAFKA_RETRIES
 from common.tracing import consumer_span
+from workers.kafka_clients import (
+    KAFKA_REBUILDS,
+    KafkaClients,
+    close_quietly,
+    ensure_topics,
+    is_kafka_failure,
+)
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -39,11 +43,6 @@ log = logging.getLogger(__name__)
 KAFKA_LOG_RESETS = Counter(
     "booking_rush_kafka_partition_log_resets_total",
     "Partitions read again from the beginning because the broker lost their log",
-    ["worker"],
-)
-KAFKA_REBUILDS = Counter(
-    "booking_rush_kafka_client_rebuilds_total",
-    "Times a worker replaced its Kafka clients after a broker failure",
     ["worker"],
 )
 
@@ -59,6 +58,10 @@ _TRANSIENT = (
 )
 
 
+# A consumer worker's pool gets this long to close (then it is terminated).
+POOL_CLOSE_S = 5.0
+
+
 class MalformedMessageError(ValueError):
     """The message cannot be handled as it is (bad shape, unknown type): dead-letter it."""
 
@@ -67,48 +70,10 @@ def is_retriable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retriable", False)) or isinstance(exc, _TRANSIENT)
 
 
-async def ensure_topics(
-    bootstrap: str, topics: Sequence[str], *, partitions: int, timeout_s: float = 10.0
-) -> list[str]:
-    """Creates the topics that do not exist yet (a consumer subscribed to a missing topic would
-    only notice it at its next metadata refresh); returns the ones it created. A broker that
-    restarted empty has lost every topic, so this runs again whenever the Kafka clients are
-    rebuilt."""
-    async with asyncio.timeout(timeout_s):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        try:
-            await admin.start()
-            existing = set(await admin.list_topics())
-            missing = [t for t in topics if t not in existing]
-            if missing:
-                # An "already exists" answer (another process was faster) is fine.
-                await admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
-            return missing
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(admin.close(), 2.0)
-
-
-async def close_quietly(
-    client: AIOKafkaConsumer | AIOKafkaProducer | None, timeout_s: float
-) -> None:
-    """Stops a Kafka client that may talk to a dead broker: bounded, errors only logged."""
-    if client is None:
-        return
-    try:
-        await asyncio.wait_for(client.stop(), timeout_s)
-    except (Exception, TimeoutError) as exc:
-        log.warning("stopping %s: %s", type(client).__name__, exc or type(exc).__name__)
-
-
-def is_kafka_failure(exc: BaseException) -> bool:
-    """A failure of the Kafka clients (not of the work): the tick's clients may need rebuilding."""
-    return isinstance(exc, KafkaError)
-
-
 class ConsumerWorker:
     """Base class: subclasses set `name` and implement `handle(envelope)`; `housekeeping()`
-    runs every `housekeeping_interval_s` between polls.
+    runs every `housekeeping_interval_s` between polls. The PostgreSQL pool comes ready (see
+    `workers.resources`); the Kafka clients are its own.
 
     Kafka clients are rebuilt in place when the broker fails under them (issue 12): a Kafka error
     out of a tick (a commit that fails or does not finish within `kafka_timeout_s`, a lost
@@ -133,6 +98,7 @@ class ConsumerWorker:
     def __init__(
         self,
         settings: WorkerSettings,
+        pool: asyncpg.Pool,
         *,
         topics: Sequence[str],
         group_id: str,
@@ -146,9 +112,8 @@ class ConsumerWorker:
         self.poll_timeout_ms = poll_timeout_ms
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
-        self.pool: asyncpg.Pool | None = None
-        self.producer: AIOKafkaProducer | None = None
-        self.consumer: AIOKafkaConsumer | None = None
+        self.pool = pool
+        self.kafka: KafkaClients | None = None  # started by start(), replaced by rebuild_kafka()
         self.rebuilds = 0
         self._lag: dict[TopicPartition, int] = {}
         self._next_housekeeping = 0.0
@@ -158,7 +123,6 @@ class ConsumerWorker:
         self._next_position_check = 0.0
 
     async def start(self) -> None:
-        self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=4)
         await self._open_kafka()
         await self.setup()
 
@@ -167,13 +131,8 @@ class ConsumerWorker:
             await self.teardown()
         finally:
             await self._close_kafka()
-            if self.pool is not None:
-                try:
-                    await asyncio.wait_for(self.pool.close(), self.kafka_timeout_s / 2)
-                except TimeoutError:
-                    self.pool.terminate()
 
-    async def _open_kafka(self) -> None:
+    async def _open_kafka(self) -> KafkaClients:
         bootstrap = self.settings.kafka_bootstrap
         await ensure_topics(
             bootstrap,
@@ -196,29 +155,31 @@ class ConsumerWorker:
             await close_quietly(consumer, 2.0)
             await close_quietly(producer, 2.0)
             raise
-        self.producer, self.consumer = producer, consumer
+        self.kafka = kafka = KafkaClients(producer=producer, consumer=consumer)
         self._lag.clear()
         self._unassigned_since = None
+        return kafka
 
     async def _close_kafka(self) -> None:
-        consumer, producer = self.consumer, self.producer
-        self.consumer = self.producer = None
-        await close_quietly(consumer, self.kafka_timeout_s / 2)
-        await close_quietly(producer, self.kafka_timeout_s / 2)
+        kafka, self.kafka = self.kafka, None
+        if kafka is not None:
+            await close_quietly(kafka.consumer, self.kafka_timeout_s / 2)
+            await close_quietly(kafka.producer, self.kafka_timeout_s / 2)
 
-    async def rebuild_kafka(self) -> None:
+    async def rebuild_kafka(self) -> KafkaClients:
         """Replaces the consumer and the producer with new ones (topics created again)."""
         log.warning("%s: rebuilding its Kafka clients", self.name)
         KAFKA_REBUILDS.labels(self.name).inc()
         self.rebuilds += 1
         self._broken = True
         await self._close_kafka()
-        await self._open_kafka()
+        kafka = await self._open_kafka()
         self._broken = False
         self._kafka_failures = 0
+        return kafka
 
     async def setup(self) -> None:
-        """Open what the handler needs (after the pool and the Kafka clients)."""
+        """Open what the handler needs (after the Kafka clients)."""
 
     async def teardown(self) -> None:
         """Close what `setup` opened."""
@@ -231,16 +192,17 @@ class ConsumerWorker:
         return 0
 
     async def tick(self) -> int:
-        if self._broken or self.consumer is None:
-            await self.rebuild_kafka()
+        kafka = self.kafka
+        if self._broken or kafka is None:
+            kafka = await self.rebuild_kafka()
         handled = 0
         loop = asyncio.get_running_loop()
         try:
             if loop.time() >= self._next_housekeeping:
                 self._next_housekeeping = loop.time() + self.housekeeping_interval_s
                 handled += await self.housekeeping()
-            handled += await self._poll_and_process()
-            await self._check_assignment(loop.time())
+            handled += await self._poll_and_process(kafka)
+            await self._check_assignment(kafka.consumer, loop.time())
         except Exception as exc:
             if is_kafka_failure(exc):
                 self._on_kafka_failure(exc)
@@ -260,13 +222,12 @@ class ConsumerWorker:
             )
             self._broken = True
 
-    async def _check_assignment(self, now: float) -> None:
-        assert self.consumer is not None
-        if self.consumer.assignment():
+    async def _check_assignment(self, consumer: AIOKafkaConsumer, now: float) -> None:
+        if consumer.assignment():
             self._unassigned_since = None
             if now >= self._next_position_check:
                 self._next_position_check = now + self.unassigned_check_s
-                await self._reread_lost_logs(self.consumer)
+                await self._reread_lost_logs(consumer)
             return
         if self._unassigned_since is None:
             self._unassigned_since = now
@@ -316,19 +277,17 @@ class ConsumerWorker:
             for tp in lost:
                 consumer.seek(tp, beginnings[tp])
 
-    async def _commit(self, tp: TopicPartition, offset: int) -> None:
-        assert self.consumer is not None
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:
             async with asyncio.timeout(self.kafka_timeout_s):
-                await self.consumer.commit({tp: offset})
+                await consumer.commit({tp: offset})
         except TimeoutError as exc:
             # aiokafka retries a retriable commit error (UnknownTopicOrPartition after the broker
             # came back empty) forever: bound it and let the tick fail into a rebuild.
             raise KafkaTimeoutError(f"commit of {tp} did not finish") from exc
 
-    async def _poll_and_process(self) -> int:
-        assert self.consumer is not None
-        consumer = self.consumer
+    async def _poll_and_process(self, kafka: KafkaClients) -> int:
+        consumer = kafka.consumer
         batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms)
         handled = 0
         done: dict[TopicPartition, int] = {}
@@ -339,12 +298,12 @@ class ConsumerWorker:
                         # Revoked by a rebalance while this batch ran: its new owner reads it
                         # from the committed offset; neither process nor commit it here.
                         break
-                    await self._process(message)
-                    await self._commit(tp, message.offset + 1)
+                    await self._process(kafka.producer, message)
+                    await self._commit(consumer, tp, message.offset + 1)
                     done[tp] = message.offset + 1
                     handled += 1
                 if tp in done:
-                    self._record_lag(tp, done[tp])
+                    self._record_lag(consumer, tp, done[tp])
         except BaseException:
             self._rewind(consumer, batch, done)
             raise
@@ -370,23 +329,25 @@ class ConsumerWorker:
                     log.warning("%s: cannot rewind %s: %s", self.name, tp, exc)
                     self._broken = True
 
-    async def _process(self, message: ConsumerRecord) -> None:
+    async def _process(self, producer: AIOKafkaProducer, message: ConsumerRecord) -> None:
         try:
             envelope = Envelope.decode(message.value or b"")
         except ValueError as exc:
-            await self._dead_letter(message, f"malformed: {exc}")
+            await self._dead_letter(producer, message, f"malformed: {exc}")
             return
         with consumer_span(f"{message.topic} process", message.headers):
-            await self._handle_with_retries(message, envelope)
+            await self._handle_with_retries(producer, message, envelope)
 
-    async def _handle_with_retries(self, message: ConsumerRecord, envelope: Envelope) -> None:
+    async def _handle_with_retries(
+        self, producer: AIOKafkaProducer, message: ConsumerRecord, envelope: Envelope
+    ) -> None:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 await self.handle(envelope)
             except Exception as exc:
                 if not is_retriable(exc):
                     log.exception("%s: %s to the DLQ", self.name, envelope.type)
-                    await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
+                    await self._dead_letter(producer, message, f"{type(exc).__name__}: {exc}")
                     return
                 if attempt == self.max_attempts:
                     log.warning("%s: %s still failing: %s", self.name, envelope.type, exc)
@@ -397,8 +358,9 @@ class ConsumerWorker:
                 KAFKA_CONSUMED.labels(self.name, message.topic, "ok").inc()
                 return
 
-    async def _dead_letter(self, message: ConsumerRecord, reason: str) -> None:
-        assert self.producer is not None
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, message: ConsumerRecord, reason: str
+    ) -> None:
         target = dlq_topic(message.topic)
         headers = [
             *(message.headers or ()),
@@ -406,18 +368,15 @@ class ConsumerWorker:
             ("dlq-consumer", self.name.encode()),
             ("dlq-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
         ]
-        await self.producer.send_and_wait(
-            target, value=message.value, key=message.key, headers=headers
-        )
+        await producer.send_and_wait(target, value=message.value, key=message.key, headers=headers)
         KAFKA_PRODUCED.labels(target).inc()
         KAFKA_DLQ.labels(message.topic).inc()
         KAFKA_CONSUMED.labels(self.name, message.topic, "dlq").inc()
 
-    def _record_lag(self, tp: TopicPartition, next_offset: int) -> None:
-        assert self.consumer is not None
-        if tp not in self.consumer.assignment():
+    def _record_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: int) -> None:
+        if tp not in consumer.assignment():
             return
-        end = self.consumer.highwater(tp)
+        end = consumer.highwater(tp)
         if end is None:
             return
         self._lag[tp] = max(0, end - next_offset)

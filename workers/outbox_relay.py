@@ -21,11 +21,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import Counter, Gauge
 
-from booking.db import create_pool
 from booking.kafka import create_producer
-from booking.store import messages as outbox
+from booking.store import (
+    lock_outbox_relay,
+    mark_published,
+    outbox_backlog,
+    unpublished_messages,
+)
 from common.tracing import producer_span
-from workers.consumer import KAFKA_REBUILDS, close_quietly, ensure_topics
+from workers.kafka_clients import KAFKA_REBUILDS, close_quietly, ensure_topics
+from workers.resources import Provisioned, open_pool
 from workers.runtime import WorkerUnhealthyError
 from workers.settings import WorkerSettings
 
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _RELAY_LOCK = 724_113_902
 PUBLISH_FAILURES_BEFORE_EXIT = 3
+POOL_CLOSE_S = 2.0  # then the pool is terminated
 
 PUBLISHED = Counter(
     "booking_rush_outbox_published_total", "Outbox messages published to Kafka", ["topic"]
@@ -47,10 +53,10 @@ class OutboxRelay:
     # A publish (and a producer start/stop) gets this long; then the producer is rebuilt.
     kafka_timeout_s = 10.0
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, pool: asyncpg.Pool) -> None:
         self.settings = settings
-        self.pool: asyncpg.Pool | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.pool = pool
+        self.producer: AIOKafkaProducer | None = None  # started by start(), rebuilt in place
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._idle = False
@@ -59,13 +65,20 @@ class OutboxRelay:
         self.rebuilds = 0
         self._failed_publishes = 0
 
+    @classmethod
+    def provisioned(cls, settings: WorkerSettings) -> Provisioned[asyncpg.Pool]:
+        return Provisioned(
+            cls,
+            lambda: open_pool(settings, max_size=2, close_timeout_s=POOL_CLOSE_S),
+            lambda pool: cls(settings, pool),
+        )
+
     async def start(self) -> None:
-        self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=2)
         await self._open_producer()
         self._listener = await asyncpg.connect(self.settings.database_url)
         await self._listener.add_listener("outbox", self._on_notify)
 
-    async def _open_producer(self) -> None:
+    async def _open_producer(self) -> AIOKafkaProducer:
         producer = create_producer(
             self.settings.kafka_bootstrap, idempotence=self.settings.kafka_idempotence
         )
@@ -75,8 +88,9 @@ class OutboxRelay:
             await close_quietly(producer, 2.0)
             raise
         self.producer = producer
+        return producer
 
-    async def rebuild_producer(self) -> None:
+    async def rebuild_producer(self) -> AIOKafkaProducer:
         log.warning("%s: rebuilding its Kafka producer", self.name)
         KAFKA_REBUILDS.labels(self.name).inc()
         self.rebuilds += 1
@@ -89,9 +103,10 @@ class OutboxRelay:
                 partitions=self.settings.kafka_partitions,
                 timeout_s=self.kafka_timeout_s,
             )
-        await self._open_producer()
+        rebuilt = await self._open_producer()
         self._broken = False
         self._failed_topics.clear()
+        return rebuilt
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -104,11 +119,6 @@ class OutboxRelay:
                 self._listener.terminate()
         producer, self.producer = self.producer, None
         await close_quietly(producer, self.kafka_timeout_s / 2)
-        if self.pool is not None:
-            try:
-                await asyncio.wait_for(self.pool.close(), 2.0)
-            except TimeoutError:
-                self.pool.terminate()
 
     async def tick(self) -> int:
         if self._idle:
@@ -117,10 +127,11 @@ class OutboxRelay:
             except TimeoutError:
                 pass
         self._wake.clear()
-        if self._broken or self.producer is None:
-            await self.rebuild_producer()
+        producer = self.producer
+        if self._broken or producer is None:
+            producer = await self.rebuild_producer()
         try:
-            handled = await self._relay_batch()
+            handled = await self._relay_batch(producer)
         except KafkaError as exc:
             log.warning("%s: publish failed (%s: %s)", self.name, type(exc).__name__, exc)
             self._broken = True
@@ -139,14 +150,15 @@ class OutboxRelay:
         self._idle = handled == 0
         return handled
 
-    async def _send(self, row: asyncpg.Record) -> asyncio.Future[object]:
-        assert self.producer is not None
+    async def _send(
+        self, producer: AIOKafkaProducer, row: asyncpg.Record
+    ) -> asyncio.Future[object]:
         stored = {k: str(v) for k, v in (row["headers"] or {}).items()}
         # Tracing on: a PRODUCER span continues the trace of the transaction that wrote the
         # row, and the message carries that span's context. Off: headers go out as stored.
         with producer_span(row["topic"], stored) as carried:
             headers = [(k, v.encode()) for k, v in carried.items()]
-            future: asyncio.Future[object] = await self.producer.send(
+            future: asyncio.Future[object] = await producer.send(
                 row["topic"],
                 value=orjson.dumps(row["payload"]),
                 key=row["key"].encode(),
@@ -154,26 +166,25 @@ class OutboxRelay:
             )
             return future
 
-    async def _relay_batch(self) -> int:
-        assert self.pool is not None and self.producer is not None
+    async def _relay_batch(self, producer: AIOKafkaProducer) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await outbox.lock_relay(conn, _RELAY_LOCK):
+            if not await lock_outbox_relay(conn, _RELAY_LOCK):
                 return 0
-            rows = await outbox.unpublished(conn, self.settings.batch_size)
+            rows = await unpublished_messages(conn, self.settings.batch_size)
             if rows:
-                await self._publish(rows)
-                await outbox.mark_published(conn, [row["id"] for row in rows], datetime.now(UTC))
-            BACKLOG.set(await outbox.backlog(conn))
+                await self._publish(producer, rows)
+                await mark_published(conn, [row["id"] for row in rows], datetime.now(UTC))
+            BACKLOG.set(await outbox_backlog(conn))
         return len(rows)
 
-    async def _publish(self, rows: list[asyncpg.Record]) -> None:
+    async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> None:
         """Sends every row and waits for every acknowledgement, within `kafka_timeout_s`; any
         failure raises (and the caller marks nothing)."""
         pending: list[asyncio.Future[object]] = []
         try:
             async with asyncio.timeout(self.kafka_timeout_s):
                 for row in rows:
-                    pending.append(await self._send(row))
+                    pending.append(await self._send(producer, row))
                 await asyncio.gather(*pending)
         except BaseException as exc:
             self._failed_topics.update(row["topic"] for row in rows)

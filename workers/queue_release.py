@@ -16,11 +16,9 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
 
-from booking.inventory.scripts import epoch_ms
-from booking.queue.passes import QueuePass, sign_pass
-from booking.queue.service import new_pass_id, shuffled_order
-from booking.queue.store import AdmitResult, QueueStore
-from common.redis_client import RedisClient, connect
+from booking.inventory import epoch_ms
+from booking.queue import AdmitResult, QueuePass, QueueStore, new_pass_id, shuffled_order, sign_pass
+from workers.resources import Provisioned, open_queue
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -41,36 +39,53 @@ QUEUE_SHUFFLES = Counter("booking_rush_queue_shuffles_total", "Pre-queues shuffl
 FINISHED = ("SOLD_OUT", "CLOSED")
 
 
+def signing_secret(settings: WorkerSettings, secret: str | None) -> str:
+    """`secret`, else INTERNAL_SECRET; refused when shorter than 32 characters."""
+    chosen = secret if secret is not None else settings.internal_secret
+    if len(chosen) < 32:
+        raise ValueError("queue-release needs INTERNAL_SECRET (32+ characters) to sign passes")
+    return chosen
+
+
 class QueueRelease:
     name = "queue-release"
 
     def __init__(
         self,
         settings: WorkerSettings,
+        store: QueueStore,
         *,
         secret: str | None = None,
         clock: Callable[[], int] = epoch_ms,
     ) -> None:
         self.settings = settings
-        self.secret = secret if secret is not None else settings.internal_secret
-        if len(self.secret) < 32:
-            raise ValueError("queue-release needs INTERNAL_SECRET (32+ characters) to sign passes")
+        self.secret = signing_secret(settings, secret)
         self.clock = clock
         self.tick_ms = max(1, int(settings.interval_s * 1000))
-        self.redis: RedisClient | None = None
-        self.store: QueueStore | None = None
+        self.store = store
+
+    @classmethod
+    def provisioned(
+        cls,
+        settings: WorkerSettings,
+        *,
+        secret: str | None = None,
+        clock: Callable[[], int] = epoch_ms,
+    ) -> Provisioned[QueueStore]:
+        secret = signing_secret(settings, secret)  # refused before anything is opened
+        return Provisioned(
+            cls,
+            lambda: open_queue(settings),
+            lambda store: cls(settings, store, secret=secret, clock=clock),
+        )
 
     async def start(self) -> None:
-        self.redis = await connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
-        self.store = QueueStore(self.redis)
-        await self.store.load()
+        """Nothing of its own to open: its store comes ready."""
 
     async def stop(self) -> None:
-        if self.redis is not None:
-            await self.redis.aclose()
+        """Nothing of its own to close."""
 
     async def tick(self) -> int:
-        assert self.store is not None
         now = self.clock()
         admitted = waiting = outstanding = 0
         rate = 0.0
@@ -90,7 +105,6 @@ class QueueRelease:
 
     async def release_event(self, event_id: str, now: int) -> AdmitResult | None:
         """One tick of one event's queue; None when the queue is gone or finished."""
-        assert self.store is not None
         plan = await self.store.plan_tick(event_id, now)
         if plan is None or not plan.open:
             await self.store.forget_queue(event_id)

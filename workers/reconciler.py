@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from prometheus_client import Counter, Gauge
 
-from booking.db import create_pool
-from booking.inventory.scripts import Scripts
 from booking.reconcile import compare_event, restore_event
-from booking.store.events import find_event, live_event_ids
-from common.redis_client import RedisClient, connect
+from booking.store import find_event, live_event_ids
+from workers.resources import Provisioned, Resources, open_resources
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -38,28 +35,24 @@ REBUILDS = Counter(
 class Reconciler:
     name = "reconciler"
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, resources: Resources) -> None:
         self.settings = settings
-        self.redis: RedisClient | None = None
-        self.pool: asyncpg.Pool | None = None
-        self.scripts: Scripts | None = None
+        self.pool = resources.pool
+        self.scripts = resources.scripts
         self._reported: set[str] = set()
 
+    @classmethod
+    def provisioned(cls, settings: WorkerSettings) -> Provisioned[Resources]:
+        return Provisioned(cls, lambda: open_resources(settings), lambda r: cls(settings, r))
+
     async def start(self) -> None:
-        self.redis = await connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
-        self.scripts = Scripts(self.redis)
-        await self.scripts.load()
-        self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=2)
+        """Nothing of its own to open: its clients come ready."""
 
     async def stop(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-        if self.redis is not None:
-            await self.redis.aclose()
+        """Nothing of its own to close."""
 
     async def tick(self) -> int:
         """Always returns 0: reconciling is periodic, never a backlog to drain."""
-        assert self.pool is not None and self.scripts is not None
         drift = oversold = 0
         seen: set[str] = set()
         for event_id in await live_event_ids(self.pool):

@@ -15,16 +15,22 @@ import logging
 import asyncpg
 
 from booking.metrics import MISMATCH_REFUNDS
-from booking.payments import checks as payment_checks
-from booking.payments import mismatch_store
-from booking.payments import store as payment_store
-from booking.payments.checks import Arrived
-from booking.payments.mismatch_store import Mismatch
-from booking.payments.providers.base import (
+from booking.payments import (
+    MISMATCH_NOTHING_TO_REFUND,
+    MISMATCH_REFUNDED,
+    MISMATCH_REFUSED,
+    Arrived,
     Charge,
+    Mismatch,
     PaymentProvider,
     ProviderRefusedError,
     RefundRequest,
+    find_payment,
+    find_payment_by_provider_ref,
+    lease_due_mismatches,
+    payment_mismatches,
+    retry_mismatch_later,
+    settle_mismatch,
 )
 
 log = logging.getLogger(__name__)
@@ -36,7 +42,7 @@ BATCH = 50
 
 async def refund_mismatches(pool: asyncpg.Pool, provider: PaymentProvider) -> int:
     """Deals with every mismatch due; returns how many were tried."""
-    due = await mismatch_store.lease_due(pool, provider=provider.name, lease_s=LEASE_S, limit=BATCH)
+    due = await lease_due_mismatches(pool, provider=provider.name, lease_s=LEASE_S, limit=BATCH)
     for mismatch in due:
         await _deal_with(pool, provider, mismatch)
     return len(due)
@@ -50,10 +56,10 @@ async def _deal_with(pool: asyncpg.Pool, provider: PaymentProvider, mismatch: Mi
             await _later(pool, mismatch, f"PaymentIntent {charge.status}: not settled yet")
             return
         if charge.status != "succeeded":
-            await _settle(pool, mismatch, mismatch_store.NOTHING_TO_REFUND, note=charge.status)
+            await _settle(pool, mismatch, MISMATCH_NOTHING_TO_REFUND, note=charge.status)
             return
         if await _someones_own(pool, provider, mismatch, charge):
-            await _settle(pool, mismatch, mismatch_store.NOTHING_TO_REFUND, note="own charge")
+            await _settle(pool, mismatch, MISMATCH_NOTHING_TO_REFUND, note="own charge")
             return
         refund_ref = await provider.refund(
             RefundRequest(
@@ -71,7 +77,7 @@ async def _deal_with(pool: asyncpg.Pool, provider: PaymentProvider, mismatch: Mi
             mismatch.provider_ref,
             exc.detail or exc.code,
         )
-        await _settle(pool, mismatch, mismatch_store.REFUSED, note=exc.detail or exc.code)
+        await _settle(pool, mismatch, MISMATCH_REFUSED, note=exc.detail or exc.code)
         return
     except Exception as exc:  # the provider is not answering: ask again later
         await _later(pool, mismatch, f"{type(exc).__name__}: {exc}")
@@ -83,7 +89,7 @@ async def _deal_with(pool: asyncpg.Pool, provider: PaymentProvider, mismatch: Mi
         charge.amount_minor,
         charge.currency,
     )
-    await _settle(pool, mismatch, mismatch_store.REFUNDED, refund_ref=refund_ref)
+    await _settle(pool, mismatch, MISMATCH_REFUNDED, refund_ref=refund_ref)
 
 
 async def _someones_own(
@@ -92,12 +98,12 @@ async def _someones_own(
     """The provider's charge is the correct charge of the payment named or of the payment that
     owns its PaymentIntent (the refused report was wrong about it, not the money)."""
     arrived = Arrived.of_charge(charge)
-    named = await payment_store.find_payment(pool, mismatch.payment_id)
+    named = await find_payment(pool, mismatch.payment_id)
     owner = None
     if charge.provider_ref:
-        owner = await payment_store.find_by_provider_ref(pool, provider.name, charge.provider_ref)
+        owner = await find_payment_by_provider_ref(pool, provider.name, charge.provider_ref)
     for payment in (named, owner):
-        if payment is not None and not await payment_checks.mismatches(pool, payment, arrived):
+        if payment is not None and not await payment_mismatches(pool, payment, arrived):
             return True
     return False
 
@@ -110,12 +116,10 @@ async def _settle(
     refund_ref: str | None = None,
     note: str | None = None,
 ) -> None:
-    await mismatch_store.settle_mismatch(
-        pool, mismatch.mismatch_id, status, refund_ref=refund_ref, note=note
-    )
+    await settle_mismatch(pool, mismatch.mismatch_id, status, refund_ref=refund_ref, note=note)
     MISMATCH_REFUNDS.labels(status).inc()
 
 
 async def _later(pool: asyncpg.Pool, mismatch: Mismatch, note: str) -> None:
     delay = min(float(2 ** min(mismatch.attempts, 6)), MAX_DELAY_S)
-    await mismatch_store.try_again_later(pool, mismatch.mismatch_id, delay_s=delay, note=note)
+    await retry_mismatch_later(pool, mismatch.mismatch_id, delay_s=delay, note=note)

@@ -38,28 +38,43 @@ import asyncpg
 
 from booking.messaging import Envelope
 from booking.metrics import SAGA_TIMEOUTS, SAGA_TRANSITIONS
-from booking.payments import checks as payment_checks
-from booking.payments import saga_store
-from booking.payments import store as payment_store
-from booking.payments.checks import Arrived
-from booking.payments.providers import create_provider
-from booking.payments.providers.base import SETTLED_WITHOUT_MONEY, Charge, PaymentProvider
-from booking.payments.saga import (
+from booking.payments import (
     COMPENSATED,
     COMPLETED,
+    PAYMENT_FAILED,
+    PAYMENT_PENDING,
+    PAYMENT_SUCCEEDED,
     SAGA_FAILED,
+    SETTLED_WITHOUT_MONEY,
     STATE_OF_STEP,
     STEP_CONFIRM,
     STEP_NOTIFY,
     STEP_REFUND,
     STEP_RELEASE,
+    Arrived,
+    Charge,
+    Payment,
+    PaymentProvider,
+    Saga,
     SagaTopics,
+    UnansweredPayment,
+    adopt_provider_ref,
     advance_saga,
+    claim_stuck_sagas,
+    create_provider,
+    find_payment,
+    find_saga,
+    flag_payment_mismatch,
+    insert_saga,
+    payment_mismatches,
+    record_payment_mismatch,
+    record_saga_step,
+    set_payment_status,
+    unanswered_payments,
 )
-from booking.payments.saga_store import Saga
-from booking.payments.store import UnansweredPayment
-from booking.store.messages import claim_message
-from workers.consumer import ConsumerWorker, MalformedMessageError
+from booking.store import claim_message
+from workers.consumer import POOL_CLOSE_S, ConsumerWorker, MalformedMessageError
+from workers.resources import Provisioned, open_pool
 from workers.saga_mismatch_refunds import refund_mismatches
 from workers.settings import WorkerSettings
 
@@ -77,6 +92,7 @@ class SagaOrchestrator(ConsumerWorker):
     def __init__(
         self,
         settings: WorkerSettings,
+        pool: asyncpg.Pool,
         *,
         topics: SagaTopics | None = None,
         group_id: str = "",
@@ -88,23 +104,30 @@ class SagaOrchestrator(ConsumerWorker):
         group_id = group_id or (f"{self.name}.{namespace}" if namespace else self.name)
         super().__init__(
             settings,
+            pool,
             topics=[self.saga_topics.payments, self.saga_topics.replies],
             group_id=group_id,
             **options,
         )
-        self.provider = provider
         self._own_provider = provider is None
+        self.provider = (
+            provider if provider is not None else create_provider(settings.payments, pool=pool)
+        )
         # How long a payment may wait for its webhook before the provider is asked.
         self.resolve_after_s = min(MAX_RESOLVE_AFTER_S, settings.saga_timeout_s / 2)
 
-    async def setup(self) -> None:
-        if self.provider is None:
-            self.provider = create_provider(self.settings.payments, pool=self.pool)
+    @classmethod
+    def provisioned(cls, settings: WorkerSettings, **options: Any) -> Provisioned[asyncpg.Pool]:
+        """`options`: those of the constructor (topics, group_id, provider, ...)."""
+        return Provisioned(
+            cls,
+            lambda: open_pool(settings, max_size=4, close_timeout_s=POOL_CLOSE_S),
+            lambda pool: cls(settings, pool, **options),
+        )
 
     async def teardown(self) -> None:
-        if self.provider is not None and self._own_provider:
+        if self._own_provider:
             await self.provider.aclose()
-            self.provider = None
 
     async def handle(self, envelope: Envelope) -> None:
         if envelope.type in PAYMENT_OUTCOMES:
@@ -140,26 +163,25 @@ class SagaOrchestrator(ConsumerWorker):
     async def _on_payment(self, envelope: Envelope) -> None:
         payment_id = str(envelope.data.get("payment_id") or "")
         succeeded = envelope.type == "payment.succeeded"
-        assert self.pool is not None
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, self.name, envelope.id):
                 return
-            payment = await payment_store.find_payment(conn, payment_id, lock=True)
+            payment = await find_payment(conn, payment_id, lock=True)
             if payment is None:
                 raise MalformedMessageError(f"unknown payment {payment_id!r}")
-            saga = await saga_store.find_saga(conn, payment.payment_id, lock=True)
+            saga = await find_saga(conn, payment.payment_id, lock=True)
             if saga is None:
                 await self._start(conn, payment, succeeded=succeeded, now=now)
-            elif succeeded and payment.status == payment_store.FAILED:
+            elif succeeded and payment.status == PAYMENT_FAILED:
                 # The money came after we had given up on it: give it back.
-                await saga_store.record_step(conn, saga.saga_id, "payment", "succeeded_late")
+                await record_saga_step(conn, saga.saga_id, "payment", "succeeded_late")
                 await self._advance(conn, saga, step=STEP_REFUND, now=now)
 
     async def _start(
         self,
         conn: asyncpg.Connection,
-        payment: payment_store.Payment,
+        payment: Payment,
         *,
         succeeded: bool,
         now: datetime,
@@ -176,29 +198,28 @@ class SagaOrchestrator(ConsumerWorker):
             state=STATE_OF_STEP[step],
             now=now,
         )
-        await saga_store.insert_saga(conn, saga)
-        await saga_store.record_step(
+        await insert_saga(conn, saga)
+        await record_saga_step(
             conn, saga.saga_id, "payment", outcome or ("succeeded" if succeeded else "failed")
         )
-        await payment_store.set_status(
+        await set_payment_status(
             conn,
             payment.payment_id,
-            payment_store.SUCCEEDED if succeeded else payment_store.FAILED,
+            PAYMENT_SUCCEEDED if succeeded else PAYMENT_FAILED,
             now=now,
-            from_statuses=(payment_store.PENDING,),
+            from_statuses=(PAYMENT_PENDING,),
         )
         await self._advance(conn, saga, step=step, now=now)
 
     async def _on_reply(self, envelope: Envelope) -> None:
         data = envelope.data
         step, outcome = str(data.get("step")), str(data.get("outcome"))
-        assert self.pool is not None
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, self.name, envelope.id):
                 return
             try:
-                saga = await saga_store.find_saga(conn, str(data["saga_id"]), lock=True)
+                saga = await find_saga(conn, str(data["saga_id"]), lock=True)
             except (KeyError, ValueError) as exc:
                 raise MalformedMessageError(f"not a saga reply: {exc}") from None
             if saga is None:
@@ -237,7 +258,6 @@ class SagaOrchestrator(ConsumerWorker):
             raise MalformedMessageError(f"unknown saga step {step!r}")
 
     async def housekeeping(self) -> int:
-        assert self.pool is not None and self.provider is not None
         return (
             await self._resend_stuck_sagas()
             + await self._settle_unanswered_payments()
@@ -245,11 +265,10 @@ class SagaOrchestrator(ConsumerWorker):
         )
 
     async def _resend_stuck_sagas(self) -> int:
-        assert self.pool is not None
         now = datetime.now(UTC)
         handled = 0
         async with self.pool.acquire() as conn, conn.transaction():
-            stuck = await saga_store.claim_stuck_sagas(
+            stuck = await claim_stuck_sagas(
                 conn,
                 now=now,
                 timeout_s=self.settings.saga_timeout_s,
@@ -267,17 +286,16 @@ class SagaOrchestrator(ConsumerWorker):
                         saga.step,
                         saga.attempts + 1,
                     )
-                await saga_store.record_step(conn, saga.saga_id, saga.step or "", "retried")
+                await record_saga_step(conn, saga.saga_id, saga.step or "", "retried")
                 await self._advance(conn, saga, step=saga.step, now=now, retry=True)
                 SAGA_TIMEOUTS.labels("retry").inc()
         return handled
 
     async def _settle_unanswered_payments(self) -> int:
         """Asks the provider about each payment nobody told us about (see the module doc)."""
-        assert self.pool is not None and self.provider is not None
         now = datetime.now(UTC)
         handled = 0
-        for unanswered in await payment_store.unanswered_payments(
+        for unanswered in await unanswered_payments(
             self.pool, before=now - timedelta(seconds=self.resolve_after_s), limit=100
         ):
             payment = unanswered.payment
@@ -326,13 +344,14 @@ class SagaOrchestrator(ConsumerWorker):
         """How the provider's answer settles the payment; None while it does not."""
         payment = unanswered.payment
         if charge.status == "succeeded":
-            assert self.pool is not None
             arrived = Arrived.of_charge(charge)
-            reasons = await payment_checks.mismatches(self.pool, payment, arrived)
+            reasons = await payment_mismatches(self.pool, payment, arrived)
             if not reasons:
                 return "succeeded_by_provider"
-            if await payment_checks.record(self.pool, payment, arrived, reasons, source="provider"):
-                payment_checks.flag(payment, arrived, reasons, seen_in="provider")
+            if await record_payment_mismatch(
+                self.pool, payment, arrived, reasons, source="provider"
+            ):
+                flag_payment_mismatch(payment, arrived, reasons, seen_in="provider")
             if "payment_intent" in reasons and not self._overdue(unanswered, now):
                 return None  # not this payment's PaymentIntent: its own may still pay
             # Its own PaymentIntent took other money (it can never take the right sum now), or
@@ -347,17 +366,16 @@ class SagaOrchestrator(ConsumerWorker):
     async def _settle(
         self, payment_id: str, succeeded: bool, outcome: str, *, adopt: str | None = None
     ) -> bool:
-        assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
-            payment = await payment_store.find_payment(conn, payment_id, lock=True)
-            if payment is None or payment.status != payment_store.PENDING:
+            payment = await find_payment(conn, payment_id, lock=True)
+            if payment is None or payment.status != PAYMENT_PENDING:
                 return False
-            if await saga_store.find_saga(conn, payment_id) is not None:
+            if await find_saga(conn, payment_id) is not None:
                 return False  # its webhook got there first
             now = datetime.now(UTC)
             if adopt and payment.provider_ref is None:
                 # Found by our payment id: a refund must be able to name its PaymentIntent.
-                await payment_store.adopt_provider_ref(conn, payment_id, adopt, now=now)
+                await adopt_provider_ref(conn, payment_id, adopt, now=now)
             await self._start(conn, payment, succeeded=succeeded, now=now, outcome=outcome)
             log.info("payment %s settled from the provider: %s", payment_id, outcome)
         return True

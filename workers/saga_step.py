@@ -20,32 +20,48 @@ import asyncpg
 
 from booking import errors
 from booking.domain import CONFIRMED, RESERVED
-from booking.inventory.records import ReleaseReason
-from booking.inventory.scripts import Scripts
+from booking.inventory import ReleaseReason
 from booking.messaging import Envelope, add_to_outbox, booking_status_envelope
 from booking.metrics import SAGA_STEPS
-from booking.payments import saga_store
-from booking.payments import store as payment_store
-from booking.payments.notifications import (
+from booking.payments import (
+    PAYMENT_FAILED,
+    PAYMENT_PENDING,
+    PAYMENT_REFUNDED,
+    PAYMENT_SUCCEEDED,
+    STEP_CONFIRM,
+    STEP_NOTIFY,
+    STEP_REFUND,
+    STEP_RELEASE,
     Notifier,
     OutboxNotifier,
+    PaymentProvider,
+    ProviderRefusedError,
+    RefundRequest,
+    SagaTopics,
     confirmation_email,
+    create_provider,
+    find_payment,
+    record_saga_step,
+    set_payment_status,
 )
-from booking.payments.providers import create_provider
-from booking.payments.providers.base import PaymentProvider, ProviderRefusedError, RefundRequest
-from booking.payments.saga import STEP_CONFIRM, STEP_NOTIFY, STEP_REFUND, STEP_RELEASE, SagaTopics
 from booking.reconcile import restore_event
-from booking.store import bookings as booking_store
-from booking.store.messages import claim_message, was_processed
-from booking.store.users import find_email_address
-from common.redis_client import RedisClient, connect
-from workers.consumer import ConsumerWorker, MalformedMessageError
+from booking.store import (
+    claim_message,
+    confirm_booking,
+    end_bookings,
+    find_booking,
+    find_email_address,
+    lock_booking_status,
+    was_processed,
+)
+from workers.consumer import POOL_CLOSE_S, ConsumerWorker, MalformedMessageError
+from workers.resources import Provisioned, Resources, open_resources
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 Outcome = tuple[str, dict[str, Any]]
-_REFUNDABLE = (payment_store.SUCCEEDED, payment_store.FAILED, payment_store.PENDING)
+_REFUNDABLE = (PAYMENT_SUCCEEDED, PAYMENT_FAILED, PAYMENT_PENDING)
 Work = Callable[[asyncpg.Connection], Awaitable[Outcome]]
 
 
@@ -80,6 +96,7 @@ class SagaStep(ConsumerWorker):
     def __init__(
         self,
         settings: WorkerSettings,
+        resources: Resources,
         *,
         topics: SagaTopics | None = None,
         group_id: str = "",
@@ -90,11 +107,20 @@ class SagaStep(ConsumerWorker):
         namespace = settings.kafka_namespace
         self.saga_topics = topics or SagaTopics.for_namespace(namespace)
         group_id = group_id or (f"{self.name}.{namespace}" if namespace else self.name)
-        super().__init__(settings, topics=[self.saga_topics.commands], group_id=group_id, **options)
-        self.provider = provider
+        super().__init__(
+            settings,
+            resources.pool,
+            topics=[self.saga_topics.commands],
+            group_id=group_id,
+            **options,
+        )
+        self.scripts = resources.scripts
+        self.provider = (
+            provider
+            if provider is not None
+            else create_provider(settings.payments, pool=resources.pool)
+        )
         self.notifier = notifier or OutboxNotifier(self.saga_topics.notifications)
-        self.redis: RedisClient | None = None
-        self.scripts: Scripts | None = None
         self._steps: dict[str, Callable[[Envelope, Command], Awaitable[None]]] = {
             STEP_CONFIRM: self._confirm,
             STEP_REFUND: self._refund,
@@ -102,25 +128,23 @@ class SagaStep(ConsumerWorker):
             STEP_NOTIFY: self._notify,
         }
 
-    async def setup(self) -> None:
-        self.redis = await connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
-        self.scripts = Scripts(self.redis)
-        await self.scripts.load()
-        if self.provider is None:
-            self.provider = create_provider(self.settings.payments, pool=self.pool)
+    @classmethod
+    def provisioned(cls, settings: WorkerSettings, **options: Any) -> Provisioned[Resources]:
+        """`options`: those of the constructor (topics, group_id, provider, ...)."""
+        return Provisioned(
+            cls,
+            lambda: open_resources(settings, pool_size=4, pool_close_timeout_s=POOL_CLOSE_S),
+            lambda resources: cls(settings, resources, **options),
+        )
 
     async def teardown(self) -> None:
-        if self.provider is not None:
-            await self.provider.aclose()
-        if self.redis is not None:
-            await self.redis.aclose()
+        await self.provider.aclose()
 
     async def handle(self, envelope: Envelope) -> None:
         command = Command.of(envelope)
         step = self._steps.get(command.step)
         if step is None:
             raise MalformedMessageError(f"unknown saga step {command.step!r}")
-        assert self.pool is not None
         if await was_processed(self.pool, self.name, envelope.id):
             return
         await step(envelope, command)
@@ -128,13 +152,12 @@ class SagaStep(ConsumerWorker):
     async def _finish(self, envelope: Envelope, command: Command, work: Work) -> None:
         """Runs `work` and records its outcome, the message as processed and the reply, in one
         transaction; does nothing if another copy got there first."""
-        assert self.pool is not None
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, self.name, envelope.id):
                 return
             outcome, detail = await work(conn)
-            await saga_store.record_step(conn, command.saga_id, command.step, outcome, detail)
+            await record_saga_step(conn, command.saga_id, command.step, outcome, detail)
             reply = Envelope.new(
                 "saga.reply",
                 command.booking_id,
@@ -150,7 +173,6 @@ class SagaStep(ConsumerWorker):
         SAGA_STEPS.labels(command.step, outcome).inc()
 
     async def _confirm(self, envelope: Envelope, command: Command) -> None:
-        assert self.scripts is not None
         try:
             try:
                 await self.scripts.confirm(command.event_id, command.booking_id)
@@ -176,12 +198,12 @@ class SagaStep(ConsumerWorker):
         ended_in_postgres: list[bool] = []
 
         async def confirm_in_postgres(conn: asyncpg.Connection) -> Outcome:
-            row = await booking_store.lock_status(conn, command.booking_id)
+            row = await lock_booking_status(conn, command.booking_id)
             if row is None:
                 return "refused", {"reason": "not_found"}
             if row["status"] == RESERVED:
                 now = datetime.now(UTC)
-                await booking_store.confirm_booking(
+                await confirm_booking(
                     conn, command.booking_id, now=now, payment_id=command.payment_id
                 )
                 await self._announce(conn, command.booking_id, CONFIRMED, now)
@@ -202,8 +224,7 @@ class SagaStep(ConsumerWorker):
     async def _restore_lost_event(self, command: Command) -> bool:
         """True when PostgreSQL holds the booking live within its deadline and Redis had no
         inventory for its event (now restored from PostgreSQL, by us or someone faster)."""
-        assert self.pool is not None and self.scripts is not None
-        booking = await booking_store.find_booking(self.pool, command.booking_id)
+        booking = await find_booking(self.pool, command.booking_id)
         if booking is None or booking.status != RESERVED:
             return False
         if booking.expires_at <= datetime.now(UTC):
@@ -220,13 +241,12 @@ class SagaStep(ConsumerWorker):
         return True
 
     async def _refund(self, envelope: Envelope, command: Command) -> None:
-        assert self.pool is not None and self.provider is not None
-        payment = await payment_store.find_payment(self.pool, command.payment_id)
+        payment = await find_payment(self.pool, command.payment_id)
         if payment is None:
             raise MalformedMessageError(f"unknown payment {command.payment_id}")
         refund_ref = ""
         refusal = ""
-        if payment.status != payment_store.REFUNDED:
+        if payment.status != PAYMENT_REFUNDED:
             try:
                 refund_ref = await self.provider.refund(
                     RefundRequest(
@@ -242,23 +262,18 @@ class SagaStep(ConsumerWorker):
         async def record_refund(conn: asyncpg.Connection) -> Outcome:
             if refusal:
                 return "failed", {"reason": refusal}
-            await payment_store.set_status(
+            await set_payment_status(
                 conn,
                 payment.payment_id,
-                payment_store.REFUNDED,
+                PAYMENT_REFUNDED,
                 now=datetime.now(UTC),
-                from_statuses=(
-                    payment_store.SUCCEEDED,
-                    payment_store.FAILED,
-                    payment_store.PENDING,
-                ),
+                from_statuses=(PAYMENT_SUCCEEDED, PAYMENT_FAILED, PAYMENT_PENDING),
             )
             return "refunded", {"refund_ref": refund_ref}
 
         await self._finish(envelope, command, record_refund)
 
     async def _release(self, envelope: Envelope, command: Command) -> None:
-        assert self.scripts is not None
         refund = command.release_reason == "REFUNDED"
         reason: ReleaseReason = "REFUNDED" if refund else "FAILED"
         try:
@@ -275,7 +290,7 @@ class SagaStep(ConsumerWorker):
             if not final:
                 return "released", {"skipped": "booking confirmed"}
             now = datetime.now(UTC)
-            ended = await booking_store.end_bookings(
+            ended = await end_bookings(
                 conn,
                 [command.booking_id],
                 status=final,
@@ -290,7 +305,7 @@ class SagaStep(ConsumerWorker):
 
     async def _notify(self, envelope: Envelope, command: Command) -> None:
         async def send(conn: asyncpg.Connection) -> Outcome:
-            booking = await booking_store.find_booking(conn, command.booking_id)
+            booking = await find_booking(conn, command.booking_id)
             if booking is None:
                 return "skipped", {"reason": "no booking"}
             address = await find_email_address(conn, booking.user_id)
@@ -311,7 +326,7 @@ class SagaStep(ConsumerWorker):
     async def _announce(
         self, conn: asyncpg.Connection, booking_id: str, status: str, now: datetime
     ) -> None:
-        booking = await booking_store.find_booking(conn, booking_id)
+        booking = await find_booking(conn, booking_id)
         assert booking is not None
         envelope = booking_status_envelope(
             booking_id=booking_id,

@@ -12,17 +12,14 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from prometheus_client import Counter
 
 from booking import errors
 from booking.bookings import record_ended
-from booking.db import create_pool
 from booking.domain import CANCELLED, EXPIRED
-from booking.inventory.keys import LIVE_EVENTS
-from booking.inventory.scripts import Scripts
-from booking.store.bookings import due_reserved
-from common.redis_client import RedisClient, connect
+from booking.inventory import LIVE_EVENTS
+from booking.store import due_reserved
+from workers.resources import Provisioned, Resources, open_resources
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -38,29 +35,26 @@ CATCH_UP_GRACE = timedelta(seconds=5)
 class SeatRelease:
     name = "seat-release"
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, resources: Resources) -> None:
         self.settings = settings
-        self.redis: RedisClient | None = None
-        self.pool: asyncpg.Pool | None = None
-        self.scripts: Scripts | None = None
+        self.redis = resources.redis
+        self.pool = resources.pool
+        self.scripts = resources.scripts
+
+    @classmethod
+    def provisioned(cls, settings: WorkerSettings) -> Provisioned[Resources]:
+        return Provisioned(cls, lambda: open_resources(settings), lambda r: cls(settings, r))
 
     async def start(self) -> None:
-        self.redis = await connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
-        self.scripts = Scripts(self.redis)
-        await self.scripts.load()
-        self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=2)
+        """Nothing of its own to open: its clients come ready."""
 
     async def stop(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-        if self.redis is not None:
-            await self.redis.aclose()
+        """Nothing of its own to close."""
 
     async def tick(self) -> int:
         return await self.sweep_redis() + await self.catch_up()
 
     async def sweep_redis(self) -> int:
-        assert self.redis is not None and self.scripts is not None and self.pool is not None
         released = 0
         for raw in await self.redis.zrange(LIVE_EVENTS, 0, -1):
             event_id = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -73,7 +67,6 @@ class SeatRelease:
         return released
 
     async def catch_up(self) -> int:
-        assert self.scripts is not None and self.pool is not None
         due = await due_reserved(
             self.pool,
             before=datetime.now(UTC) - CATCH_UP_GRACE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from booking.payments.providers import PaymentConfig
+from booking.payments import PaymentConfig
 from common.settings import Env, ServiceSettings
 
 

@@ -12,12 +12,11 @@ import math
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from booking import errors
-from booking.catalog import Catalog
 from booking.domain import from_ms, rfc3339, to_ms
 from booking.inventory.lua_errors import QueueNotLoadedError
 from booking.inventory.scripts import epoch_ms
@@ -32,6 +31,9 @@ from booking.queue.store import (
 )
 from booking.schemas import QueuePatchBody
 from common.tokens import Identity
+
+if TYPE_CHECKING:  # booking.catalog imports this package (its queue store)
+    from booking.catalog import Catalog
 
 _DRAW_SPACE = 1 << 64
 QUEUE_REDIS_CONNECTIONS = 32  # the queue's Redis pool per process (the hub has its own one)

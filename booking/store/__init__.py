@@ -8,3 +8,41 @@ import asyncpg
 
 # A connection (inside a transaction) or the pool (a statement on its own).
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+# What other packages (the workers) use; the modules stay the place to read each statement.
+from booking.store.bookings import (  # noqa: E402
+    confirm_booking,
+    due_reserved,
+    end_bookings,
+    find_booking,
+)
+from booking.store.bookings import lock_status as lock_booking_status  # noqa: E402
+from booking.store.events import find_event, live_event_ids  # noqa: E402
+from booking.store.messages import backlog as outbox_backlog  # noqa: E402
+from booking.store.messages import (  # noqa: E402
+    claim_message,
+    mark_published,
+    was_processed,
+)
+from booking.store.messages import lock_relay as lock_outbox_relay  # noqa: E402
+from booking.store.messages import unpublished as unpublished_messages  # noqa: E402
+from booking.store.users import find_email_address  # noqa: E402
+
+__all__ = [
+    "Conn",
+    "claim_message",
+    "confirm_booking",
+    "due_reserved",
+    "end_bookings",
+    "find_booking",
+    "find_email_address",
+    "find_event",
+    "live_event_ids",
+    "lock_booking_status",
+    "lock_outbox_relay",
+    "mark_published",
+    "outbox_backlog",
+    "unpublished_messages",
+    "was_processed",
+]

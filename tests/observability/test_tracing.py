@@ -185,7 +185,9 @@ async def test_one_trace_from_gateway_to_a_kafka_consumer(
     assert headers["traceparent"].split("-")[1] == format(trace_id, "032x")
 
     # ... the relay publishes it under a PRODUCER span of the same trace ...
-    relay = OutboxRelay(WorkerSettings(database_url=database_url, kafka_bootstrap=kafka_bootstrap))
+    relay = OutboxRelay.provisioned(
+        WorkerSettings(database_url=database_url, kafka_bootstrap=kafka_bootstrap)
+    )
     await relay.start()
     try:
         assert await relay.tick() >= 1

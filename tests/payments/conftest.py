@@ -235,20 +235,13 @@ def saga_workers(rig: SagaRig) -> Callable[[], Any]:
     """`async with saga_workers():` runs relay, orchestrator and step on the test's topics."""
 
     def start() -> Any:
+        options = {"topics": rig.topics, "poll_timeout_ms": 100}
         return running(
-            OutboxRelay(rig.worker_settings),
-            SagaOrchestrator(
-                rig.worker_settings,
-                group_id=f"orch-{rig.unique}",
-                topics=rig.topics,
-                poll_timeout_ms=100,
+            OutboxRelay.provisioned(rig.worker_settings),
+            SagaOrchestrator.provisioned(
+                rig.worker_settings, group_id=f"orch-{rig.unique}", **options
             ),
-            SagaStep(
-                rig.worker_settings,
-                group_id=f"step-{rig.unique}",
-                topics=rig.topics,
-                poll_timeout_ms=100,
-            ),
+            SagaStep.provisioned(rig.worker_settings, group_id=f"step-{rig.unique}", **options),
         )
 
     return start

@@ -15,6 +15,7 @@ from booking.messaging import Envelope
 from booking.store.messages import claim_message
 from tests.payments.conftest import SagaRig, envelope_bytes, running, wait_for
 from workers.consumer import ConsumerWorker, MalformedMessageError
+from workers.resources import open_pool
 
 
 class Recorder(ConsumerWorker):
@@ -31,7 +32,6 @@ class Recorder(ConsumerWorker):
         if envelope.type == "flaky" and self.flaky_failures:
             self.flaky_failures -= 1
             raise ServiceUnavailableError("not yet")
-        assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
             if await claim_message(conn, self.name, envelope.id):
                 self.seen.append(envelope.type)
@@ -45,31 +45,33 @@ async def test_poison_goes_to_the_dlq_retriable_is_retried_duplicates_change_not
     rig: SagaRig,
 ) -> None:
     topic = f"test.consumer.{rig.unique}"
-    worker = Recorder(
-        rig.worker_settings,
-        topics=[topic],
-        group_id=f"rec-{rig.unique}",
-        poll_timeout_ms=100,
-        backoff_s=0.01,
-    )
-    duplicate = envelope_bytes("ok", {})
-    messages = [
-        b"\x00not json at all",
-        envelope_bytes("poison", {}),
-        envelope_bytes("flaky", {}),
-        duplicate,
-        duplicate,
-        envelope_bytes("last", {}),
-    ]
-    producer = create_producer(rig.worker_settings.kafka_bootstrap, idempotence=False)
-    async with running(worker):
-        await producer.start()
-        try:
-            for value in messages:
-                await producer.send_and_wait(topic, value=value, key=b"same-key")
-        finally:
-            await producer.stop()
-        await wait_for(lambda: _saw_last(worker))
+    async with open_pool(rig.worker_settings, max_size=4) as pool:
+        worker = Recorder(
+            rig.worker_settings,
+            pool,
+            topics=[topic],
+            group_id=f"rec-{rig.unique}",
+            poll_timeout_ms=100,
+            backoff_s=0.01,
+        )
+        duplicate = envelope_bytes("ok", {})
+        messages = [
+            b"\x00not json at all",
+            envelope_bytes("poison", {}),
+            envelope_bytes("flaky", {}),
+            duplicate,
+            duplicate,
+            envelope_bytes("last", {}),
+        ]
+        producer = create_producer(rig.worker_settings.kafka_bootstrap, idempotence=False)
+        async with running(worker):
+            await producer.start()
+            try:
+                for value in messages:
+                    await producer.send_and_wait(topic, value=value, key=b"same-key")
+            finally:
+                await producer.stop()
+            await wait_for(lambda: _saw_last(worker))
     assert worker.seen == ["flaky", "ok", "last"]
     assert _dlq_count(topic) == 2
 

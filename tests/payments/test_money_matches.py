@@ -60,11 +60,11 @@ async def stripe_workers(rig: SagaRig, stand_in: StripeStandIn) -> AsyncIterator
     asking, refunding = stand_in.provider(), stand_in.provider()
     try:
         async with running(
-            OutboxRelay(rig.worker_settings),
-            SagaOrchestrator(
+            OutboxRelay.provisioned(rig.worker_settings),
+            SagaOrchestrator.provisioned(
                 rig.worker_settings, group_id=f"orch-{rig.unique}", provider=asking, **options
             ),
-            SagaStep(
+            SagaStep.provisioned(
                 rig.worker_settings, group_id=f"step-{rig.unique}", provider=refunding, **options
             ),
         ):

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from booking.inventory.keys import LIVE_EVENTS, event_keys
 from tests.payments.conftest import SAGA_HOLD_TTL_S, SagaRig, running, wait_for
 from workers.outbox_relay import OutboxRelay
+from workers.resources import open_resources
 from workers.saga_orchestrator import SagaOrchestrator
 from workers.saga_step import SagaStep
 from workers.seat_release import SeatRelease
@@ -153,23 +154,22 @@ async def test_a_stuck_saga_is_retried_past_the_old_give_up_point(rig: SagaRig) 
     booking = await rig.reserve(buyer, event)
     payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
     await rig.deliver(*await rig.signed_webhook(payment_id))
-    orchestrator = SagaOrchestrator(
-        rig.worker_settings, group_id=f"orch-{rig.unique}", topics=rig.topics, poll_timeout_ms=100
+    options = {"topics": rig.topics, "poll_timeout_ms": 100}
+    orchestrator = SagaOrchestrator.provisioned(
+        rig.worker_settings, group_id=f"orch-{rig.unique}", **options
     )
-    async with running(OutboxRelay(rig.worker_settings), orchestrator):
+    async with running(OutboxRelay.provisioned(rig.worker_settings), orchestrator):
         await wait_for(lambda: _saga_state(rig, payment_id, "CONFIRMING"), within=30)
     await rig.pool.execute(
         """UPDATE sagas SET attempts = 12, updated_at = now() - interval '1 hour'
            WHERE saga_id = $1""",
         uuid.UUID(payment_id),
     )
-    step = SagaStep(
-        rig.worker_settings, group_id=f"step-{rig.unique}", topics=rig.topics, poll_timeout_ms=100
+    step = SagaStep.provisioned(rig.worker_settings, group_id=f"step-{rig.unique}", **options)
+    orchestrator = SagaOrchestrator.provisioned(
+        rig.worker_settings, group_id=f"orch-{rig.unique}", **options
     )
-    orchestrator = SagaOrchestrator(
-        rig.worker_settings, group_id=f"orch-{rig.unique}", topics=rig.topics, poll_timeout_ms=100
-    )
-    async with running(OutboxRelay(rig.worker_settings), orchestrator, step):
+    async with running(OutboxRelay.provisioned(rig.worker_settings), orchestrator, step):
         await wait_for(lambda: _saga_ended_well(rig, payment_id), within=30)
     steps = await rig.pool.fetch(
         "SELECT step, outcome FROM saga_steps WHERE saga_id = $1", uuid.UUID(payment_id)
@@ -223,15 +223,15 @@ async def test_a_hold_being_paid_for_outlives_its_deadline_until_the_confirm(
     )
     assert (expires_at - datetime.now(UTC)).total_seconds() > 50
 
-    sweeper = SeatRelease(rig.worker_settings)
-    await sweeper.start()
-    try:
-        await asyncio.sleep(SAGA_HOLD_TTL_S + 0.5)  # past the hold's original deadline
-        await sweeper.tick()  # the sweep and the catch-up pass both leave it alone
-        assert sweeper.scripts is not None
-        hold = await sweeper.scripts.get_hold(event["event_id"], booking["booking_id"])
-    finally:
-        await sweeper.stop()
+    async with open_resources(rig.worker_settings) as resources:
+        sweeper = SeatRelease(rig.worker_settings, resources)
+        await sweeper.start()
+        try:
+            await asyncio.sleep(SAGA_HOLD_TTL_S + 0.5)  # past the hold's original deadline
+            await sweeper.tick()  # the sweep and the catch-up pass both leave it alone
+            hold = await sweeper.scripts.get_hold(event["event_id"], booking["booking_id"])
+        finally:
+            await sweeper.stop()
     assert hold is not None and hold.status == "RESERVED"
     assert await rig.booking_status(booking["booking_id"]) == "RESERVED"
     assert (await rig.deliver(*await rig.signed_webhook(payment_id))).json()["result"] == "recorded"

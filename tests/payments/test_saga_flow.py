@@ -9,6 +9,7 @@ from typing import Any
 
 from booking.inventory.scripts import Scripts
 from tests.payments.conftest import SAGA_HOLD_TTL_S, SagaRig, wait_for
+from workers.runtime import PeriodicWorker
 from workers.seat_release import SeatRelease
 
 
@@ -98,7 +99,7 @@ async def test_payment_after_the_hold_lapsed_and_was_resold_is_refunded(
     lapsed = await rig.reserve(late_buyer, event, quantity=2)
     payment_id = (await rig.pay(late_buyer, lapsed["booking_id"])).json()["payment_id"]
 
-    sweeper = SeatRelease(rig.worker_settings)
+    sweeper = SeatRelease.provisioned(rig.worker_settings)
     await sweeper.start()
     try:
         await wait_for(
@@ -130,7 +131,7 @@ async def test_payment_after_the_hold_lapsed_and_was_resold_is_refunded(
     ]
 
 
-async def _swept(rig: SagaRig, sweeper: SeatRelease, booking_id: str) -> bool:
+async def _swept(rig: SagaRig, sweeper: PeriodicWorker, booking_id: str) -> bool:
     await sweeper.tick()
     return await rig.booking_status(booking_id) == "EXPIRED"
 

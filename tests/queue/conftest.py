@@ -13,6 +13,7 @@ from booking.inventory.scripts import epoch_ms
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import event_payload
 from workers.queue_release import QueueRelease
+from workers.resources import open_queue
 from workers.settings import WorkerSettings
 
 TICK_S = 0.2
@@ -42,16 +43,14 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def release(redis_url: str, service_env: dict[str, str], clock: Clock) -> AsyncIterator[Any]:
-    worker = QueueRelease(
-        WorkerSettings(redis_url=redis_url, interval_s=TICK_S),
-        secret=service_env["INTERNAL_SECRET"],
-        clock=clock,
-    )
-    await worker.start()
-    try:
-        yield worker
-    finally:
-        await worker.stop()
+    settings = WorkerSettings(redis_url=redis_url, interval_s=TICK_S)
+    async with open_queue(settings) as store:
+        worker = QueueRelease(settings, store, secret=service_env["INTERNAL_SECRET"], clock=clock)
+        await worker.start()
+        try:
+            yield worker
+        finally:
+            await worker.stop()
 
 
 @pytest.fixture

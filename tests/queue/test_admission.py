@@ -14,6 +14,7 @@ from booking.queue.service import shuffled_order
 from tests.queue.conftest import TICK_S, Clock
 from tests.queue.helpers import join, position, reserve
 from workers.queue_release import QueueRelease
+from workers.resources import open_queue
 
 TICK_MS = int(TICK_S * 1000)
 
@@ -103,9 +104,10 @@ async def test_two_copies_at_once_respect_the_limits(
     users = [await make_user() for _ in range(8)]
     for _, headers in users:
         await join(client, headers, event_id)
-    other = QueueRelease(release.settings, secret=service_env["INTERNAL_SECRET"], clock=clock)
-    await other.start()
-    try:
+    async with open_queue(release.settings) as store:  # another copy: a client of its own
+        other = QueueRelease(
+            release.settings, store, secret=service_env["INTERNAL_SECRET"], clock=clock
+        )
         now = clock()
         for tick in range(5):
             results = await asyncio.gather(
@@ -115,8 +117,6 @@ async def test_two_copies_at_once_respect_the_limits(
             assert sum(r.admitted for r in results if r is not None) <= 2
             keys = queue_keys(event_id)
             assert await redis.zcard(keys.passes_active) <= 5
-    finally:
-        await other.stop()
     keys = queue_keys(event_id)
     assert await redis.hlen(keys.admitted) == 5 == await redis.hlen(keys.passes)
     assert await _admitted(client, users, event_id) == [0, 1, 2, 3, 4]
@@ -195,4 +195,4 @@ async def test_sold_out_closes_the_queue(
         "/api/v1/queue/join", json={"event_id": event_id}, headers=waiting[0][1]
     )
     assert refused.status_code == 409 and refused.json()["code"] == "sold_out"
-    assert event_id not in await release.store.open_queue_ids()  # type: ignore[union-attr]
+    assert event_id not in await release.store.open_queue_ids()

@@ -35,7 +35,6 @@ class ClaimingRecorder(ConsumerWorker):
         self.handled: list[str] = []
 
     async def handle(self, envelope: Envelope) -> None:
-        assert self.pool is not None
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         async with self.pool.acquire() as conn, conn.transaction():

@@ -22,6 +22,7 @@ from tests.workers.kafka_rig import (
     wait_for,
 )
 from workers.outbox_relay import OutboxRelay
+from workers.resources import open_pool
 from workers.settings import WorkerSettings
 
 
@@ -45,31 +46,40 @@ async def test_consumer_and_relay_survive_a_broker_restarted_empty(
             kafka_session_timeout_ms=1500,
             interval_s=0.2,
         )
-        consumer = ClaimingRecorder(
-            settings, topics=[topic], group_id=f"g-{unique}", poll_timeout_ms=200, delay_s=0.2
-        )
-        name = consumer.name
         # The relay may end itself when rebuilt producers keep failing (a fresh process then
         # takes over, as the supervisor would start one): that is recovery too.
-        async with supervised(lambda: OutboxRelay(settings)), ticking(consumer) as consumer_task:
-            before = await _outbox(clean_db, topic, 3, "before")
-            await wait_for(lambda: _all_in(clean_db, name, before), within=60)
+        async with (
+            open_pool(settings, max_size=4) as pool,
+            supervised(lambda: OutboxRelay.provisioned(settings)),
+        ):
+            consumer = ClaimingRecorder(
+                settings,
+                pool,
+                topics=[topic],
+                group_id=f"g-{unique}",
+                poll_timeout_ms=200,
+                delay_s=0.2,
+            )
+            name = consumer.name
+            async with ticking(consumer) as consumer_task:
+                before = await _outbox(clean_db, topic, 3, "before")
+                await wait_for(lambda: _all_in(clean_db, name, before), within=60)
 
-            # Busy when the broker dies: each message takes 0.2 s, so its commits fail.
-            await _outbox(clean_db, topic, 10, "in flight")
-            await wait_for(lambda: _published(clean_db), within=30)
-            await asyncio.to_thread(broker.kill)
-            await asyncio.sleep(0.5)  # the dead broker is seen; not an assertion
-            await asyncio.to_thread(broker.start)
-            # The workers recreate the topic themselves. Writing before they have is a race the
-            # embedded broker (Tansu, in memory) can lose messages to, acknowledged or not; in
-            # the product PostgreSQL re-drives such losses (tests/payments, make chaos), here the
-            # subject is that both workers recover without help.
-            await wait_for(lambda: _topic_exists(broker.bootstrap, topic), within=60)
+                # Busy when the broker dies: each message takes 0.2 s, so its commits fail.
+                await _outbox(clean_db, topic, 10, "in flight")
+                await wait_for(lambda: _published(clean_db), within=30)
+                await asyncio.to_thread(broker.kill)
+                await asyncio.sleep(0.5)  # the dead broker is seen; not an assertion
+                await asyncio.to_thread(broker.start)
+                # The workers recreate the topic themselves. Writing before they have is a race
+                # the embedded broker (Tansu, in memory) can lose messages to, acknowledged or
+                # not; in the product PostgreSQL re-drives such losses (tests/payments, make
+                # chaos), here the subject is that both workers recover without help.
+                await wait_for(lambda: _topic_exists(broker.bootstrap, topic), within=60)
 
-            after = await _outbox(clean_db, topic, 3, "after")
-            await wait_for(lambda: _all_in(clean_db, name, after), within=90)
-            assert not consumer_task.done()
+                after = await _outbox(clean_db, topic, 3, "after")
+                await wait_for(lambda: _all_in(clean_db, name, after), within=90)
+                assert not consumer_task.done()
 
         left = await clean_db.fetchval(
             "SELECT count(*) FROM outbox WHERE published_at IS NULL AND topic = $1", topic

@@ -37,7 +37,7 @@ async def test_relay_publishes_each_row_once_in_order(
         for envelope in envelopes:
             await add_to_outbox(conn, topic, envelope, {"traceparent": "00-abc-def-01"})
 
-    relay = OutboxRelay(
+    relay = OutboxRelay.provisioned(
         WorkerSettings(database_url=migrated_database, kafka_bootstrap=kafka_bootstrap)
     )
     await relay.start()

@@ -12,7 +12,8 @@ from typing import Any
 from booking.kafka import create_producer
 from booking.messaging import Envelope
 from tests.workers.kafka_rig import ClaimingRecorder, processed_ids, ticking, wait_for
-from workers.consumer import ensure_topics
+from workers.kafka_clients import ensure_topics
+from workers.resources import open_pool
 from workers.settings import WorkerSettings
 
 MESSAGES = 150
@@ -43,12 +44,28 @@ async def test_a_copy_joining_and_leaving_mid_stream_loses_nothing(
     )
     await ensure_topics(kafka_bootstrap, [topic], partitions=settings.kafka_partitions)
 
-    def copy() -> ClaimingRecorder:
+    def copy(pool: Any) -> ClaimingRecorder:
         return ClaimingRecorder(
-            settings, topics=[topic], group_id=f"g-{unique}", poll_timeout_ms=200, delay_s=0.01
+            settings,
+            pool,
+            topics=[topic],
+            group_id=f"g-{unique}",
+            poll_timeout_ms=200,
+            delay_s=0.01,
         )
 
-    first, second = copy(), copy()
+    async with open_pool(settings, max_size=4) as one, open_pool(settings, max_size=4) as other:
+        first, second = copy(one), copy(other)
+        await _join_and_leave(clean_db, kafka_bootstrap, topic, first, second)
+
+
+async def _join_and_leave(
+    clean_db: Any,
+    kafka_bootstrap: str,
+    topic: str,
+    first: ClaimingRecorder,
+    second: ClaimingRecorder,
+) -> None:
     sent: list[str] = []
     async with ticking(first):
         producing = asyncio.create_task(_produce(kafka_bootstrap, topic, sent, 0.03))

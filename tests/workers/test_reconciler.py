@@ -34,7 +34,9 @@ async def test_reports_no_drift_then_rebuilds_lost_inventory(
     )
     await _reserve(bookings, event, 2)
 
-    worker = Reconciler(WorkerSettings(redis_url=redis_url, database_url=migrated_database))
+    worker = Reconciler.provisioned(
+        WorkerSettings(redis_url=redis_url, database_url=migrated_database)
+    )
     await worker.start()
     try:
         await worker.tick()

@@ -9,6 +9,7 @@ from booking.inventory.scripts import epoch_ms
 from booking.schemas import EventBody, ReserveBody
 from booking.store.users import insert_user
 from common.tokens import Identity
+from workers.resources import open_resources
 from workers.seat_release import SeatRelease
 from workers.settings import WorkerSettings
 
@@ -64,16 +65,17 @@ async def test_lapsed_holds_go_back_on_sale_once(
     zone = event.zones[0].zone_id
 
     settings = WorkerSettings(redis_url=redis_url, database_url=migrated_database)
-    workers = [SeatRelease(settings), SeatRelease(settings)]
-    for worker in workers:
-        await worker.start()
-    try:
-        await asyncio.sleep(1.2)
-        handled = await asyncio.gather(*(worker.sweep_redis() for worker in workers))
-        assert sum(handled) >= 2  # two copies sweeping at once release each hold once
-    finally:
+    async with open_resources(settings) as one, open_resources(settings) as other:
+        workers = [SeatRelease(settings, one), SeatRelease(settings, other)]
         for worker in workers:
-            await worker.stop()
+            await worker.start()
+        try:
+            await asyncio.sleep(1.2)
+            handled = await asyncio.gather(*(worker.sweep_redis() for worker in workers))
+            assert sum(handled) >= 2  # two copies sweeping at once release each hold once
+        finally:
+            for worker in workers:
+                await worker.stop()
 
     statuses = {
         str(row["booking_id"]): row["status"]
@@ -110,13 +112,15 @@ async def test_catch_up_ends_what_postgres_still_thinks_is_live(
         "UPDATE bookings SET expires_at = now() - interval '1 minute' WHERE booking_id = $1",
         uuid.UUID(booking.booking_id),
     )
-    worker = SeatRelease(WorkerSettings(redis_url=redis_url, database_url=migrated_database))
-    await worker.start()
-    try:
-        assert await worker.catch_up() >= 1
-        assert await worker.catch_up() == 0
-    finally:
-        await worker.stop()
+    settings = WorkerSettings(redis_url=redis_url, database_url=migrated_database)
+    async with open_resources(settings) as resources:
+        worker = SeatRelease(settings, resources)
+        await worker.start()
+        try:
+            assert await worker.catch_up() >= 1
+            assert await worker.catch_up() == 0
+        finally:
+            await worker.stop()
     status = await booking_parts.pool.fetchval(
         "SELECT status FROM bookings WHERE booking_id = $1", uuid.UUID(booking.booking_id)
     )

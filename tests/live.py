@@ -81,6 +81,7 @@ REDIS_DBS = {
     "feed_e2e": 3,
     "drop_smoke": 5,
     "contract": 6,
+    "web": 7,
     "streams": 10,
 }
 assert len(set(REDIS_DBS.values())) == len(REDIS_DBS)

@@ -27,6 +27,17 @@ async def event_stats(request: Request) -> JSONResponse:
                 "inventory is not loaded in Redis; the reconciler rebuilds it"
             )
     queue = await state.queue.store.stats(event.event_id, int(time.time() * 1000))
+    if queue is None and event.queue_enabled:
+        # Nobody has joined yet: the queue is set up in Redis at the first join.
+        queue = {
+            "open": event.status == "on_sale",
+            "paused": event.queue_paused,
+            "sold_out": False,
+            "waiting": 0,
+            "pre_queue": 0,
+            "passes_outstanding": 0,
+            "admitted_per_s": 0.0,
+        }
     return JSONResponse(
         {
             "event_id": event.event_id,

@@ -5,7 +5,7 @@ import { get, newKey, request } from '../api.js';
 import { duration, errorBox, field, h, money, replace } from '../dom.js';
 import { watchAvailability } from '../feed.js';
 import { SeatMap, mount } from '../seatmap.js';
-import { passes, passLeft } from '../state.js';
+import { hasJoined, passes, passLeft } from '../state.js';
 
 const WHY = {
   seat_unavailable: 'Someone else has just taken one of these seats. Choose another seat.',
@@ -26,7 +26,7 @@ export async function render(main, [eventId, zoneId], { user, go }) {
   document.title = `Tickets · ${event.name}`;
   const cleanups = [];
   let pass = passes.get(eventId) || null;
-  if (event.queue.enabled && !pass) {
+  if (event.queue.enabled && !pass && hasJoined(eventId)) {
     try {
       const place = await get(`/queue/position/${encodeURIComponent(eventId)}`);
       if (place.status === 'admitted') { pass = place; passes.set(eventId, place); }

@@ -1,7 +1,7 @@
 // The waiting room: one stream (the queue position SSE), no polling.
 import { authStream, request, get, post } from '../api.js';
 import { duration, errorBox, h, replace, when } from '../dom.js';
-import { passes, passLeft } from '../state.js';
+import { markJoined, passes, passLeft } from '../state.js';
 
 export async function render(main, [eventId], { user, go }) {
   if (!user) {
@@ -66,6 +66,7 @@ export async function render(main, [eventId], { user, go }) {
 
   try {
     const place = await post('/queue/join', { event_id: eventId });
+    markJoined(eventId, true);
     if (place.status === 'admitted') {
       admitted(place);
       return undefined;
@@ -93,6 +94,7 @@ export async function render(main, [eventId], { user, go }) {
     leave.disabled = true;
     try {
       await request('DELETE', `/queue/position/${encodeURIComponent(eventId)}`);
+      markJoined(eventId, false);
       stop();
       finished = true;
       status.textContent = 'You left the waiting room.';

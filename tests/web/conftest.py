@@ -22,12 +22,14 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
-from tests.live import LiveStack, live_stack_fixture
+from tests.live import LiveStack, Shape, live_stack_fixture
 
+# One booking process is enough for pages (and lighter on a shared 2-core machine).
 web_stack = live_stack_fixture(
     "web",
     fixture="web_stack",
     env={"HOLD_TTL_S": "300", "RATE_LIMIT_AUTH_PER_IP": "1000", "QUEUE_HEARTBEAT_S": "5"},
+    shape=Shape(bookings=1),
 )
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -19,6 +19,16 @@ async def test_sold_out_ends_every_open_waiting_room(web: Web, api: httpx.AsyncC
     )
     event_id = event["event_id"]
     rooms = [await web.tab(PHONE, refresh_token=(await new_buyer(api))[1]) for _ in range(2)]
+    queue_calls: list[list[str]] = [[], []]
+    for calls, tab in zip(queue_calls, rooms, strict=True):
+        tab.page.on(
+            "request",
+            lambda r, calls=calls: (
+                calls.append(f"{r.method} {r.url.split('/api/v1')[1]}")
+                if "/api/v1/queue/" in r.url
+                else None
+            ),
+        )
     for number, tab in enumerate(rooms, start=1):
         await tab.page.goto(f"{web.url}/#/queue/{event_id}")
         await expect(tab.page.locator("#queue-status")).to_contain_text(
@@ -39,3 +49,9 @@ async def test_sold_out_ends_every_open_waiting_room(web: Web, api: httpx.AsyncC
         )
         await expect(tab.page.get_by_role("button", name="Leave the waiting room")).to_be_hidden()
     await web.shot(rooms[0], "waiting-room-sold-out")
+    # Each page opened exactly one stream and never polled.
+    for calls in queue_calls:
+        assert calls == [
+            "POST /queue/join",
+            f"GET /queue/position/{event_id}/stream",
+        ], calls

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 import httpx
-from playwright.async_api import expect
+from playwright.async_api import Request, expect
 
 from tests.web.conftest import PHONE, Web, admin_headers, new_buyer, published_event
 
@@ -21,14 +23,7 @@ async def test_sold_out_ends_every_open_waiting_room(web: Web, api: httpx.AsyncC
     rooms = [await web.tab(PHONE, refresh_token=(await new_buyer(api))[1]) for _ in range(2)]
     queue_calls: list[list[str]] = [[], []]
     for calls, tab in zip(queue_calls, rooms, strict=True):
-        tab.page.on(
-            "request",
-            lambda r, calls=calls: (
-                calls.append(f"{r.method} {r.url.split('/api/v1')[1]}")
-                if "/api/v1/queue/" in r.url
-                else None
-            ),
-        )
+        tab.page.on("request", functools.partial(_record_queue_call, calls))
     for number, tab in enumerate(rooms, start=1):
         await tab.page.goto(f"{web.url}/#/queue/{event_id}")
         await expect(tab.page.locator("#queue-status")).to_contain_text(
@@ -55,3 +50,8 @@ async def test_sold_out_ends_every_open_waiting_room(web: Web, api: httpx.AsyncC
             "POST /queue/join",
             f"GET /queue/position/{event_id}/stream",
         ], calls
+
+
+def _record_queue_call(calls: list[str], request: Request) -> None:
+    if "/api/v1/queue/" in request.url:
+        calls.append(f"{request.method} {request.url.split('/api/v1', 1)[1]}")

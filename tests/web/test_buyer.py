@@ -75,3 +75,11 @@ async def test_buyer_from_sign_up_to_a_confirmed_ticket(web: Web, api: httpx.Asy
     await expect(bookings.first).to_contain_text("Seats A-3")
     await expect(bookings.first.get_by_role("listitem")).to_contain_text("-A-3")
     await web.shot(tab, "my-tickets")
+
+    # Cancel asks once more, then refunds the paid booking.
+    cancel = bookings.first.get_by_role("button", name="Cancel and refund")
+    await cancel.click()
+    await bookings.first.get_by_role("button", name=re.compile("click again to confirm")).click()
+    await expect(page.locator("article.booking").first).to_have_attribute(
+        "data-status", "REFUNDED", timeout=15_000
+    )

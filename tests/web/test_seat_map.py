@@ -27,9 +27,13 @@ async def test_a_reservation_shows_in_the_other_browser_within_a_second(
 
     # Both choose B-4; the first reserves it.
     await second.page.get_by_role("button", name="Seat B-4, available").click()
-    await first.page.get_by_role("button", name="Seat B-4, available").click()
+    # The first by keyboard alone: a seat and the reserve button are ordinary buttons.
+    await first.page.get_by_role("button", name="Seat B-4, available").focus()
+    await first.page.keyboard.press("Space")
+    await expect(first.page.get_by_role("button", name="Seat B-4, selected")).to_be_focused()
+    await first.page.get_by_role("button", name="Reserve 1 seat").focus()
     async with first.page.expect_response("**/api/v1/bookings/reserve") as reserved:
-        await first.page.get_by_role("button", name="Reserve 1 seat").click()
+        await first.page.keyboard.press("Enter")
     assert (await reserved.value).status == 201
     held_at = time.monotonic()
     seat_in_second = second.page.locator('button[data-seat="B-4"]')

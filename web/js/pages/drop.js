@@ -5,6 +5,26 @@ import { get, post, request } from '../api.js';
 import { errorBox, field, h, replace } from '../dom.js';
 import { SeatMap, mount } from '../seatmap.js';
 
+// A bar chart of the last minute of one series (one bar per refresh), described in words.
+function chart(label) {
+  const bars = h('div', { class: 'spark', role: 'img', 'aria-label': label });
+  const values = [];
+  return {
+    element: h('figure', {}, bars, h('figcaption', { class: 'muted' }, label)),
+    push(value) {
+      values.push(value);
+      if (values.length > 60) values.shift();
+      const most = Math.max(1e-9, ...values);
+      bars.replaceChildren(...values.map((v) => {
+        const bar = h('i');
+        bar.style.height = `${(100 * v) / most}%`;
+        return bar;
+      }));
+      bars.setAttribute('aria-label', `${label}, last minute: now ${value}, peak ${Math.max(...values)}`);
+    },
+  };
+}
+
 function stat(label, id) {
   const value = h('b', { id }, '–');
   return { value, element: h('div', { class: 'stat' }, value, label) };
@@ -27,6 +47,8 @@ export async function render(main, [eventId], { user, go }) {
   const queueState = h('p', { id: 'queue-state', role: 'status' }, '');
   const updated = h('p', { class: 'muted' }, '');
   let history = [];
+  let lastSold = null;
+  const charts = { sales: chart('Sold per second'), waiting: chart('Waiting in queue'), passes: chart('Passes outstanding') };
   let paused = event.queue.paused;
 
   async function refresh() {
@@ -47,6 +69,12 @@ export async function render(main, [eventId], { user, go }) {
     cards.sold.value.textContent = stats.sold;
     cards.rate.value.textContent = now > t0 ? ((stats.sold - s0) / ((now - t0) / 1000)).toFixed(1) : '0.0';
     const q = stats.queue;
+    charts.sales.push(lastSold === null ? 0 : Math.max(0, stats.sold - lastSold));
+    lastSold = stats.sold;
+    if (q) {
+      charts.waiting.push(q.waiting + q.pre_queue);
+      charts.passes.push(q.passes_outstanding);
+    }
     cards.waiting.value.textContent = q ? q.waiting + q.pre_queue : '–';
     cards.passes.value.textContent = q ? q.passes_outstanding : '–';
     cards.admitted.value.textContent = q ? q.admitted_per_s.toFixed(1) : '–';
@@ -117,6 +145,7 @@ export async function render(main, [eventId], { user, go }) {
   replace(main, h('h1', {}, `Live drop: ${event.name}`),
     h('p', {}, h('a', { href: `#/event/${eventId}` }, 'Buyer page'), ` · ${event.status}`), problem,
     h('div', { class: 'stats' }, Object.values(cards).map((c) => c.element)), updated,
+    h('div', { class: 'charts' }, charts.sales.element, event.queue.enabled ? [charts.waiting.element, charts.passes.element] : null),
     h('h2', {}, 'Zones'),
     h('div', { class: 'table-wrap' }, h('table', { id: 'zones' },
       h('thead', {}, h('tr', {}, ['Zone', 'Capacity', 'Available', 'Held', 'Sold', 'Suspended', 'Drift', 'Share'].map((t) => h('th', { scope: 'col' }, t)))), zoneRows)),

@@ -6,6 +6,9 @@ COPY gateway gateway
 COPY workers workers
 COPY lua lua
 COPY common common
+# The pages the gateway serves at / (static files; WEB_ROOT says where they are).
+COPY web web
+ENV WEB_ROOT=/app/web
 # Neither stack/ (the launcher of `make run`'s embedded servers) nor the `local` extra (their
 # wheels): docker-compose.yml runs Redis, PostgreSQL and Redpanda as services of their own, and no
 # module of booking, gateway, workers, common or lua imports stack/ or those wheels. Versions come

@@ -62,7 +62,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## tools: prometheus/promtool, wrk, docker-compose and redis-tools (Debian packages), installed when missing
+## tools: prometheus/promtool, wrk, docker-compose, redis-tools and chromium (Debian packages), installed when missing
 tools:
 	@sh observability/ensure-tools.sh
 

@@ -170,6 +170,23 @@ class Catalog:
             await event_store.set_status(self.pool, event_id, "on_sale", now)
         return await self.get_event(event_id, identity)
 
+    async def seat_states(self, event_id: str) -> dict[str, Any]:
+        """The seat map's live states of every seated zone (a published event's)."""
+        event = await self.get_event(event_id)
+        live = await self.scripts.seat_states(event_id)
+        zones = []
+        for zone in event.zones:
+            if zone.seats is None:
+                continue
+            states = live.get(zone.zone_id, {})
+            zones.append(
+                {
+                    "zone_id": zone.zone_id,
+                    "seats": {label: states.get(label, "unavailable") for label in zone.seats},
+                }
+            )
+        return {"event_id": event_id, "zones": zones}
+
     async def availability(self, event_id: str) -> dict[str, Any]:
         event = await self.get_event(event_id)
         live = await self.scripts.availability(event_id)

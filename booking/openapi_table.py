@@ -164,6 +164,11 @@ OPERATIONS: list[Operation] = [
         200, None, responses.Availability, public=True,
     ),
     Operation(
+        "get", "/events/{event_id}/seats", "getSeatStates",
+        "Each seat's state per seated zone (for a seat map)", 200, None, responses.SeatStates,
+        public=True,
+    ),
+    Operation(
         "post", "/bookings/reserve", "reserve", "Hold seats until the hold's deadline", 201,
         schemas.ReserveBody, responses.Booking, headers=(IDEMPOTENCY_KEY, QUEUE_PASS),
         problems=(

@@ -81,6 +81,21 @@ class Availability(BaseModel):
     zones: list[ZoneAvailability]
 
 
+SeatState = Literal["available", "held", "sold", "suspended", "unavailable"]
+
+
+class ZoneSeatStates(BaseModel):
+    zone_id: Id
+    seats: dict[str, SeatState] = Field(
+        description="label -> state (`unavailable`: the event has no live inventory)"
+    )
+
+
+class SeatStates(BaseModel):
+    event_id: Id
+    zones: list[ZoneSeatStates] = Field(description="seated zones only")
+
+
 class Booking(BaseModel):
     booking_id: Id = Field(json_schema_extra={"format": "uuid"})
     event_id: Id
@@ -140,6 +155,16 @@ class ZoneCounters(BaseModel):
     drift: int
 
 
+class QueueStats(BaseModel):
+    open: bool
+    paused: bool
+    sold_out: bool
+    waiting: int
+    pre_queue: int
+    passes_outstanding: int
+    admitted_per_s: float = Field(description="the measured outflow (EWMA)")
+
+
 class EventStats(BaseModel):
     event_id: Id
     status: str
@@ -149,6 +174,7 @@ class EventStats(BaseModel):
     sold: int
     drift: int
     zones: list[ZoneCounters]
+    queue: QueueStats | None = Field(default=None, description="null: the event has no queue")
 
 
 class SuspendResult(BaseModel):

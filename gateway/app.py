@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common import heap, tracing
@@ -30,6 +30,7 @@ from gateway.proxy import Upstreams
 from gateway.ratelimit import RateLimiter
 from gateway.routes import ROUTE_SCOPE_KEY, UNMATCHED, allow_header
 from gateway.settings import GatewaySettings
+from gateway.web import WebPages
 from gateway.ws import WebSocketProxy
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ OWN_PATHS = frozenset(
 )
 
 
-def _routes() -> list[Route | WebSocketRoute]:
-    return [
+def _routes(web_root: str | None) -> list[BaseRoute]:
+    """The gateway's own paths, the WebSocket proxy, then the pages (web/) at `/`, if any."""
+    routes: list[BaseRoute] = [
         Route("/health", ops.health, methods=["GET"]),
         Route("/api/v1/health", ops.health, methods=["GET"]),
         Route("/ready", ops.ready, methods=["GET"]),
@@ -55,6 +57,9 @@ def _routes() -> list[Route | WebSocketRoute]:
         Route("/api/v1/metrics", ops.metrics, methods=["GET"]),
         WebSocketRoute("/api/v1/events/{event_id}/live", WebSocketProxy()),
     ]
+    if web_root is not None:
+        routes.append(Mount("/", app=WebPages(web_root)))
+    return routes
 
 
 class ProxiedFirst:
@@ -165,7 +170,7 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
             await redis.aclose()
 
     app = Starlette(
-        routes=_routes(),
+        routes=_routes(settings.web_root),
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _http_error},
     )

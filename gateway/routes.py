@@ -70,6 +70,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _spec("/events/{id}/publish", "POST"),
     _spec("/events/{id}/availability", "GET", ("GET",)),
     _spec("/events/{id}/availability/stream", "GET", ("GET",), streams=True),
+    _spec("/events/{id}/seats", "GET", ("GET",)),
     _spec("/events/{id}/live", "GET", ("GET",), streams=True),
     _spec("/events/{id}/seats/suspend", "POST"),
     _spec("/events/{id}/seats/unsuspend", "POST"),

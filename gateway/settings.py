@@ -17,6 +17,7 @@
 | `TRUSTED_PROXY_HOPS` | `0` | proxies in front whose `X-Forwarded-For` is trusted |
 | `UPSTREAM_TIMEOUT_S` | `10` | connect/read timeout to booking (streams: headers) |
 | `MAX_BODY_BYTES` | `1048576` | larger request bodies get 413 `payload_too_large` |
+| `WEB_ROOT` | the repository's `web/` | the directory of the pages served at `/` |
 | `LOG_LEVEL` | `INFO` | root log level |
 """
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 from common.settings import Env, ServiceSettings
 from common.tokens import TokenKeys
+from gateway.web import DEFAULT_WEB_ROOT
 
 BURST_FACTOR = 2
 
@@ -65,6 +67,7 @@ class GatewaySettings(ServiceSettings):
     trusted_proxy_hops: int = 0
     upstream_timeout_s: float = 10.0
     max_body_bytes: int = 1024 * 1024
+    web_root: str | None = None  # the pages (web/) served at `/`; None serves none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -92,4 +95,5 @@ class GatewaySettings(ServiceSettings):
                 "UPSTREAM_TIMEOUT_S", cls.upstream_timeout_s, minimum=0.001
             ),
             max_body_bytes=env.integer("MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
+            web_root=env.text("WEB_ROOT", str(DEFAULT_WEB_ROOT)) or None,
         )

@@ -2,7 +2,8 @@
 # Installs the tools the observability tests and load tests run, when any is missing:
 # prometheus + promtool (Debian package `prometheus`), wrk, docker-compose (validates
 # docker-compose.yml without a Docker engine), redis-benchmark (Debian `redis-tools`, the bench's
-# Redis phase). Idempotent and quiet. `make tools` runs it (so do `.ci/run`, before `make check`,
+# Redis phase), chromium (the browser tests of tests/web drive Debian's build through Playwright;
+# nothing downloads a browser of its own). Idempotent and quiet. `make tools` runs it (so do `.ci/run`, before `make check`,
 # and `make bench`); the test targets do not.
 # Needs root or password-less sudo on a Debian/Ubuntu machine; elsewhere it says what is missing.
 set -eu
@@ -12,6 +13,7 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || 
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 command -v redis-benchmark >/dev/null 2>&1 || missing="$missing redis-tools"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -81,6 +81,7 @@ REDIS_DBS = {
     "feed_e2e": 3,
     "drop_smoke": 5,
     "contract": 6,
+    "web": 7,
     "streams": 10,
 }
 assert len(set(REDIS_DBS.values())) == len(REDIS_DBS)
@@ -165,13 +166,18 @@ def run_live_stack(
 
 
 def live_stack_fixture(
-    name: str, *, fixture: str, env: Mapping[str, str] | None = None, scope: str = "package"
+    name: str,
+    *,
+    fixture: str,
+    env: Mapping[str, str] | None = None,
+    scope: str = "package",
+    shape: Shape = Shape(),
 ) -> Any:
     """A fixture (named `fixture`) that runs one live stack for its scope: the one way a test
     package gets the real processes."""
 
     def stack(infra: Endpoints, service_env: dict[str, str]) -> Iterator[LiveStack]:
-        with run_live_stack(infra, service_env, name=name, env=env) as live:
+        with run_live_stack(infra, service_env, name=name, env=env, shape=shape) as live:
             yield live
 
     LIVE_STACK_FIXTURES.add(fixture)

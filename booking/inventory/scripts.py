@@ -286,6 +286,33 @@ class Scripts:
                 zones.setdefault(zone_id, {})[name] = as_text(value)
         return {zone_id: ZoneAvailability.from_fields(z) for zone_id, z in zones.items()}
 
+    async def seat_states(self, event_id: str) -> dict[str, dict[str, str]]:
+        """Per zone, each seat's state: `available`, `held`, `sold` or `suspended` (one HGETALL
+        of the seats, one HMGET of the holds that own taken seats). Never a booking id."""
+        keys = event_keys(event_id)
+        fields: Mapping[Any, Any] = await self._redis.hgetall(keys.seats)
+        owners: dict[str, list[tuple[str, str]]] = {}
+        zones: dict[str, dict[str, str]] = {}
+        for field, value in fields.items():
+            zone_id, _, label = as_text(field).partition(":")
+            owner = as_text(value)
+            states = zones.setdefault(zone_id, {})
+            if owner == "":
+                states[label] = "available"
+            elif owner == "S":
+                states[label] = "suspended"
+            else:
+                states[label] = "held"
+                owners.setdefault(owner, []).append((zone_id, label))
+        if owners:
+            booking_ids = list(owners)
+            records = await self._redis.hmget(keys.holds, booking_ids)
+            for booking_id, raw in zip(booking_ids, records, strict=True):
+                if raw is not None and orjson.loads(raw).get("status") == "CONFIRMED":
+                    for zone_id, label in owners[booking_id]:
+                        zones[zone_id][label] = "sold"
+        return zones
+
     async def get_hold(self, event_id: str, booking_id: str) -> Hold | None:
         raw = await self._redis.hget(event_keys(event_id).holds, booking_id)
         return None if raw is None else Hold.from_json(booking_id, raw)

@@ -214,6 +214,28 @@ class QueueStore:
             pre_count=int(pre_count),
         )
 
+    async def stats(self, event_id: str, now_ms: int) -> dict[str, Any] | None:
+        """The queue's live counters for the drop view (None when the event has no queue)."""
+        keys = queue_keys(event_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.queue, ["open", "paused", "sold_out", "rate"])
+            pipe.zcard(keys.waiting)
+            pipe.zcard(keys.pre)
+            pipe.zcount(keys.passes_active, f"({now_ms}", "+inf")
+            fields, waiting, pre_count, live = await pipe.execute()
+        is_open, paused, sold_out, rate = fields
+        if is_open is None:
+            return None
+        return {
+            "open": _int(is_open) == 1,
+            "paused": _int(paused) == 1,
+            "sold_out": _int(sold_out) == 1,
+            "waiting": int(waiting),
+            "pre_queue": int(pre_count),
+            "passes_outstanding": int(live),
+            "admitted_per_s": round(float(_text(rate)), 3) if rate is not None else 0.0,
+        }
+
     async def head(self, event_id: str, count: int) -> list[str]:
         if count <= 0:
             return []

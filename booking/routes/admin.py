@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -24,6 +26,18 @@ async def event_stats(request: Request) -> JSONResponse:
             raise ServiceUnavailableError(
                 "inventory is not loaded in Redis; the reconciler rebuilds it"
             )
+    queue = await state.queue.store.stats(event.event_id, int(time.time() * 1000))
+    if queue is None and event.queue_enabled:
+        # Nobody has joined yet: the queue is set up in Redis at the first join.
+        queue = {
+            "open": event.status == "on_sale",
+            "paused": event.queue_paused,
+            "sold_out": False,
+            "waiting": 0,
+            "pre_queue": 0,
+            "passes_outstanding": 0,
+            "admitted_per_s": 0.0,
+        }
     return JSONResponse(
         {
             "event_id": event.event_id,
@@ -34,6 +48,7 @@ async def event_stats(request: Request) -> JSONResponse:
             "sold": sum(zone.redis_sold for zone in zones),
             "drift": sum(zone.drift for zone in zones),
             "zones": [zone.body() for zone in zones],
+            "queue": queue,
         }
     )
 

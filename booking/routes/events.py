@@ -55,10 +55,17 @@ async def availability(request: Request) -> JSONResponse:
     )
 
 
+async def seat_states(request: Request) -> JSONResponse:
+    return JSONResponse(
+        await services(request).catalog.seat_states(request.path_params["event_id"])
+    )
+
+
 routes = [
     Route("/events", create_event, methods=["POST"]),
     Route("/events", list_events, methods=["GET"]),
     Route("/events/{event_id}", get_event, methods=["GET"]),
     Route("/events/{event_id}/publish", publish_event, methods=["POST"]),
     Route("/events/{event_id}/availability", availability, methods=["GET"]),
+    Route("/events/{event_id}/seats", seat_states, methods=["GET"]),
 ]

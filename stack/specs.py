@@ -124,10 +124,13 @@ def booking_name(index: int) -> str:
 def with_replica_ports(settings: StackSettings, worker_count: int) -> StackSettings:
     """The settings with every booking and gateway port fixed. Booking replica i gets
     BOOKING_PORT + i, unless that port is taken or is the gateway's or a worker's metrics port;
-    then a free one. Gateways take the next free ports from GATEWAY_PORT on."""
+    then a free one (ports fixed beforehand, one per replica, are kept). Gateways take the next
+    free ports from GATEWAY_PORT on."""
     reserved = {settings.gateway_port, *settings.metrics_ports_reserved(worker_count)}
     ports = [settings.booking_port]
-    for index in range(1, max(1, settings.booking_replicas)):
+    if len(settings.replica_ports) == max(1, settings.booking_replicas):
+        ports = list(settings.replica_ports)
+    for index in range(len(ports), max(1, settings.booking_replicas)):
         port = settings.booking_port + index
         while port in reserved or port in ports or not port_is_free(port):
             port = free_port()

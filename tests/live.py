@@ -137,9 +137,13 @@ def run_live_stack(
         "ADMIN_EMAIL": admin_email,
         "ADMIN_PASSWORD": f"{name}-admin-password",
     }
+    # Each booking process on a port of its own drawn now: BOOKING_PORT + 1 may be taken by the
+    # time the stack binds it on a busy machine.
+    booking_ports = _distinct_free_ports(shape.bookings)
     settings = StackSettings(
         gateway_port=free_port(),
-        booking_port=free_port(),
+        booking_port=booking_ports[0],
+        replica_ports=booking_ports,
         metrics_base_port=free_port_block(16),
         admin_email=admin_email,
         admin_password=full_env["ADMIN_PASSWORD"],
@@ -163,6 +167,15 @@ def run_live_stack(
         )
     finally:
         stack.stop()
+
+
+def _distinct_free_ports(count: int) -> tuple[int, ...]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return tuple(ports)
 
 
 def live_stack_fixture(

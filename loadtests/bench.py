@@ -18,7 +18,6 @@ if an invariant broke (missing the performance bar is reported, not an error).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import platform
@@ -31,20 +30,28 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import click
 import redis.asyncio as aioredis
 
 from loadtests.bench_limits import bare_server, run_redis_benchmark
 from loadtests.bench_report import bar_checks, print_table
 from loadtests.cpu import CpuMeter, per_request_us
+from loadtests.stack_setup import (
+    cpu_model,
+    flush_close,
+    new_secrets,
+    prepare_stores,
+    quiet_stack,
+    redis_db_url,
+    service_env,
+    token_keys,
+)
 from loadtests.target import insert_users, mint_token, zone_breaks
 from loadtests.wrk import run_wrk
 from stack.infra import Endpoints, start_infra
 from stack.probes import with_database
 from stack.processes import free_port
 from stack.specs import StackSettings
-from stack.supervisor import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run" / "bench"
@@ -56,21 +63,6 @@ PHASES = "abcdef"
 # within seconds of each other, as the speed of a shared VM drifts over a run.
 RUN_ORDER = "caebdf"
 JOINS_PER_S_BUDGET = 5000  # distinct users minted for phase (f) per second of it
-
-
-def redis_db_url(url: str, db: int) -> str:
-    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
-    return f"{base}/{db}"
-
-
-async def _fresh_database(database_url: str) -> None:
-    """Drop and re-create the bench database, so runs do not pile up holds."""
-    admin = await asyncpg.connect(with_database(database_url, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
 
 
 class Bench:
@@ -297,23 +289,11 @@ async def run_bench(
     warmup_s: int,
     phases: str = PHASES,
 ) -> dict[str, Any]:
-    from booking.db import migrate
-    from common.tokens import TokenKeys
-
-    await _fresh_database(database_url)
-    await migrate(database_url)
     redis_url = redis_db_url(endpoints.redis_url, BENCH_REDIS_DB)
-    flusher = aioredis.Redis.from_url(redis_url)
-    await flusher.flushdb()
-    secret = "bench-" + uuid.uuid4().hex * 2
-    env = {
-        **os.environ,
-        "JWT_SECRET": secret,
-        "INTERNAL_SECRET": "bench-internal-" + uuid.uuid4().hex * 2,
-        "RATE_LIMIT_PER_IP": "1000000",
-        "RATE_LIMIT_PER_USER": "1000000",
-        "LOG_LEVEL": "WARNING",
-    }
+    flusher = await prepare_stores(database_url, redis_url, recreate=DATABASE)
+    assert flusher is not None
+    secret, internal = new_secrets("bench")
+    env = service_env(secret, internal)
     # One booking service behind the gateway unless BOOKING_REPLICAS says otherwise: the bar
     # and the history compare the gateway's hop with one service (make run starts two).
     settings = StackSettings(
@@ -323,36 +303,21 @@ async def run_bench(
         booking_replicas=int(os.environ.get("BOOKING_REPLICAS") or 1),
     )
     ours = Endpoints(redis_url, database_url, endpoints.kafka_bootstrap)
-    stack = Stack(
-        RUN_DIR,
-        env,
-        settings=settings,
-        endpoints=ours,
-        names=["gateway", "booking"],
-        run_setup=False,
-        console=io.StringIO(),
-    )
+    stack = quiet_stack(RUN_DIR, env, settings, ours, ["gateway", "booking"])
     bench = Bench(settings.gateway_url, settings.booking_url, redis_url, database_url)
     stack.start()
     bench.pids = stack.pids()
     try:
-        await bench.prepare(TokenKeys.from_env({"JWT_SECRET": secret}, need_signing=True))
+        await bench.prepare(token_keys(secret))
         await bench.run(duration_s, connections, warmup_s, phases)
     finally:
         stack.stop()
-        await flusher.flushdb()
-        await flusher.aclose()
+        await flush_close(flusher)
     return {"phases": bench.phases}
 
 
 def _machine() -> dict[str, Any]:
-    model = ""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+    return {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()}
 
 
 @click.command()

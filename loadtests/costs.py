@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import os
 import platform
@@ -49,14 +48,24 @@ import redis
 from booking.inventory.keys import queue_keys
 from loadtests.bench import Bench
 from loadtests.cpu import CpuMeter
-from loadtests.streams import PositionWatch, StreamsRun, _summary, percentile
+from loadtests.stack_setup import (
+    cpu_model,
+    new_secrets,
+    prepare_stores,
+    quiet_stack,
+    redis_db_url,
+    say,
+    service_env,
+    token_keys,
+)
+from loadtests.streams import StreamsRun
+from loadtests.streams_client import PositionWatch, percentile, to_ms, watch_summary
 from loadtests.target import insert_users, mint_token
 from loadtests.wrk import run_wrk
 from stack.infra import Endpoints, start_infra
-from stack.probes import ensure_database, with_database
+from stack.probes import with_database
 from stack.processes import free_port
 from stack.specs import StackSettings
-from stack.supervisor import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run" / "costs"
@@ -426,8 +435,8 @@ class Costs:
             "join_statuses": dict(joins),
             "streams_opened": opened,
             "open_seconds_cpu_window": round(open_s, 2),
-            "open_ms_p50": _ms(percentile(open_times, 0.5)),
-            "open_ms_p99": _ms(percentile(open_times, 0.99)),
+            "open_ms_p50": to_ms(percentile(open_times, 0.5)),
+            "open_ms_p99": to_ms(percentile(open_times, 0.99)),
             "rss_mb_before": {k: round(v, 1) for k, v in rss_before.items()},
             "rss_mb_open": {k: round(v, 1) for k, v in rss_open.items()},
             "bytes_per_stream": {
@@ -464,7 +473,7 @@ class Costs:
         started = time.monotonic()
         ticks = await run.release_until_delivered(watches, 1.0, internal_secret)
         release_s = time.monotonic() - started
-        summary = _summary(watches)
+        summary = watch_summary(watches)
         passes = summary["passes_received"]
         row = await window.stop(passes)
         booking_cpu_s = row["cpu_us_per_request"].get("booking", 0.0) * passes / 1e6
@@ -502,10 +511,6 @@ class Costs:
             await release.stop()
 
 
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 1)
-
-
 async def run_costs(
     endpoints: Endpoints,
     pids: dict[str, int],
@@ -516,37 +521,18 @@ async def run_costs(
     payments: int,
     kinds: str,
 ) -> dict[str, Any]:
-    from booking.db import migrate
-    from common.tokens import TokenKeys
-
     database_url = with_database(endpoints.database_url, DATABASE)
-    await asyncio.to_thread(ensure_database, database_url)
-    await migrate(database_url)
-    secret = "costs-" + uuid.uuid4().hex * 2
-    internal = "costs-internal-" + uuid.uuid4().hex * 2
-    env = {
-        **os.environ,
-        "JWT_SECRET": secret,
-        "INTERNAL_SECRET": internal,
-        "RATE_LIMIT_PER_IP": "1000000",
-        "RATE_LIMIT_PER_USER": "1000000",
-        "LOG_LEVEL": "WARNING",
-    }
+    await prepare_stores(database_url)  # our own Redis server, fresh: nothing to flush
+    secret, internal = new_secrets("costs")
+    env = service_env(secret, internal)
     settings = StackSettings(
         gateway_port=free_port(),
         booking_port=free_port(),
         database_name=DATABASE,
         booking_replicas=1,
     )
-    stack = Stack(
-        RUN_DIR / "stack",
-        env,
-        settings=settings,
-        endpoints=Endpoints(endpoints.redis_url, database_url, endpoints.kafka_bootstrap),
-        names=["gateway", "booking"],
-        run_setup=False,
-        console=io.StringIO(),
-    )
+    ours = Endpoints(endpoints.redis_url, database_url, endpoints.kafka_bootstrap)
+    stack = quiet_stack(RUN_DIR / "stack", env, settings, ours, ["gateway", "booking"])
     bench = Bench(settings.gateway_url, settings.booking_url, endpoints.redis_url, database_url)
     stack.start()
     try:
@@ -558,40 +544,30 @@ async def run_costs(
         def window(slowlog: bool = False) -> Window:
             return Window(roots, endpoints.redis_url, database_url, scripts, slowlog)
 
-        await bench.prepare(TokenKeys.from_env({"JWT_SECRET": secret}, need_signing=True))
+        await bench.prepare(token_keys(secret))
         costs = Costs(bench, window, processes, connections)
         if "j" in kinds:
-            _say("join")
+            say("join")
             await costs.join(duration_s, 4000)
         if "s" in kinds:
-            _say(f"streams: {streams} through the gateway, then every pass")
+            say(f"streams: {streams} through the gateway, then every pass")
             await costs.streams(streams, internal)
         if "r" in kinds:
-            _say("reserve")
+            say("reserve")
             await costs.reserve(duration_s)
         if "p" in kinds:
-            _say(f"pay: {payments} payments")
+            say(f"pay: {payments} payments")
             await costs.pay(payments)
     finally:
         stack.stop()
     return costs.results
 
 
-def _say(text: str) -> None:
-    click.echo(f"{datetime.now(UTC):%H:%M:%S} {text}", err=True)
-
-
 def _machine() -> dict[str, Any]:
-    model = ""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
-    except OSError:
-        pass
     memory = psutil.virtual_memory().total / 2**30
     return {
         "cpus": os.cpu_count(),
-        "cpu": model,
+        "cpu": cpu_model(),
         "memory_gib": round(memory, 1),
         "python": platform.python_version(),
         "node": platform.node(),
@@ -626,7 +602,7 @@ def main(
             if (pid := handle.server_pid(kind)) is not None
         }
         endpoints = Endpoints(
-            _db_url(handle.endpoints.redis_url, REDIS_DB),
+            redis_db_url(handle.endpoints.redis_url, REDIS_DB),
             handle.endpoints.database_url,
             handle.endpoints.kafka_bootstrap,
         )
@@ -664,11 +640,6 @@ def main(
     out.write_text(json.dumps(document, indent=2) + "\n")
     click.echo(json.dumps(document, indent=2))
     click.echo(f"written {out}", err=True)
-
-
-def _db_url(url: str, db: int) -> str:
-    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
-    return f"{base}/{db}"
 
 
 if __name__ == "__main__":

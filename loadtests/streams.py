@@ -22,7 +22,6 @@ when a stream failed or missed its pass.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import resource
@@ -30,25 +29,31 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import click
-import orjson
-import psutil
-import redis.asyncio as aioredis
 
 from common.limits import raise_open_files_limit
-from loadtests.bench import redis_db_url
+from loadtests.stack_setup import (
+    flush_close,
+    new_secrets,
+    prepare_stores,
+    quiet_stack,
+    redis_db_url,
+    say,
+    service_env,
+    token_keys,
+)
+from loadtests.streams_client import PositionWatch, watch_summary
+from loadtests.streams_probes import ProcessMeter, pubsub_connections, streams_gauge
 from loadtests.target import insert_users, mint_token
 from stack.infra import Endpoints, start_infra
-from stack.probes import ensure_database, with_database
+from stack.probes import with_database
 from stack.processes import free_port
 from stack.specs import StackSettings
-from stack.supervisor import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run" / "streams"
@@ -57,170 +62,6 @@ DATABASE = "booking_rush_streams"
 REDIS_DB = 9
 PASS_TTL_S = 1800  # longer than any run: no pass lapses while streams wait
 JOIN_CONCURRENCY = 64
-SAMPLE_S = 0.5
-
-
-class PositionWatch(asyncio.Protocol):
-    """One SSE position stream, read in `data_received` (no task, no StreamReader): the status
-    line, then whole events; it notes when the `pass` arrives and closes the connection."""
-
-    def __init__(self, request: bytes, pass_ttl_s: int) -> None:
-        self.request = request
-        self.pass_ttl_s = pass_ttl_s
-        self.started = time.monotonic()
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.open_s: float | None = None
-        self.status = 0
-        self.events = 0
-        self.pass_delay_s: float | None = None
-        self.error: str | None = None
-        self._buffer = b""
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        if not self.status and not self._read_head():
-            return
-        # Chunked framing and CRLF/LF separators both reduce to LF lines; events end in a blank
-        # line, and each arrives in one chunk (one ASGI send), so framing never splits one.
-        text = self._buffer.replace(b"\r\n", b"\n")
-        end = text.rfind(b"\n\n")
-        if end < 0:
-            return
-        self._buffer = text[end + 2 :]
-        for block in text[:end].split(b"\n\n"):
-            self._event(block)
-
-    def _read_head(self) -> bool:
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return False
-        status_line = self._buffer.split(b"\r\n", 1)[0]
-        self.status = int(status_line.split(b" ")[1])
-        self.open_s = time.monotonic() - self.started
-        self._buffer = self._buffer[end + 4 :]
-        if self.status != 200:
-            self.fail(f"status {self.status}")
-        elif not self.opened.done():
-            self.opened.set_result(None)
-        return self.status == 200
-
-    def _event(self, block: bytes) -> None:
-        name = data = None
-        for line in block.split(b"\n"):
-            if line.startswith(b"event: "):
-                name = line[7:]
-            elif line.startswith(b"data: "):
-                data = line[6:]
-        if name is None:
-            return  # a heartbeat, or chunk framing
-        self.events += 1
-        if name == b"pass" and self.pass_delay_s is None and data is not None:
-            expires = datetime.fromisoformat(orjson.loads(data)["pass_expires_at"])
-            admitted = expires.timestamp() - self.pass_ttl_s
-            self.pass_delay_s = time.time() - admitted
-            self.close()
-        elif name == b"sold_out":
-            self.fail("sold_out")
-
-    def fail(self, error: str) -> None:
-        if self.error is None and self.pass_delay_s is None:
-            self.error = error
-        if not self.opened.done():
-            self.opened.set_result(None)
-        self.close()
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.pass_delay_s is None:
-            self.fail("closed before the pass")
-
-    @property
-    def finished(self) -> bool:
-        return self.pass_delay_s is not None or self.error is not None
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 1)
-
-
-@dataclass
-class ProcessMeter:
-    """RSS and CPU of one process, sampled while the run goes on."""
-
-    pid: int
-    peak_rss_mb: float = 0.0
-    marks: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._process = psutil.Process(self.pid)
-
-    def cpu_s(self) -> float:
-        times = self._process.cpu_times()
-        return float(times.user + times.system)
-
-    def rss_mb(self) -> float:
-        rss = self._process.memory_info().rss / 2**20
-        self.peak_rss_mb = max(self.peak_rss_mb, rss)
-        return round(rss, 1)
-
-    def mark(self, name: str) -> None:
-        self.marks[name] = self.cpu_s()
-
-    async def sample_forever(self) -> None:
-        while True:
-            self.rss_mb()
-            await asyncio.sleep(SAMPLE_S)
-
-
-async def pubsub_connections(redis_url: str, pid: int) -> dict[str, Any]:
-    """The process's Redis connections (matched by local port in CLIENT LIST): how many, and
-    which of them subscribe (flag `P`, or channels or patterns), with their channel count."""
-    ports = {
-        f"127.0.0.1:{conn.laddr.port}"
-        for conn in psutil.Process(pid).net_connections(kind="tcp")
-        if conn.raddr and conn.status == psutil.CONN_ESTABLISHED
-    }
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        mine = [entry for entry in await client.client_list() if entry["addr"] in ports]
-    finally:
-        await client.aclose()
-    subscribers = [
-        entry
-        for entry in mine
-        if "P" in entry["flags"] or int(entry.get("sub", 0)) or int(entry.get("psub", 0))
-    ]
-    return {
-        "redis_connections": len(mine),
-        "pubsub_connections": len(subscribers),
-        "pubsub_client_names": sorted(entry.get("name", "") for entry in subscribers),
-        "pubsub_channels": sum(int(entry.get("sub", 0)) for entry in subscribers),
-    }
-
-
-async def streams_gauge(booking_url: str) -> float | None:
-    """The booking process's own count of open position streams (its /metrics)."""
-    async with aiohttp.ClientSession() as http, http.get(f"{booking_url}/metrics") as answer:
-        text = await answer.text()
-    for line in text.splitlines():
-        if line.startswith("booking_rush_queue_sse_connections "):
-            return float(line.split()[1])
-    return None
 
 
 class StreamsRun:
@@ -326,25 +167,6 @@ class StreamsRun:
         return ticks
 
 
-def _summary(watches: Sequence[PositionWatch]) -> dict[str, Any]:
-    opened = [w.open_s for w in watches if w.status == 200 and w.open_s is not None]
-    delays = [w.pass_delay_s for w in watches if w.pass_delay_s is not None]
-    errors = Counter(w.error for w in watches if w.error is not None)
-    return {
-        "streams_opened": len(opened),
-        "open_ms": {"p50": _ms(percentile(opened, 0.5)), "p99": _ms(percentile(opened, 0.99))},
-        "errors": sum(errors.values()),
-        "errors_by_kind": dict(errors),
-        "passes_received": len(delays),
-        "pass_delay_ms": {
-            "p50": _ms(percentile(delays, 0.5)),
-            "p99": _ms(percentile(delays, 0.99)),
-            "max": _ms(max(delays, default=None)),
-        },
-        "events_received": sum(w.events for w in watches),
-    }
-
-
 async def run_streams(
     endpoints: Endpoints,
     *,
@@ -356,29 +178,16 @@ async def run_streams(
     database: str,
     redis_db: int,
 ) -> dict[str, Any]:
-    from booking.db import migrate
-    from common.tokens import TokenKeys
-
     database_url = with_database(endpoints.database_url, database)
-    await asyncio.to_thread(ensure_database, database_url)
-    await migrate(database_url)
     redis_url = redis_db_url(endpoints.redis_url, redis_db)
-    flusher = aioredis.Redis.from_url(redis_url)
-    await flusher.flushdb()
-    secret, internal = "streams-" + uuid.uuid4().hex * 2, "streams-" + uuid.uuid4().hex * 2
-    env = {**os.environ, "JWT_SECRET": secret, "INTERNAL_SECRET": internal}
-    env["LOG_LEVEL"] = "WARNING"
+    flusher = await prepare_stores(database_url, redis_url)
+    assert flusher is not None
+    secret, internal = new_secrets("streams")
+    env = service_env(secret, internal, raise_limits=False)  # the booking process alone: no limiter
     settings = StackSettings(booking_port=free_port(), database_name=database)
-    stack = Stack(
-        RUN_DIR,
-        env,
-        settings=settings,
-        endpoints=Endpoints(redis_url, database_url, endpoints.kafka_bootstrap),
-        names=["booking"],
-        run_setup=False,
-        console=io.StringIO(),
-    )
-    keys = TokenKeys.from_env({"JWT_SECRET": secret}, need_signing=True)
+    ours = Endpoints(redis_url, database_url, endpoints.kafka_bootstrap)
+    stack = quiet_stack(RUN_DIR, env, settings, ours, ["booking"])
+    keys = token_keys(secret)
     run = StreamsRun(settings.booking_url + "/api/v1", redis_url, database_url, keys)
     result: dict[str, Any] = {"timed_out": False}
     watches: list[PositionWatch] = []
@@ -390,14 +199,14 @@ async def run_streams(
             event_id = await run.queued_event(streams, release_per_tick)
             users = await insert_users(database_url, streams, label="streams")
             tokens = [mint_token(keys, user_id) for user_id, _ in users]
-            _say(f"joining {streams} users")
+            say(f"joining {streams} users")
             started = time.monotonic()
             joins = await run.join_all(event_id, tokens)
             result["join_seconds"] = round(time.monotonic() - started, 1)
             result["join_statuses"] = dict(joins)
             result["rss_mb_before_streams"] = meter.rss_mb()
             meter.mark("open")
-            _say(f"opening {streams} streams")
+            say(f"opening {streams} streams")
             started = time.monotonic()
             await run.open_streams(event_id, tokens, open_concurrency, watches)
             result["open_seconds"] = round(time.monotonic() - started, 1)
@@ -407,7 +216,7 @@ async def run_streams(
             result |= await pubsub_connections(redis_url, meter.pid)
             result["streams_open_in_booking"] = await streams_gauge(settings.booking_url)
             meter.mark("release")
-            _say("admitting everyone")
+            say("admitting everyone")
             started = time.monotonic()
             result["ticks"] = await run.release_until_delivered(watches, tick_s, internal)
             result["release_seconds"] = round(time.monotonic() - started, 1)
@@ -419,8 +228,7 @@ async def run_streams(
         for watch in watches:
             watch.close()
         stack.stop()
-        await flusher.flushdb()
-        await flusher.aclose()
+        await flush_close(flusher)
     result["rss_mb_peak"] = round(meter.peak_rss_mb, 1)
     marks = meter.marks
     if "opened" in marks:
@@ -430,11 +238,7 @@ async def run_streams(
         result["cpu_share_release"] = round(
             result["cpu_s_release"] / max(result["release_seconds"], 0.001), 2
         )
-    return result | _summary(watches)
-
-
-def _say(text: str) -> None:
-    click.echo(f"{datetime.now(UTC):%H:%M:%S} {text}", err=True)
+    return result | watch_summary(watches)
 
 
 def _raise_open_files_limit(streams: int) -> None:

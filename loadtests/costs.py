@@ -3,9 +3,9 @@
 
 It starts its OWN Redis, PostgreSQL and broker (`start_infra(own_servers=True)`, free loopback
 ports), so Redis's INFO counters, its SLOWLOG and PostgreSQL's statistics count only this run,
-not other users of a shared server; then one gateway + one booking process (the bench's `Stack`
-set-up, rate limits raised but in the path, LOG_LEVEL=WARNING). Per request kind, one short
-window with the processes' CPU counters (psutil, like `make bench`), Redis's INFO cpu and
+not other users of a shared server; then one gateway + one booking process (the bench's set-up,
+`stack_setup.py`: rate limits raised but in the path, LOG_LEVEL=WARNING). Per request kind, one
+short window with the processes' CPU counters (psutil, like `make bench`), Redis's INFO cpu and
 commandstats, a SLOWLOG at threshold 0 (every command with its duration and arguments: what
 touches a `{ev:<id>}` key runs on the event's shard, the rest spreads) and PostgreSQL's
 pg_stat_database (commits and rows written) read before and after:

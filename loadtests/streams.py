@@ -2,8 +2,8 @@
 booking process holds, and how fast each admitted user gets its pass.
 
 It starts its own booking service (one process, free loopback port, LOG_LEVEL=WARNING) with the
-bench's helpers (`stack`), on the servers `make run` uses (or starts them), with its own
-PostgreSQL database and Redis db. Then:
+set-up the bench shares (`stack_setup.py`), on the servers `make run` uses (or starts them), with
+its own PostgreSQL database and Redis db. Then:
 
 1. a queued event (max_concurrent = every user, so only `release_per_tick` paces admission);
 2. N users written straight into PostgreSQL, one token each, all joined (`POST /queue/join`);

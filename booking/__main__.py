@@ -133,11 +133,12 @@ async def _with_parts(settings: Settings, work: Any) -> Any:
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     redis = await connect(settings.redis_url, cluster=settings.redis_cluster)
+    scripts = Scripts(redis)
     try:
-        scripts = Scripts(redis)
         await scripts.load()
         return await work(pool, scripts, Catalog(pool=pool, scripts=scripts))
     finally:
+        await scripts.aclose()
         await redis.aclose()
         await pool.close()
 

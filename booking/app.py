@@ -157,12 +157,14 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await feed.stop()
             await hub.stop()
+            await queue_store.aclose()
             await queue_redis.aclose()
             if isinstance(queue_redis, aioredis.Redis):
                 await queue_redis.connection_pool.aclose()
             await provider.aclose()
             await writer.stop()
             await pool.close()
+            await scripts.aclose()
             await redis.aclose()
 
     app = BookingApp(

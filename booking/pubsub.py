@@ -113,6 +113,7 @@ class Hub:
         self._background: set[asyncio.Task[None]] = set()
         self._repairs: dict[str, asyncio.Task[None]] = {}
         self._opening: dict[str, asyncio.Task[Link]] = {}
+        self._opened: set[Link] = set()  # every link not yet stopped, routed or not
 
     async def start(self) -> None:
         probe = await connect(self._url, cluster=self._cluster_mode)  # refuses a mismatch
@@ -125,10 +126,17 @@ class Hub:
             await self._link_named("main")
 
     async def stop(self) -> None:
-        for task in (*self._background, *self._repairs.values()):
+        for task in (*self._background, *self._repairs.values(), *self._opening.values()):
             task.cancel()
-        for link in tuple(self._links.values()):
+        await asyncio.gather(
+            *self._background,
+            *self._repairs.values(),
+            *self._opening.values(),
+            return_exceptions=True,
+        )
+        for link in tuple(self._opened):
             await link.stop()
+        self._opened.clear()
         self._links.clear()
         if self._topology is not None:
             await self._topology.aclose()
@@ -235,6 +243,7 @@ class Hub:
             sharded=self._topology is not None,
             keepalive_channel=keepalive,
         )
+        self._opened.add(link)
         await link.start()
         self._links[name] = link
         return link
@@ -300,6 +309,7 @@ class Hub:
             return
         self._links.pop(link.name, None)
         await link.stop()
+        self._opened.discard(link)
         for channel in channels:
             self._route.pop(channel, None)
         self._mark_missed(channels)

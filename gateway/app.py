@@ -167,6 +167,7 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
             }
         finally:
             await upstreams.stop()
+            await limiter.aclose()
             await redis.aclose()
 
     app = Starlette(

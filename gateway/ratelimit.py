@@ -122,6 +122,10 @@ class RateLimiter:
             answers.append(answer)
         return min(answers, key=lambda answer: int(answer[2]))  # the tightest bucket
 
+    async def aclose(self) -> None:
+        """Closes the script's own per-node clients (cluster only)."""
+        await self._script.aclose()
+
     async def check_request(self, client_ip: str, user_id: str | None, group: str) -> Decision:
         if time.monotonic() < self._failing_until:
             self._metrics.rate_limit_fail_open.inc()

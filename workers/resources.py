@@ -81,6 +81,7 @@ async def open_resources(
     async with AsyncExitStack() as stack:
         redis = await stack.enter_async_context(open_redis(settings))
         scripts = Scripts(redis)
+        stack.push_async_callback(scripts.aclose)
         await scripts.load()
         pool = await stack.enter_async_context(
             open_pool(settings, max_size=pool_size, close_timeout_s=pool_close_timeout_s)
@@ -93,8 +94,11 @@ async def open_queue(settings: WorkerSettings) -> AsyncIterator[QueueStore]:
     """Redis and the queue scripts loaded on it."""
     async with open_redis(settings) as redis:
         store = QueueStore(redis)
-        await store.load()
-        yield store
+        try:
+            await store.load()
+            yield store
+        finally:
+            await store.aclose()
 
 
 class Provisioned(Generic[R]):

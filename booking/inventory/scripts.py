@@ -66,6 +66,9 @@ class TimedScript:
     async def load(self) -> None:
         await self.script.load()
 
+    async def aclose(self) -> None:
+        await self.script.aclose()
+
     async def __call__(self, *, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         started = time.perf_counter()
         try:
@@ -104,6 +107,12 @@ class Scripts:
         """SCRIPT LOAD every script (at start-up: a syntax error fails here, not mid-sale)."""
         for name in SCRIPT_NAMES:
             await getattr(self, f"_{name}").load()
+
+    async def aclose(self) -> None:
+        """Closes what the scripts opened themselves (on a cluster: one client per node); the
+        Redis client they were given stays the caller's to close."""
+        for name in SCRIPT_NAMES:
+            await getattr(self, f"_{name}").aclose()
 
     async def reserve(
         self,

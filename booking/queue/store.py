@@ -100,6 +100,12 @@ class QueueStore:
         for script in self._scripts.values():
             await script.load()
 
+    async def aclose(self) -> None:
+        """Closes the scripts' own per-node clients (cluster only); the Redis client is the
+        caller's."""
+        for script in self._scripts.values():
+            await script.aclose()
+
     async def _run(self, name: str, event_id: str, args: Sequence[Any]) -> list[Any]:
         return await self._scripts[name](keys=queue_keys(event_id).script_keys(), args=args)
 

@@ -33,10 +33,11 @@ async def redis(lua_target: tuple[str, bool]) -> AsyncIterator[RedisClient]:
 
 
 @pytest.fixture(scope="session")
-async def scripts(redis: RedisClient) -> Scripts:
+async def scripts(redis: RedisClient) -> AsyncIterator[Scripts]:
     loaded = Scripts(redis)
     await loaded.load()
-    return loaded
+    yield loaded
+    await loaded.aclose()
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +64,11 @@ async def pooled_redis(lua_target: tuple[str, bool]) -> AsyncIterator[RedisClien
 
 
 @pytest.fixture(scope="session")
-async def pooled_scripts(pooled_redis: RedisClient) -> Scripts:
+async def pooled_scripts(pooled_redis: RedisClient) -> AsyncIterator[Scripts]:
     loaded = Scripts(pooled_redis)
     await loaded.load()
-    return loaded
+    yield loaded
+    await loaded.aclose()
 
 
 @pytest.fixture

@@ -28,6 +28,14 @@ BUYERS = 600
 
 
 @pytest.fixture
+async def scripts(cluster: RedisCluster) -> AsyncIterator[Scripts]:
+    loaded = Scripts(cluster)
+    await loaded.load()
+    yield loaded
+    await loaded.aclose()
+
+
+@pytest.fixture
 async def cluster(redis_cluster: Any) -> AsyncIterator[RedisCluster]:
     client = await connect(redis_cluster.url, cluster=True, decode_responses=True)
     assert isinstance(client, RedisCluster)
@@ -64,10 +72,8 @@ async def _storm(
 
 
 async def test_a_reserve_storm_through_the_resharding_of_the_event_slot(
-    cluster: RedisCluster, redis_cluster: Any, unique: str
+    cluster: RedisCluster, scripts: Scripts, redis_cluster: Any, unique: str
 ) -> None:
-    scripts = Scripts(cluster)
-    await scripts.load()
     event_id = f"move-{unique}"
     await load_event(scripts, event_id, ga=CAPACITY)
     keys = event_keys(event_id)
@@ -103,11 +109,9 @@ async def test_a_reserve_storm_through_the_resharding_of_the_event_slot(
 
 
 async def test_a_reserve_storm_through_the_failover_of_the_event_master(
-    cluster: RedisCluster, redis_cluster: Any, unique: str
+    cluster: RedisCluster, scripts: Scripts, redis_cluster: Any, unique: str
 ) -> None:
     seed_port = int(redis_cluster.url.rsplit(":", 1)[1].split("/")[0])
-    scripts = Scripts(cluster)
-    await scripts.load()
     event_id = next(
         f"failover-{unique}-{n}"
         for n in range(10_000)

@@ -165,7 +165,12 @@ class ScriptBatcher:
             if not pending:
                 break
             routes: dict[tuple[str, bool], list[int]] = {}
-            waited = False
+            # The first redirection is followed at once; a call still turned away after that is
+            # caught in a moment of the move (nodes disagree until every one has the new owner,
+            # MOVED ping-pongs between them): wait a little longer each round.
+            waited = attempt > 0
+            if waited:
+                await asyncio.sleep(_FOLLOW_PAUSE_S * attempt)
             for n in pending:
                 answer = answers[n]
                 if isinstance(answer, MovedError):

@@ -53,7 +53,10 @@ def move_slot(
             src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
             moved += len(keys)
             time.sleep(pause_s)
-        for port in primary_ports(seed_url):
+        # The new owner first, then the old one, then the rest (as redis-cli does): the old
+        # owner must not send clients to a target that does not yet know it owns the slot.
+        rest = [port for port in primary_ports(seed_url) if port not in (target, source)]
+        for port in (target, source, *rest):
             owner = _node(port)
             try:
                 owner.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)

@@ -9,9 +9,15 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 
+from booking import errors
+from booking.db import create_pool
 from booking.tickets import TicketClaim, TicketSigner
+from booking.tickets.service import Tickets
+from common.tokens import Identity
 from tests.payments.conftest import SagaRig, wait_for
 
 
@@ -240,3 +246,17 @@ async def test_200_concurrent_scans_of_one_ticket_admit_exactly_one(
         admitted["checked_in_at"]
     }
     print(f"200 concurrent scans of one ticket: {elapsed * 1000:.0f} ms")
+
+
+async def test_a_forged_code_is_refused_without_asking_the_database(migrated_database: str) -> None:
+    pool = await create_pool(migrated_database, min_size=1, max_size=1)
+    await pool.close()  # any read now fails
+    signer = TicketSigner("door-secret-" + "d" * 40)
+    tickets = Tickets(pool=pool, signer=signer)
+    staff = Identity(str(uuid.uuid4()), "staff", 0)
+    genuine = signer.sign(TicketClaim(str(uuid.uuid4()), str(uuid.uuid4()), 1))
+    forged = genuine[:-1] + ("A" if genuine[-1] != "A" else "B")
+    with pytest.raises(errors.TicketInvalidError):
+        await tickets.check_in(staff, forged)
+    with pytest.raises(asyncpg.InterfaceError):  # a genuine code does need it
+        await tickets.check_in(staff, genuine)

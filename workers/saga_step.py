@@ -1,7 +1,8 @@
 """saga-step: executes the saga's commands and replies with each outcome.
 
 Steps: `confirm_booking` (Redis `confirm` first, then PostgreSQL: after a crash in between, the
-redelivered command finds Redis already confirmed, a no-op, and finishes PostgreSQL),
+redelivered command finds Redis already confirmed, a no-op, and finishes PostgreSQL, where the
+booking's tickets are issued in the confirming transaction),
 `refund_payment` (the provider refund is idempotent per payment), `release_booking` (seats back
 on sale) and `notify` (the confirmation email). Each records its outcome, the processed message
 id and the reply in one PostgreSQL transaction.

@@ -37,6 +37,9 @@ from booking.routes import seats as seat_routes
 from booking.services import Services
 from booking.settings import Settings
 from booking.suspensions import Suspensions
+from booking.tickets import TicketSigner
+from booking.tickets import routes as ticket_routes
+from booking.tickets.service import Tickets
 from common import heap
 from common.redis_client import RedisClient, connect, open_redis
 
@@ -57,6 +60,7 @@ API_ROUTES: list[BaseRoute] = [
     *admin_routes.routes,
     *feed_routes.routes,
     *seat_routes.routes,
+    *ticket_routes.routes,
 ]
 
 
@@ -150,6 +154,7 @@ def create_app(settings: Settings) -> Starlette:
             hub=hub,
             feed=feed,
             suspensions=Suspensions(pool=pool, scripts=scripts),
+            tickets=Tickets(pool=pool, signer=TicketSigner(settings.ticket_secret)),
         )
         heap.settle_after_startup()
         try:

@@ -22,11 +22,13 @@ class BookingError(Exception):
         *,
         errors: Sequence[Mapping[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or self.code)
         self.detail = detail
         self.errors = errors
         self.headers = headers
+        self.extra = extra  # fields of the problem body besides the standard ones
 
 
 class UnauthorizedError(BookingError):
@@ -108,6 +110,18 @@ class InvalidStateError(BookingError):
 
 class ReservationExpiredError(BookingError):
     code = "reservation_expired"
+
+
+class TicketInvalidError(BookingError):
+    code = "ticket_invalid"
+
+
+class AlreadyCheckedInError(BookingError):
+    code = "already_checked_in"
+
+
+class TicketVoidError(BookingError):
+    code = "ticket_void"
 
 
 class ServiceUnavailableError(BookingError):

@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = [
+    "CHECKINS",
     "DEPENDENCY_UP",
     "FEED_CONNECTIONS",
     "FEED_DROPPED",
@@ -37,6 +38,7 @@ __all__ = [
     "SAGA_TIMEOUTS",
     "SAGA_TRANSITIONS",
     "SCRIPT_LATENCY",
+    "TICKETS_ISSUED",
     "PoolCollector",
 ]
 
@@ -173,6 +175,15 @@ FEED_DROPPED = Counter(
     "booking_rush_feed_dropped_clients_total",
     "Watchers disconnected for being too slow, by transport",
     ["transport"],
+)
+
+CHECKINS = Counter(
+    "booking_rush_checkins_total",
+    "Ticket scans at the door by outcome (admitted, already_checked_in, void, invalid, ...)",
+    ["outcome"],
+)
+TICKETS_ISSUED = Counter(
+    "booking_rush_tickets_issued_total", "Tickets issued to confirmed bookings"
 )
 
 

@@ -252,6 +252,12 @@ OPERATIONS: list[Operation] = [
         "The payment provider's webhook (its signature is its authentication)", 200, None,
         responses.WebhookReceived, public=True, problems=("invalid_signature",),
     ),
+    Operation(
+        "post", "/checkin", "checkIn",
+        "Admit a ticket's holder once (staff, admin, the event's organizer)", 200,
+        schemas.CheckInBody, responses.CheckIn,
+        problems=("ticket_invalid", "already_checked_in", "ticket_void", "not_found"),
+    ),
     Operation("get", "/health", "health", "Liveness", 200, None, responses.Health, public=True),
     Operation(
         "get", "/ready", "ready", "Readiness of Redis and PostgreSQL", 200, None,

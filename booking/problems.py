@@ -32,7 +32,9 @@ _last_logged: dict[str, float] = {}
 
 async def booking_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BookingError)
-    return problem_response(exc.code, exc.detail, errors=exc.errors, headers=exc.headers)
+    return problem_response(
+        exc.code, exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra
+    )
 
 
 def allowed_methods(routes: list[BaseRoute], scope: Scope) -> set[str]:

@@ -19,7 +19,7 @@ class User(BaseModel):
     user_id: Id = Field(json_schema_extra={"format": "uuid"})
     email: str
     name: str
-    role: Literal["customer", "organizer", "admin"]
+    role: Literal["customer", "organizer", "admin", "staff"]
 
 
 class TokenPair(BaseModel):
@@ -96,6 +96,24 @@ class SeatStates(BaseModel):
     zones: list[ZoneSeatStates] = Field(description="seated zones only")
 
 
+class Ticket(BaseModel):
+    ticket_id: Id
+    code: str = Field(description="signed; show it at the door (as text or a QR code)")
+    zone_id: Id
+    seat_id: str | None = Field(description="the seat's label; null in general admission")
+    status: Literal["valid", "void"]
+    checked_in_at: Timestamp | None
+
+
+class CheckIn(BaseModel):
+    ticket_id: Id
+    booking_id: Id
+    event_id: Id
+    zone_id: Id
+    seat_id: str | None = Field(description="the seat's label; null in general admission")
+    checked_in_at: Timestamp
+
+
 class Booking(BaseModel):
     booking_id: Id = Field(json_schema_extra={"format": "uuid"})
     event_id: Id
@@ -109,6 +127,10 @@ class Booking(BaseModel):
     seats: list[str] | None = None
     confirmed_at: Timestamp | None = None
     payment_id: Id | None = None
+    tickets: list[Ticket] | None = Field(
+        default=None,
+        description="GET and list only: one per seat or unit once confirmed (void once refunded)",
+    )
 
 
 class BookingList(BaseModel):

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from booking.domain import MAX_TICKETS_PER_REQUEST
+from booking.tickets.codes import MAX_CODE_LENGTH
 
 # PostgreSQL refuses a NUL in text (a 500 if it got that far); the other control characters have
 # no business in names, venues or seat labels either.
@@ -291,3 +292,12 @@ class SuspendBody(UnsuspendBody):
 class PaymentBody(Body):
     booking_id: UUID
     test_outcome: Literal["succeed", "decline", "no_answer"] | None = None
+
+
+class CheckInBody(Body):
+    code: str = Field(
+        min_length=1,
+        max_length=MAX_CODE_LENGTH,
+        description="the ticket's code, as its QR code or the booking's `tickets` list shows it",
+        json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
+    )

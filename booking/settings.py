@@ -16,6 +16,7 @@ class Settings(ServiceSettings):
 
     token_keys: TokenKeys
     internal_secret: str
+    ticket_secret: str = ""  # TICKET_SECRET, else internal_secret (checked by TicketSigner)
     host: str = "127.0.0.1"
     port: int = 8081
     hold_ttl_s: int = 600
@@ -36,10 +37,13 @@ class Settings(ServiceSettings):
         internal_secret = env.internal_secret()
         if len(internal_secret) < 32:
             raise ValueError("INTERNAL_SECRET (or JWT_SECRET) of 32+ characters is required")
+        if len(env.ticket_secret()) < 32:
+            raise ValueError("TICKET_SECRET, when set, must have 32+ characters")
         return cls(
             **cls.shared(env),
             token_keys=TokenKeys.from_env(dict(env.env), need_signing=True),
             internal_secret=internal_secret,
+            ticket_secret=env.ticket_secret(),
             queue_heartbeat_s=env.number("QUEUE_HEARTBEAT_S", cls.queue_heartbeat_s, minimum=0.1),
             host=env.text("BOOKING_HOST", cls.host),
             port=env.integer("BOOKING_PORT", cls.port, minimum=1),

@@ -41,6 +41,9 @@ CODES: dict[str, tuple[int, str]] = {
     "bad_gateway": (502, "The upstream service did not answer"),
     "payload_too_large": (413, "Request body too large"),
     "internal_error": (500, "Internal error"),
+    "ticket_invalid": (422, "Not a ticket code of ours"),
+    "already_checked_in": (409, "The ticket was checked in already"),
+    "ticket_void": (409, "The ticket is void (its booking was refunded or cancelled)"),
 }
 
 

@@ -62,6 +62,11 @@ class Env:
         JWT_SECRET when that is unset (one secret is enough on a single machine)."""
         return self.text("INTERNAL_SECRET") or self.text("JWT_SECRET")
 
+    def ticket_secret(self) -> str:
+        """Signs ticket codes: TICKET_SECRET, else the internal secret. Its own variable so that
+        scanners verifying codes offline can be given it without the key to everything else."""
+        return self.text("TICKET_SECRET") or self.internal_secret()
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceSettings:

@@ -19,7 +19,7 @@ import jwt
 
 ALGORITHMS = ("HS256", "RS256")
 ISSUER = "booking-rush"
-ROLES = ("customer", "organizer", "admin")
+ROLES = ("customer", "organizer", "admin", "staff")  # staff: door staff, check-in only
 _LEEWAY_S = 5
 
 

@@ -88,6 +88,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _spec("/payments/webhook", "POST", ("POST",), rate_limited=False),
     _spec("/payments/{id}", "GET"),
     _spec("/admin/events/{id}/stats", "GET"),
+    _spec("/checkin", "POST"),
     _spec("/openapi.json", "GET", ("GET",)),
 )
 

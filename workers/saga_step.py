@@ -1,7 +1,8 @@
 """saga-step: executes the saga's commands and replies with each outcome.
 
 Steps: `confirm_booking` (Redis `confirm` first, then PostgreSQL: after a crash in between, the
-redelivered command finds Redis already confirmed, a no-op, and finishes PostgreSQL),
+redelivered command finds Redis already confirmed, a no-op, and finishes PostgreSQL, where the
+booking's tickets are issued in the confirming transaction),
 `refund_payment` (the provider refund is idempotent per payment), `release_booking` (seats back
 on sale) and `notify` (the confirmation email). Each records its outcome, the processed message
 id and the reply in one PostgreSQL transaction.
@@ -54,6 +55,7 @@ from booking.store import (
     lock_booking_status,
     was_processed,
 )
+from booking.tickets import TicketSigner, issue_tickets
 from workers.consumer import POOL_CLOSE_S, ConsumerWorker, MalformedMessageError
 from workers.resources import Provisioned, Resources, open_resources
 from workers.settings import WorkerSettings
@@ -121,6 +123,7 @@ class SagaStep(ConsumerWorker):
             else create_provider(settings.payments, pool=resources.pool)
         )
         self.notifier = notifier or OutboxNotifier(self.saga_topics.notifications)
+        self.ticket_signer = TicketSigner(settings.ticket_secret)
         self._steps: dict[str, Callable[[Envelope, Command], Awaitable[None]]] = {
             STEP_CONFIRM: self._confirm,
             STEP_REFUND: self._refund,
@@ -206,8 +209,12 @@ class SagaStep(ConsumerWorker):
                 await confirm_booking(
                     conn, command.booking_id, now=now, payment_id=command.payment_id
                 )
+                confirmed = await find_booking(conn, command.booking_id)
+                assert confirmed is not None
+                # In the confirming transaction: no sale without its tickets, none without a sale.
+                tickets = await issue_tickets(conn, confirmed, now=now, signer=self.ticket_signer)
                 await self._announce(conn, command.booking_id, CONFIRMED, now)
-                return "confirmed", {}
+                return "confirmed", {"tickets": len(tickets)}
             if row["status"] == CONFIRMED and str(row["payment_id"]) == command.payment_id:
                 return "confirmed", {"replay": True}
             if row["status"] != CONFIRMED:

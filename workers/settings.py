@@ -27,6 +27,7 @@ class WorkerSettings(ServiceSettings):
     saga_timeout_s: float = 30.0
     payments: PaymentConfig = field(default_factory=PaymentConfig)
     internal_secret: str = ""  # signs queue passes (queue-release); INTERNAL_SECRET or JWT_SECRET
+    ticket_secret: str = ""  # signs tickets (saga-step); TICKET_SECRET, else internal_secret
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -46,4 +47,5 @@ class WorkerSettings(ServiceSettings):
             saga_timeout_s=env.number("SAGA_TIMEOUT_S", cls.saga_timeout_s, minimum=0.001),
             payments=PaymentConfig.from_env(env),
             internal_secret=env.internal_secret(),
+            ticket_secret=env.ticket_secret(),
         )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.routing import Route
 
+from booking.domain import Booking
 from booking.http import JSONResponse, identity, read_body, services
 from booking.inventory.scripts import epoch_ms
 from booking.schemas import ReserveBody
+from booking.tickets import Ticket
 
 
 async def reserve(request: Request) -> JSONResponse:
@@ -24,15 +28,23 @@ async def reserve(request: Request) -> JSONResponse:
 
 
 async def get_booking(request: Request) -> JSONResponse:
-    booking = await services(request).bookings.get(
-        identity(request), request.path_params["booking_id"]
-    )
-    return JSONResponse(booking.body())
+    state = services(request)
+    booking = await state.bookings.get(identity(request), request.path_params["booking_id"])
+    tickets = await state.tickets.of_bookings([booking])
+    return JSONResponse(_with_tickets(booking, tickets))
 
 
 async def list_bookings(request: Request) -> JSONResponse:
-    bookings = await services(request).bookings.list_mine(identity(request))
-    return JSONResponse({"items": [booking.body() for booking in bookings]})
+    state = services(request)
+    bookings = await state.bookings.list_mine(identity(request))
+    tickets = await state.tickets.of_bookings(bookings)
+    return JSONResponse({"items": [_with_tickets(booking, tickets) for booking in bookings]})
+
+
+def _with_tickets(booking: Booking, tickets: dict[str, list[Ticket]]) -> dict[str, Any]:
+    body = booking.body()
+    body["tickets"] = [ticket.body() for ticket in tickets.get(booking.booking_id, ())]
+    return body
 
 
 async def cancel(request: Request) -> JSONResponse:

@@ -18,6 +18,7 @@ import orjson
 
 from booking.domain import Booking
 from booking.store import Conn
+from booking.tickets.store import void_tickets
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,10 @@ async def end_bookings(
     await conn.execute(
         "UPDATE booking_seats SET live = false WHERE booking_id = ANY($1::uuid[]) AND live",
         [uuid.UUID(e.booking_id) for e in ended],
+    )
+    # A refunded sale's tickets stop admitting anyone in the same transaction.
+    await void_tickets(
+        conn, [e.booking_id for e in ended if e.previous_status == "CONFIRMED"], now=now
     )
     held: dict[str, int] = defaultdict(int)
     sold: dict[str, int] = defaultdict(int)

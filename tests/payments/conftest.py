@@ -214,6 +214,7 @@ async def rig(
         saga_timeout_s=SAGA_TIMEOUT_S,
         interval_s=0.2,
         payments=PaymentConfig(webhook_url="http://127.0.0.1:9/none"),
+        ticket_secret=saga_settings.ticket_secret,
     )
     async with app.router.lifespan_context(app):
         app.state.services.payments.topics = topics

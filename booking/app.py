@@ -30,6 +30,7 @@ from booking.queue.stream import QueueStreams
 from booking.routes import admin as admin_routes
 from booking.routes import auth as auth_routes
 from booking.routes import bookings as booking_routes
+from booking.routes import config as config_routes
 from booking.routes import events as event_routes
 from booking.routes import feed as feed_routes
 from booking.routes import ops as ops_routes
@@ -57,6 +58,7 @@ API_ROUTES: list[BaseRoute] = [
     *admin_routes.routes,
     *feed_routes.routes,
     *seat_routes.routes,
+    *config_routes.routes,
 ]
 
 

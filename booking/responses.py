@@ -188,6 +188,14 @@ class SuspendResult(BaseModel):
     suspended: int
 
 
+class ClientConfig(BaseModel):
+    payment_provider: Literal["mock", "stripe"]
+    test_outcomes: list[str] = Field(
+        description="the mock provider's scripted outcomes (POST /payments test_outcome); "
+        "empty with a real provider"
+    )
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 

@@ -16,6 +16,7 @@ from booking.catalog import Catalog
 from booking.feed import LiveFeed
 from booking.hold_writer import HoldWriter
 from booking.inventory.scripts import Scripts
+from booking.live_figures import LiveFigures
 from booking.middleware import BookingApp
 from booking.payments import routes as payment_routes
 from booking.payments.providers import create_provider
@@ -138,6 +139,12 @@ def create_app(settings: Settings) -> Starlette:
         queue = Queue(pool=pool, store=queue_store, catalog=catalog)
         # The live availability feed shares the process's one pub/sub connection (the Hub).
         feed = LiveFeed(hub, catalog.availability)
+        queue_streams = QueueStreams(hub, queue_store, queue.clock)
+        live_figures = LiveFigures(
+            redis, rooms=feed.room_figures, queue_streams=queue_streams.stream_counts
+        )
+        queue_streams.on_pass_delivered = live_figures.pass_delivered
+        live_figures.start()
         app.state.services = Services(
             settings=settings,
             redis=redis,
@@ -148,15 +155,17 @@ def create_app(settings: Settings) -> Starlette:
             bookings=bookings,
             payments=payments,
             queue=queue,
-            queue_streams=QueueStreams(hub, queue_store, queue.clock),
+            queue_streams=queue_streams,
             hub=hub,
             feed=feed,
             suspensions=Suspensions(pool=pool, scripts=scripts),
+            live_figures=live_figures,
         )
         heap.settle_after_startup()
         try:
             yield
         finally:
+            await live_figures.stop()
             await feed.stop()
             await hub.stop()
             await queue_store.aclose()

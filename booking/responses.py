@@ -165,6 +165,18 @@ class QueueStats(BaseModel):
     admitted_per_s: float = Field(description="the measured outflow (EWMA)")
 
 
+class LiveFigures(BaseModel):
+    processes: int = Field(description="booking processes whose figures are included")
+    feed_watchers: int = Field(description="availability-feed watchers of the event")
+    queue_streams: int = Field(description="waiting rooms' position streams open")
+    events_per_s: float = Field(description="seat updates per second on the event's feed")
+    pass_deliveries: int = Field(description="passes pushed to streams in the window")
+    pass_delivery_p99_s: float | None = Field(
+        description="p99 of admission to pass on the stream over the window; null: no pass"
+    )
+    window_s: float
+
+
 class EventStats(BaseModel):
     event_id: Id
     status: str
@@ -175,6 +187,7 @@ class EventStats(BaseModel):
     drift: int
     zones: list[ZoneCounters]
     queue: QueueStats | None = Field(default=None, description="null: the event has no queue")
+    live: LiveFigures
 
 
 class SuspendResult(BaseModel):

@@ -13,6 +13,7 @@ from booking.bookings import Bookings
 from booking.catalog import Catalog
 from booking.feed import LiveFeed
 from booking.inventory.scripts import Scripts
+from booking.live_figures import LiveFigures
 from booking.payments.service import Payments
 from booking.pubsub import Hub
 from booking.queue.service import Queue
@@ -37,3 +38,4 @@ class Services:
     hub: Hub
     feed: LiveFeed
     suspensions: Suspensions
+    live_figures: LiveFigures

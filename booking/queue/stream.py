@@ -164,7 +164,9 @@ class PositionStream:
             frames.append(self._frame("pass", self._pass))
             self._pass = None
             if self._admitted_ms is not None:
-                QUEUE_PASS_DELIVERY.observe(max(0.0, time.time() - self._admitted_ms / 1000))
+                delay = max(0.0, time.time() - self._admitted_ms / 1000)
+                QUEUE_PASS_DELIVERY.observe(delay)
+                self._streams.on_pass_delivered(self.event_id, delay)
         if self._sold_out:
             frames.append(self._frame("sold_out", {"event_id": self.event_id}))
             self._sold_out = False
@@ -299,6 +301,12 @@ class QueueStreams:
         self.clock = clock
         self.resync_s = resync_s
         self._boards: dict[str, _Board] = {}
+        # Told of each pushed pass's delivery delay (booking.live_figures, per event).
+        self.on_pass_delivered: Callable[[str, float], None] = lambda event_id, delay: None
+
+    def stream_counts(self) -> dict[str, int]:
+        """Open position streams per event in this process."""
+        return {event_id: len(board.members) for event_id, board in self._boards.items()}
 
     async def open(
         self, identity: Identity, event_id: str, *, last_event_id: int = 0

@@ -48,6 +48,7 @@ async def event_stats(request: Request) -> JSONResponse:
             "drift": sum(zone.drift for zone in zones),
             "zones": [zone.body() for zone in zones],
             "queue": queue,
+            "live": await state.live_figures.read(event.event_id),
         }
     )
 

@@ -118,6 +118,15 @@ async def test_admin_stats_show_counters_and_drift(
         )
         assert stats["drift"] == 0
         assert stats["zones"][0]["postgres"] == {"held": 2, "sold": 0}
+        assert set(stats["live"]) == {
+            "processes",
+            "feed_watchers",
+            "queue_streams",
+            "events_per_s",
+            "pass_deliveries",
+            "pass_delivery_p99_s",
+            "window_s",
+        }
 
 
 async def test_mine_lists_the_callers_events_with_drafts(

@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import jwt
 
+from booking.app import create_app
+from booking.settings import Settings
 from tests.api.conftest import register_and_login
 
 PROBLEM = "application/problem+json"
@@ -141,13 +143,34 @@ async def test_logout_revokes_the_refresh_token_and_its_family(
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_request"
 
 
-async def test_config_tells_the_pages_the_payment_provider(client: httpx.AsyncClient) -> None:
+async def test_config_tells_the_pages_the_payment_provider(
+    client: httpx.AsyncClient, service_env: dict[str, str], clean_db: Any
+) -> None:
     answer = await client.get("/api/v1/config")
     assert answer.status_code == 200
     assert answer.json() == {
         "payment_provider": "mock",
         "test_outcomes": ["succeed", "decline", "no_answer"],
     }
+    # With a real provider there is nothing to script: the checkout shows no outcome picker.
+    stripe = create_app(
+        Settings.from_env(
+            {
+                **service_env,
+                "PAYMENT_PROVIDER": "stripe",
+                "STRIPE_SECRET_KEY": "sk_test_unused",
+                "STRIPE_WEBHOOK_SECRET": "whsec_unused",
+            }
+        )
+    )
+    async with (
+        stripe.router.lifespan_context(stripe),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=stripe), base_url="http://booking"
+        ) as http,
+    ):
+        answer = await http.get("/api/v1/config")
+    assert answer.json() == {"payment_provider": "stripe", "test_outcomes": []}
 
 
 async def test_unknown_refresh_token(client: httpx.AsyncClient) -> None:

@@ -1,5 +1,6 @@
-"""Admin suspend / unsuspend through the booking app (in-process) on the real Redis and
-PostgreSQL: atomic refusal of held seats, counters, persistence, and a rebuild that keeps them."""
+"""Suspend / unsuspend (organizer or admin) through the booking app (in-process) on the real
+Redis and PostgreSQL: atomic refusal of held seats, counters, persistence, and a rebuild that
+keeps them."""
 
 from __future__ import annotations
 

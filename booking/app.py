@@ -16,6 +16,7 @@ from booking.catalog import Catalog
 from booking.feed import LiveFeed
 from booking.hold_writer import HoldWriter
 from booking.inventory.scripts import Scripts
+from booking.live_figures import LiveFigures
 from booking.middleware import BookingApp
 from booking.payments import routes as payment_routes
 from booking.payments.providers import create_provider
@@ -30,6 +31,7 @@ from booking.queue.stream import QueueStreams
 from booking.routes import admin as admin_routes
 from booking.routes import auth as auth_routes
 from booking.routes import bookings as booking_routes
+from booking.routes import config as config_routes
 from booking.routes import events as event_routes
 from booking.routes import feed as feed_routes
 from booking.routes import ops as ops_routes
@@ -61,6 +63,7 @@ API_ROUTES: list[BaseRoute] = [
     *feed_routes.routes,
     *seat_routes.routes,
     *ticket_routes.routes,
+    *config_routes.routes,
 ]
 
 
@@ -140,6 +143,12 @@ def create_app(settings: Settings) -> Starlette:
         queue = Queue(pool=pool, store=queue_store, catalog=catalog)
         # The live availability feed shares the process's one pub/sub connection (the Hub).
         feed = LiveFeed(hub, catalog.availability)
+        queue_streams = QueueStreams(hub, queue_store, queue.clock)
+        live_figures = LiveFigures(
+            redis, rooms=feed.room_figures, queue_streams=queue_streams.stream_counts
+        )
+        queue_streams.on_pass_delivered = live_figures.pass_delivered
+        live_figures.start()
         app.state.services = Services(
             settings=settings,
             redis=redis,
@@ -150,16 +159,18 @@ def create_app(settings: Settings) -> Starlette:
             bookings=bookings,
             payments=payments,
             queue=queue,
-            queue_streams=QueueStreams(hub, queue_store, queue.clock),
+            queue_streams=queue_streams,
             hub=hub,
             feed=feed,
             suspensions=Suspensions(pool=pool, scripts=scripts),
             tickets=Tickets(pool=pool, signer=TicketSigner(settings.ticket_secret)),
+            live_figures=live_figures,
         )
         heap.settle_after_startup()
         try:
             yield
         finally:
+            await live_figures.stop()
             await feed.stop()
             await hub.stop()
             await queue_store.aclose()

@@ -133,6 +133,16 @@ class AuthService:
             await user_store.revoke_refresh_family(conn, row.family_id, now)
         raise UnauthorizedError("refresh token was already used")
 
+    async def logout(self, *, refresh_token: str, now: datetime) -> None:
+        """Ends the sign-in the refresh token belongs to: its whole family is revoked, so
+        neither it nor any token rotated from it refreshes again. Access tokens already issued
+        stay valid until they expire (at most ACCESS_TOKEN_TTL_S); an unknown token changes
+        nothing, and saying so would only help someone guessing tokens."""
+        async with self.pool.acquire() as conn:
+            family_id = await user_store.find_refresh_family(conn, _refresh_hash(refresh_token))
+            if family_id is not None:
+                await user_store.revoke_refresh_family(conn, family_id, now)
+
     async def me(self, identity: Identity) -> UserRow:
         user = await user_store.find_user(self.pool, identity.user_id)
         if user is None:

@@ -21,6 +21,7 @@ from booking.store.events import EventRow
 from common.tokens import Identity
 
 PUBLIC_STATUSES = ("on_sale", "closed")
+ALL_STATUSES = ("draft", *PUBLIC_STATUSES)
 LIST_LIMIT = 200
 
 
@@ -99,7 +100,8 @@ def inventory_spec(event: EventRow, status: str) -> EventSpec:
     )
 
 
-def _may_manage(identity: Identity, event: EventRow) -> bool:
+def may_manage(identity: Identity, event: EventRow) -> bool:
+    """The ownership rule: an event is managed by its organizer and by admins."""
     return identity.is_admin or (
         identity.role == "organizer" and identity.user_id == event.organizer_id
     )
@@ -123,14 +125,14 @@ class Catalog:
         """Drafts are visible to their organizer and admins only; to others they do not exist."""
         event = await event_store.find_event(self.pool, event_id)
         if event is None or (
-            event.status == "draft" and (identity is None or not _may_manage(identity, event))
+            event.status == "draft" and (identity is None or not may_manage(identity, event))
         ):
             raise NotFoundError("no such event")
         return (await self._with_seeds([event]))[0]
 
     async def get_managed_event(self, identity: Identity, event_id: str) -> EventRow:
         event = await self.get_event(event_id, identity)
-        if not _may_manage(identity, event):
+        if not may_manage(identity, event):
             raise (
                 NotFoundError("no such event")
                 if event.status == "draft"
@@ -141,6 +143,20 @@ class Catalog:
     async def list_events(self) -> list[EventRow]:
         events = await event_store.list_events(
             self.pool, statuses=PUBLIC_STATUSES, limit=LIST_LIMIT
+        )
+        return await self._with_seeds(events)
+
+    async def list_managed_events(self, identity: Identity) -> list[EventRow]:
+        """The events the caller manages, drafts included: an organizer's own, every event for
+        an admin, none for a buyer."""
+        if identity.is_admin:
+            organizer_id = None
+        elif identity.role == "organizer":
+            organizer_id = identity.user_id
+        else:
+            return []
+        events = await event_store.list_events(
+            self.pool, statuses=ALL_STATUSES, limit=LIST_LIMIT, organizer_id=organizer_id
         )
         return await self._with_seeds(events)
 

@@ -193,6 +193,7 @@ class Room:
         self._snapshot: Batch | None = None
         self._task: asyncio.Task[None] | None = None
         self._next_dispatch = 0.0
+        self.updates = 0  # seat updates received since the room opened (the drop view's rate)
 
     async def start(self) -> None:
         """Subscribes, then reads the state: nothing published in between can be missed."""
@@ -263,6 +264,7 @@ class Room:
                 batch = await self._reloaded()
             else:
                 FEED_REDIS_MESSAGES.inc(len(raw))
+                self.updates += len(raw)
                 batch = self._applied(raw)
             if batch is not None:
                 for watcher in tuple(self.watchers):
@@ -356,6 +358,12 @@ class LiveFeed:
             self.unwatch(watcher, event_id)
         FEED_CONNECTIONS.labels(watcher.transport).dec()
         watcher.wake()
+
+    def room_figures(self) -> dict[str, tuple[int, int]]:
+        """Per room of this process: (watchers, seat updates received so far)."""
+        return {
+            event_id: (len(room.watchers), room.updates) for event_id, room in self.rooms.items()
+        }
 
     async def availability(self, event_id: str) -> Message:
         """The `availability` message: the room's state when it exists, else a fresh read."""

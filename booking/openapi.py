@@ -78,6 +78,16 @@ def _parameters(operation: Operation) -> list[dict[str, Any]]:
         for part in operation.path.split("/")
         if part.startswith("{")
     ]
+    for query in operation.query:
+        parameters.append(
+            {
+                "name": query.name,
+                "in": "query",
+                "required": False,
+                "description": query.description,
+                "schema": query.schema,
+            }
+        )
     for header in operation.headers:
         parameters.append(
             {

@@ -42,6 +42,21 @@ LAST_EVENT_ID = Header(
 
 
 @dataclass(frozen=True)
+class QueryParam:
+    name: str
+    description: str
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+
+
+MINE = QueryParam(
+    "mine",
+    "true: the events the caller manages instead, drafts included (an organizer's own, every "
+    "event for an admin, none for a buyer); needs a bearer token. Only true or false, once.",
+    schema={"type": "boolean"},
+)
+
+
+@dataclass(frozen=True)
 class Operation:
     method: str
     path: str
@@ -53,6 +68,7 @@ class Operation:
     media_type: str = "application/json"
     public: bool = False
     headers: tuple[Header, ...] = ()
+    query: tuple[QueryParam, ...] = ()
     problems: tuple[str, ...] = ()
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
     example: dict[str, Any] | None = None
@@ -141,14 +157,19 @@ OPERATIONS: list[Operation] = [
         200, schemas.RefreshBody, responses.TokenPair, public=True,
         problems=("invalid_credentials",),
     ),
+    Operation(
+        "post", "/auth/logout", "logout",
+        "Sign out: the refresh token and every token rotated with it stop working", 204,
+        schemas.RefreshBody, public=True, media_type="",
+    ),
     Operation("get", "/auth/me", "me", "The caller's account", 200, None, responses.User),
     Operation(
         "post", "/events", "createEvent", "Create an event (organizer, admin)", 201,
         schemas.EventBody, responses.Event, links=EVENT_LINKS, example=EVENT_EXAMPLE,
     ),
     Operation(
-        "get", "/events", "listEvents", "Events on sale or closed", 200, None,
-        responses.EventList, public=True,
+        "get", "/events", "listEvents", "Events on sale or closed (mine=true: the caller's)",
+        200, None, responses.EventList, public=True, query=(MINE,),
     ),
     Operation(
         "get", "/events/{event_id}", "getEvent", "One event (a draft: its organizer or admin)",
@@ -193,7 +214,8 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "get", "/admin/events/{event_id}/stats", "getEventStats",
-        "Counters and Redis/PostgreSQL drift (admin)", 200, None, responses.EventStats,
+        "Counters, drift and live figures (the event's organizer, admin)", 200, None,
+        responses.EventStats,
     ),
     Operation(
         "post", "/queue/join", "joinQueue", "Join an event's queue (joining again keeps the place)",
@@ -225,12 +247,12 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "post", "/events/{event_id}/seats/suspend", "suspendSeats",
-        "Take free seats out of sale (admin)", 200, schemas.SuspendBody,
+        "Take free seats out of sale (organizer, admin)", 200, schemas.SuspendBody,
         responses.SuspendResult, problems=("seat_unavailable",),
     ),
     Operation(
         "post", "/events/{event_id}/seats/unsuspend", "unsuspendSeats",
-        "Put suspended seats back on sale (admin)", 200, schemas.UnsuspendBody,
+        "Put suspended seats back on sale (organizer, admin)", 200, schemas.UnsuspendBody,
         responses.SuspendResult, problems=("invalid_state",),
     ),
     Operation(
@@ -257,6 +279,10 @@ OPERATIONS: list[Operation] = [
         "Admit a ticket's holder once (staff, admin, the event's organizer)", 200,
         schemas.CheckInBody, responses.CheckIn,
         problems=("ticket_invalid", "already_checked_in", "ticket_void", "not_found"),
+    ),
+    Operation(
+        "get", "/config", "getConfig", "What the pages need to know (the payment provider)",
+        200, None, responses.ClientConfig, public=True,
     ),
     Operation("get", "/health", "health", "Liveness", 200, None, responses.Health, public=True),
     Operation(

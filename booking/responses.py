@@ -187,6 +187,18 @@ class QueueStats(BaseModel):
     admitted_per_s: float = Field(description="the measured outflow (EWMA)")
 
 
+class LiveFigures(BaseModel):
+    processes: int = Field(description="booking processes whose figures are included")
+    feed_watchers: int = Field(description="availability-feed watchers of the event")
+    queue_streams: int = Field(description="waiting rooms' position streams open")
+    events_per_s: float = Field(description="seat updates per second on the event's feed")
+    pass_deliveries: int = Field(description="passes pushed to streams in the window")
+    pass_delivery_p99_s: float | None = Field(
+        description="p99 of admission to pass on the stream over the window; null: no pass"
+    )
+    window_s: float
+
+
 class EventStats(BaseModel):
     event_id: Id
     status: str
@@ -197,6 +209,7 @@ class EventStats(BaseModel):
     drift: int
     zones: list[ZoneCounters]
     queue: QueueStats | None = Field(default=None, description="null: the event has no queue")
+    live: LiveFigures
 
 
 class SuspendResult(BaseModel):
@@ -208,6 +221,14 @@ class SuspendResult(BaseModel):
     held: int
     sold: int
     suspended: int
+
+
+class ClientConfig(BaseModel):
+    payment_provider: Literal["mock", "stripe"]
+    test_outcomes: list[str] = Field(
+        description="the mock provider's scripted outcomes (POST /payments test_outcome); "
+        "empty with a real provider"
+    )
 
 
 class Health(BaseModel):

@@ -13,6 +13,7 @@ from booking.bookings import Bookings
 from booking.catalog import Catalog
 from booking.feed import LiveFeed
 from booking.inventory.scripts import Scripts
+from booking.live_figures import LiveFigures
 from booking.payments.service import Payments
 from booking.pubsub import Hub
 from booking.queue.service import Queue
@@ -39,3 +40,4 @@ class Services:
     feed: LiveFeed
     suspensions: Suspensions
     tickets: Tickets
+    live_figures: LiveFigures

@@ -1,4 +1,5 @@
-"""Admin suspend / unsuspend: take free seats (or general-admission quantity) out of sale and back.
+"""Suspend / unsuspend: take free seats (or general-admission quantity) out of sale and back.
+The event's organizer or an admin may (booking.catalog.may_manage).
 
 Redis makes the decision, atomically (lua/suspend.lua, lua/unsuspend.lua: a held or sold seat
 is refused, the feed gets SEAT_SUSPENDED / SEAT_AVAILABLE); PostgreSQL keeps the state
@@ -16,8 +17,9 @@ from typing import Any, Literal
 
 import asyncpg
 
-from booking.auth import require_role
+from booking.catalog import may_manage
 from booking.errors import (
+    ForbiddenError,
     InvalidRequestError,
     InvalidStateError,
     NotFoundError,
@@ -50,10 +52,11 @@ class Suspensions:
         self, identity: Identity, event_id: str, request: SuspendRequest, action: Action
     ) -> dict[str, Any]:
         """Suspends or unsuspends; returns the zone's new counters and how many changed."""
-        require_role(identity, "admin")
         event = await event_store.find_event(self.pool, event_id)
-        if event is None:
+        if event is None or (event.status == "draft" and not may_manage(identity, event)):
             raise NotFoundError("no such event")
+        if not may_manage(identity, event):
+            raise ForbiddenError("only the event's organizer or an admin may suspend its seats")
         zone = event.zone(request.zone_id)
         if zone is None:
             raise InvalidRequestError.field("zone_id", "not a zone of this event")

@@ -64,6 +64,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _spec("/auth/register", "POST", ("POST",), AUTH_GROUP),
     _spec("/auth/login", "POST", ("POST",), AUTH_GROUP),
     _spec("/auth/refresh", "POST", ("POST",), AUTH_GROUP),
+    _spec("/auth/logout", "POST", ("POST",), AUTH_GROUP),
     _spec("/auth/me", "GET"),
     _spec("/events", "GET POST", ("GET",)),
     _spec("/events/{id}", "GET", ("GET",)),
@@ -90,6 +91,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _spec("/admin/events/{id}/stats", "GET"),
     _spec("/checkin", "POST"),
     _spec("/openapi.json", "GET", ("GET",)),
+    _spec("/config", "GET", ("GET",)),
 )
 
 # Anything else under /api/v1 is proxied too with any ordinary method (the booking service

@@ -117,7 +117,10 @@ if admitted > 0 then
   redis.call('HINCRBY', QUEUE, 'admitted_total', admitted)
 end
 if admitted > 0 or q[9] == '1' then
-  redis.call('PUBLISH', FEED, cjson.encode({type = 'progress', admitted = admitted}))
+  -- admitted_ms: the tick's time, so a stream that finds its pass by reading can measure
+  -- the delivery delay as one that got the pushed pass does.
+  redis.call('PUBLISH', FEED, cjson.encode({type = 'progress', admitted = admitted,
+    admitted_ms = now}))
 end
 local reply = {1, admitted, 'OK', redis.call('ZCARD', WAITING),
   redis.call('ZCARD', PASSES_ACTIVE), rate}

@@ -23,6 +23,10 @@ Per-event keys (hash tag omitted below):
   a sharded-pubsub move is a one-word change).
 
 Global keys (never touched by a script): `br:events:live` zset of event ids with inventory.
+
+Not touched by a script either: `live` hash (`live_figures_key`): booking process id -> JSON of
+that process's live figures for the event (booking.live_figures), refreshed every second and
+expiring a few seconds after the last process stopped writing it.
 """
 
 from __future__ import annotations
@@ -177,3 +181,9 @@ class QueueKeys:
 @lru_cache(maxsize=4096)
 def queue_keys(event_id: str) -> QueueKeys:
     return QueueKeys.of(event_id)
+
+
+def live_figures_key(event_id: str) -> str:
+    """The event's hash of per-process live figures (watchers, feed rate, pass delivery)."""
+    EventKeys.of(event_id)  # the same check of the id as every other key of the event
+    return f"{PREFIX}:{hash_tag(event_id)}:live"

@@ -94,8 +94,11 @@ class PositionStream:
 
     # what the board and the hub hand in (never waits)
 
-    def update(self, placement: Placement | None, outflow: Outflow) -> None:
-        """This stream's fresh state, read by its board."""
+    def update(
+        self, placement: Placement | None, outflow: Outflow, admitted_ms: int | None = None
+    ) -> None:
+        """This stream's fresh state, read by its board (`admitted_ms`: the time of the last
+        tick that admitted anyone, for the delivery delay of a pass found this way)."""
         if not self.first.done():
             self.first.set_result((placement, outflow))
         if self._finished:
@@ -107,7 +110,14 @@ class PositionStream:
             self._finished = True
         elif placement.status == "admitted":
             body = placement_body(self.event_id, placement, outflow)
-            self._show_pass(body["queue_pass"], body["pass_expires_at"])
+            # Measured only when this stream saw itself waiting: a stream opened after its
+            # admission gets an old pass, not a delivery.
+            waited = isinstance(self._shown, int)
+            self._show_pass(
+                body["queue_pass"],
+                body["pass_expires_at"],
+                admitted_ms=admitted_ms if waited else None,
+            )
             return
         elif self._shown == "admitted" or self._shown == placement.position:
             return
@@ -164,7 +174,9 @@ class PositionStream:
             frames.append(self._frame("pass", self._pass))
             self._pass = None
             if self._admitted_ms is not None:
-                QUEUE_PASS_DELIVERY.observe(max(0.0, time.time() - self._admitted_ms / 1000))
+                delay = max(0.0, time.time() - self._admitted_ms / 1000)
+                QUEUE_PASS_DELIVERY.observe(delay)
+                self._streams.on_pass_delivered(self.event_id, delay)
         if self._sold_out:
             frames.append(self._frame("sold_out", {"event_id": self.event_id}))
             self._sold_out = False
@@ -194,6 +206,7 @@ class _Board:
         self._due: set[PositionStream] = set()
         self._waiting_due = False
         self._everyone_due_at = 0.0
+        self.admitted_ms: int | None = None  # the last tick that admitted someone
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -218,6 +231,10 @@ class _Board:
 
     def offer(self, message: tuple[str, bytes]) -> None:
         """A feed message (`progress`, `sold_out`): every waiting place may have changed."""
+        with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+            data = orjson.loads(message[1])
+            if data.get("type") == "progress" and data.get("admitted"):
+                self.admitted_ms = int(data["admitted_ms"])
         self._waiting_due = True
         self._wakeup.set()
 
@@ -279,7 +296,7 @@ class _Board:
                 self.event_id, [stream.user_id for stream in chunk], self._streams.clock()
             )
             for stream, placement in zip(chunk, placements, strict=True):
-                stream.update(placement, outflow)
+                stream.update(placement, outflow, self.admitted_ms)
 
     def _fail_first_looks(self, due: Sequence[PositionStream], exc: Exception) -> None:
         for stream in due:
@@ -299,6 +316,12 @@ class QueueStreams:
         self.clock = clock
         self.resync_s = resync_s
         self._boards: dict[str, _Board] = {}
+        # Told of each pushed pass's delivery delay (booking.live_figures, per event).
+        self.on_pass_delivered: Callable[[str, float], None] = lambda event_id, delay: None
+
+    def stream_counts(self) -> dict[str, int]:
+        """Open position streams per event in this process."""
+        return {event_id: len(board.members) for event_id, board in self._boards.items()}
 
     async def open(
         self, identity: Identity, event_id: str, *, last_event_id: int = 0

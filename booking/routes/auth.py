@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from booking.http import JSONResponse, identity, read_body, services
@@ -35,6 +36,12 @@ async def refresh(request: Request) -> JSONResponse:
     return JSONResponse(pair.body())
 
 
+async def logout(request: Request) -> Response:
+    body = await read_body(request, RefreshBody)
+    await services(request).auth.logout(refresh_token=body.refresh_token, now=datetime.now(UTC))
+    return Response(status_code=204)
+
+
 async def me(request: Request) -> JSONResponse:
     user = await services(request).auth.me(identity(request))
     return JSONResponse(user.public())
@@ -44,5 +51,6 @@ routes = [
     Route("/auth/register", register, methods=["POST"]),
     Route("/auth/login", login, methods=["POST"]),
     Route("/auth/refresh", refresh, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
     Route("/auth/me", me, methods=["GET"]),
 ]

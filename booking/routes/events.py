@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from booking.catalog import event_body
-from booking.errors import UnauthorizedError
+from booking.errors import InvalidRequestError, UnauthorizedError
 from booking.http import JSONResponse, identity, read_body, services
 from booking.schemas import EventBody
 from common.tokens import Identity
@@ -30,8 +30,22 @@ async def create_event(request: Request) -> JSONResponse:
     return JSONResponse(event_body(event), status_code=201)
 
 
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter: absent, or exactly once `true` / `false`."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return False
+    if len(values) > 1 or values[0] not in ("true", "false"):
+        raise InvalidRequestError.field(name, "must be given once, as true or false")
+    return values[0] == "true"
+
+
 async def list_events(request: Request) -> JSONResponse:
-    events = await services(request).catalog.list_events()
+    catalog = services(request).catalog
+    if _flag(request, "mine"):
+        events = await catalog.list_managed_events(identity(request))
+    else:
+        events = await catalog.list_events()
     return JSONResponse({"items": [event_body(event) for event in events]})
 
 

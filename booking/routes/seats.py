@@ -1,4 +1,5 @@
-"""HTTP routes for POST /events/{id}/seats/suspend and /unsuspend (admin only)."""
+"""HTTP routes for POST /events/{id}/seats/suspend and /unsuspend (the event's organizer or an
+admin)."""
 
 from __future__ import annotations
 

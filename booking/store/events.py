@@ -151,12 +151,17 @@ async def find_event(conn: Conn, event_id: str) -> EventRow | None:
     return _event(row, tuple(zones.get(event_id, [])))
 
 
-async def list_events(conn: Conn, *, statuses: tuple[str, ...], limit: int) -> list[EventRow]:
+async def list_events(
+    conn: Conn, *, statuses: tuple[str, ...], limit: int, organizer_id: str | None = None
+) -> list[EventRow]:
+    """Events in those statuses (of one organizer when given), by sale time."""
     rows = await conn.fetch(
         """SELECT * FROM events WHERE status = ANY($1::text[])
+             AND ($3::uuid IS NULL OR organizer_id = $3)
            ORDER BY sale_starts_at, created_at LIMIT $2""",
         list(statuses),
         limit,
+        None if organizer_id is None else uuid.UUID(organizer_id),
     )
     zones = await _zones(conn, [row["event_id"] for row in rows])
     return [_event(row, tuple(zones.get(str(row["event_id"]), []))) for row in rows]

@@ -146,6 +146,15 @@ async def take_refresh_token(
     )
 
 
+async def find_refresh_family(
+    conn: asyncpg.Connection | asyncpg.Pool, token_hash: bytes
+) -> str | None:
+    value = await conn.fetchval(
+        "SELECT family_id FROM refresh_tokens WHERE token_hash = $1", token_hash
+    )
+    return None if value is None else str(value)
+
+
 async def revoke_refresh_family(conn: asyncpg.Connection, family_id: str, now: datetime) -> None:
     await conn.execute(
         "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",

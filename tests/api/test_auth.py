@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import jwt
 
+from booking.app import create_app
+from booking.settings import Settings
 from tests.api.conftest import register_and_login
 
 PROBLEM = "application/problem+json"
@@ -110,6 +112,65 @@ async def test_concurrent_refresh_with_one_token_succeeds_once(client: httpx.Asy
         ]
     )
     assert sorted(a.status_code for a in answers) == [200, 401, 401, 401, 401]
+
+
+async def test_logout_revokes_the_refresh_token_and_its_family(
+    client: httpx.AsyncClient,
+) -> None:
+    user = await register_and_login(client, "leaving@example.com")
+    rotated = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": user["refresh_token"]}
+    )
+    assert rotated.status_code == 200
+    current = rotated.json()["refresh_token"]
+    other = await register_and_login(client, "staying@example.com")
+
+    out = await client.post("/api/v1/auth/logout", json={"refresh_token": current})
+    assert out.status_code == 204 and out.content == b""
+    after = await client.post("/api/v1/auth/refresh", json={"refresh_token": current})
+    assert after.status_code == 401 and after.json()["code"] == "unauthorized"
+    # Signing out twice, or with a token nobody issued, is the same quiet 204.
+    again = await client.post("/api/v1/auth/logout", json={"refresh_token": current})
+    assert again.status_code == 204
+    unknown = await client.post("/api/v1/auth/logout", json={"refresh_token": "never-issued"})
+    assert unknown.status_code == 204
+    # Another user's sign-in is untouched.
+    theirs = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]}
+    )
+    assert theirs.status_code == 200
+    bad = await client.post("/api/v1/auth/logout", json={"refresh_token": ""})
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_request"
+
+
+async def test_config_tells_the_pages_the_payment_provider(
+    client: httpx.AsyncClient, service_env: dict[str, str], clean_db: Any
+) -> None:
+    answer = await client.get("/api/v1/config")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "payment_provider": "mock",
+        "test_outcomes": ["succeed", "decline", "no_answer"],
+    }
+    # With a real provider there is nothing to script: the checkout shows no outcome picker.
+    stripe = create_app(
+        Settings.from_env(
+            {
+                **service_env,
+                "PAYMENT_PROVIDER": "stripe",
+                "STRIPE_SECRET_KEY": "sk_test_unused",
+                "STRIPE_WEBHOOK_SECRET": "whsec_unused",
+            }
+        )
+    )
+    async with (
+        stripe.router.lifespan_context(stripe),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=stripe), base_url="http://booking"
+        ) as http,
+    ):
+        answer = await http.get("/api/v1/config")
+    assert answer.json() == {"payment_provider": "stripe", "test_outcomes": []}
 
 
 async def test_unknown_refresh_token(client: httpx.AsyncClient) -> None:

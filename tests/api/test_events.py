@@ -103,9 +103,77 @@ async def test_admin_stats_show_counters_and_drift(
         headers={**buyer, "Idempotency-Key": uuid.uuid4().hex},
     )
     url = f"/api/v1/admin/events/{event['event_id']}/stats"
-    assert (await client.get(url, headers=organizer)).status_code == 403
+    _, other_organizer = await make_user("organizer")
+    for outsider in (buyer, other_organizer):
+        refused = await client.get(url, headers=outsider)
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
     _, admin = await make_user("admin")
-    stats = (await client.get(url, headers=admin)).json()
-    assert (stats["capacity"], stats["available"], stats["held"], stats["sold"]) == (15, 13, 2, 0)
-    assert stats["drift"] == 0
-    assert stats["zones"][0]["postgres"] == {"held": 2, "sold": 0}
+    for manager in (organizer, admin):  # the event's own organizer reads its stats too
+        stats = (await client.get(url, headers=manager)).json()
+        assert (stats["capacity"], stats["available"], stats["held"], stats["sold"]) == (
+            15,
+            13,
+            2,
+            0,
+        )
+        assert stats["drift"] == 0
+        assert stats["zones"][0]["postgres"] == {"held": 2, "sold": 0}
+        assert set(stats["live"]) == {
+            "processes",
+            "feed_watchers",
+            "queue_streams",
+            "events_per_s",
+            "pass_deliveries",
+            "pass_delivery_p99_s",
+            "window_s",
+        }
+
+
+async def test_mine_lists_the_callers_events_with_drafts(
+    client: httpx.AsyncClient, make_user: Any, published_event: Any
+) -> None:
+    published, organizer = await published_event(name="Mine on sale")
+    draft = await client.post(
+        "/api/v1/events", json=event_payload(name="Mine draft"), headers=organizer
+    )
+    assert draft.status_code == 201
+    _, someone_else = await make_user("organizer")
+    theirs = await client.post(
+        "/api/v1/events", json=event_payload(name="Their draft"), headers=someone_else
+    )
+    assert theirs.status_code == 201
+
+    def names(answer: httpx.Response) -> set[str]:
+        assert answer.status_code == 200, answer.text
+        return {event["name"] for event in answer.json()["items"]}
+
+    # The public list is unchanged: no drafts, for anyone.
+    assert names(await client.get("/api/v1/events")) == {"Mine on sale"}
+    assert names(await client.get("/api/v1/events", headers=organizer)) == {"Mine on sale"}
+    assert names(await client.get("/api/v1/events?mine=false", headers=organizer)) == {
+        "Mine on sale"
+    }
+    mine = await client.get("/api/v1/events?mine=true", headers=organizer)
+    assert names(mine) == {"Mine on sale", "Mine draft"}
+    statuses = {event["name"]: event["status"] for event in mine.json()["items"]}
+    assert statuses == {"Mine on sale": "on_sale", "Mine draft": "draft"}
+    assert names(await client.get("/api/v1/events?mine=true", headers=someone_else)) == {
+        "Their draft"
+    }
+    _, admin = await make_user("admin")
+    assert names(await client.get("/api/v1/events?mine=true", headers=admin)) == {
+        "Mine on sale",
+        "Mine draft",
+        "Their draft",
+    }
+    _, buyer = await make_user()
+    assert names(await client.get("/api/v1/events?mine=true", headers=buyer)) == set()
+    anonymous = await client.get("/api/v1/events?mine=true")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
+    for bad in ("mine=yes", "mine=True", "mine=1", "mine=", "mine=true&mine=true"):
+        answer = await client.get(f"/api/v1/events?{bad}", headers=organizer)
+        assert answer.status_code == 422, bad
+        assert answer.json()["errors"] == [
+            {"field": "mine", "message": "must be given once, as true or false"}
+        ]
+    assert published["status"] == "on_sale"

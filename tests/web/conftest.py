@@ -195,3 +195,44 @@ async def published_event(
 
 
 WaitFor = Callable[[], Awaitable[bool]]
+
+
+async def new_organizer(api: httpx.AsyncClient, live: LiveStack) -> tuple[str, str, Headers]:
+    """A plain organizer account (not an admin): (email, password, its auth headers). Made the
+    way `python -m booking users add --role organizer` makes one."""
+    from booking.auth import hash_password
+    from booking.store.users import upsert_user
+
+    email = f"organizer-{uuid.uuid4().hex[:10]}@example.test"
+    password = "organizer horse"
+    async with live.database() as pool:
+        await upsert_user(
+            pool,
+            email=email,
+            name="Organizer",
+            role="organizer",
+            password_hash=await hash_password(password),
+        )
+    pair = await login(api, email, password)
+    return email, password, {"Authorization": f"Bearer {pair['access_token']}"}
+
+
+async def draft_event(api: httpx.AsyncClient, headers: Headers, name: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    created = await api.post(
+        "/events",
+        json={
+            "name": name,
+            "venue": "Test Arena",
+            "starts_at": (now + timedelta(days=30)).isoformat(),
+            "sale_starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "max_per_user": 4,
+            "currency": "EUR",
+            "zones": [{"name": "Floor", "capacity": 20, "price_minor": 2000}],
+            "queue": {"enabled": False},
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    event: dict[str, Any] = created.json()
+    return event

@@ -9,7 +9,7 @@ import uuid
 import httpx
 from playwright.async_api import expect
 
-from tests.web.conftest import PHONE, Web, admin_headers, published_event, seats
+from tests.web.conftest import PHONE, REFRESH_KEY, Web, admin_headers, published_event, seats
 
 
 async def test_buyer_from_sign_up_to_a_confirmed_ticket(web: Web, api: httpx.AsyncClient) -> None:
@@ -83,3 +83,14 @@ async def test_buyer_from_sign_up_to_a_confirmed_ticket(web: Web, api: httpx.Asy
     await expect(page.locator("article.booking").first).to_have_attribute(
         "data-status", "REFUNDED", timeout=15_000
     )
+
+    # Sign-out ends the sign-in on the service: the tab's refresh token no longer works.
+    refresh_token = await page.evaluate(f"sessionStorage.getItem({REFRESH_KEY!r})")
+    assert refresh_token
+    async with page.expect_response("**/api/v1/auth/logout") as logout:
+        await page.get_by_role("button", name="Sign out").click()
+    assert (await logout.value).status == 204
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert await page.evaluate(f"sessionStorage.getItem({REFRESH_KEY!r})") is None
+    spent = await api.post("/auth/refresh", json={"refresh_token": refresh_token})
+    assert spent.status_code == 401

@@ -1,5 +1,6 @@
-"""Before the sale opens the waiting room says so, with the commitment to the shuffle's seed;
-leaving the queue gives the place up."""
+"""Before the sale opens the waiting room says so, with the commitment to the shuffle's seed and
+a link to verify the shuffle (which says the seed is still secret); leaving the queue gives the
+place up."""
 
 from __future__ import annotations
 
@@ -53,3 +54,9 @@ async def test_pre_queue_notice_and_leaving(web: Web, api: httpx.AsyncClient) ->
     # The page rotated the refresh token it was handed when it loaded: that one is spent.
     spent = await api.post("/auth/refresh", json={"refresh_token": refresh_token})
     assert spent.status_code == 401
+
+    # The notice's link: the verifier shows the commitment and says the seed is still secret.
+    await page.get_by_role("link", name="verify the shuffle").click()
+    await expect(page.locator("#verify-result")).to_contain_text("the seed is still secret")
+    await expect(page.locator("#commitment")).to_have_text(seed_sha256)
+    await web.shot(tab, "verify-shuffle-before-sale")

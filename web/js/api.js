@@ -141,9 +141,14 @@ export async function signUp(email, password, name) {
   return signIn(email, password);
 }
 
-export function signOut() {
+// Ends the sign-in on the service too (POST /auth/logout revokes the refresh token and every
+// token rotated from it), then forgets the tokens here. The tokens are forgotten even if the
+// service cannot be told; the error says so.
+export async function signOut() {
+  const token = sessionStorage.getItem(REFRESH_KEY);
   clearTokens();
   notify();
+  if (token) await request('POST', '/auth/logout', { body: { refresh_token: token }, auth: false });
 }
 
 async function loadMe() {
@@ -161,6 +166,14 @@ export async function currentUser() {
   } catch {
     return null;
   }
+}
+
+// What this deployment tells its pages (GET /config: the payment provider, the mock's test
+// outcomes when the mock is the provider), asked once per tab.
+let config = null;
+export function clientConfig() {
+  if (!config) config = get('/config', { auth: false }).catch((err) => { config = null; throw err; });
+  return config;
 }
 
 export function newKey() {

@@ -14,9 +14,11 @@ const PAGES = {
   tickets: './pages/tickets.js',
   organizer: './pages/organizer.js',
   drop: './pages/drop.js',
+  verify: './pages/verify.js',
 };
 
 let cleanup = null;
+let pendingFlash = '';  // a message for the next page (shown once it is routed)
 const main = document.getElementById('main');
 
 function showUser(user) {
@@ -37,7 +39,8 @@ async function route() {
     try { cleanup(); } catch { /* a page's cleanup failing must not block the next page */ }
     cleanup = null;
   }
-  flash('');
+  flash(pendingFlash);
+  pendingFlash = '';
   const module = PAGES[name] || PAGES.events;
   try {
     const page = await import(module);
@@ -52,8 +55,14 @@ async function route() {
   }
 }
 
-document.getElementById('nav-signout').addEventListener('click', () => {
-  signOut();
+document.getElementById('nav-signout').addEventListener('click', async () => {
+  let problem = '';
+  try {
+    await signOut();
+  } catch (err) {
+    problem = `Signed out in this tab, but the service could not be told (${err.message}); the sign-in ends when its refresh token expires.`;
+  }
+  pendingFlash = problem;
   go('#/signin');
 });
 onSessionChange(showUser);

@@ -1,7 +1,10 @@
-// Checkout: the hold's countdown, pay with the provider (the mock's test outcome selectable),
-// then the booking's status as the payment saga moves it.
-import { get, newKey, request } from '../api.js';
+// Checkout: the hold's countdown, pay with the provider, then the booking's status as the
+// payment saga moves it. The mock provider's test outcomes are offered only when GET /config
+// says the mock is the provider (development and tests); with a real one there is no picker.
+import { clientConfig, get, newKey, request } from '../api.js';
 import { duration, errorBox, field, h, money, replace } from '../dom.js';
+
+const OUTCOMES = { succeed: 'Payment succeeds', decline: 'Card declined', no_answer: 'Provider does not answer' };
 
 const FINAL = {
   CONFIRMED: 'Payment received: your booking is confirmed. Your tickets are in My tickets.',
@@ -22,14 +25,14 @@ export async function render(main, [bookingId], { user, go }) {
   const countdown = h('p', { class: 'big', id: 'hold-countdown' }, '');
   const status = h('div', { role: 'status', 'aria-live': 'polite', id: 'checkout-status' }, '');
   const problem = h('div');
-  const outcome = h('select', { name: 'test_outcome' },
-    h('option', { value: 'succeed' }, 'Payment succeeds'),
-    h('option', { value: 'decline' }, 'Card declined'),
-    h('option', { value: 'no_answer' }, 'Provider does not answer'));
+  const { test_outcomes: testOutcomes = [] } = await clientConfig();
+  const outcome = testOutcomes.length
+    ? h('select', { name: 'test_outcome' }, testOutcomes.map((value) => h('option', { value }, OUTCOMES[value] || value)))
+    : null;
   const pay = h('button', { type: 'button' }, `Pay ${money(booking.amount_minor, booking.currency)}`);
   const payBlock = h('div', { class: 'card' },
-    h('p', { class: 'muted' }, 'Test payments (mock provider): choose what the provider answers.'),
-    field('Test outcome', outcome), h('p', {}, pay));
+    outcome ? [h('p', { class: 'muted' }, 'Test payments (mock provider): choose what the provider answers.'), field('Test outcome', outcome)] : null,
+    h('p', {}, pay));
   const timers = [];
   const keys = new Map();
   let paying = false;
@@ -77,12 +80,13 @@ export async function render(main, [bookingId], { user, go }) {
   pay.addEventListener('click', async () => {
     pay.disabled = true;
     replace(problem);
-    const choice = outcome.value;
+    const choice = outcome ? outcome.value : '';
     if (!keys.has(choice)) keys.set(choice, newKey());
+    const body = outcome ? { booking_id: bookingId, test_outcome: choice } : { booking_id: bookingId };
     try {
-      await request('POST', '/payments', { body: { booking_id: bookingId, test_outcome: choice }, headers: { 'Idempotency-Key': keys.get(choice) } });
+      await request('POST', '/payments', { body, headers: { 'Idempotency-Key': keys.get(choice) } });
       paying = true;
-      outcome.disabled = true;
+      if (outcome) outcome.disabled = true;
       showStatus();
       follow();
     } catch (err) {

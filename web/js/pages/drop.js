@@ -1,6 +1,8 @@
 // The live drop view: seats by state per zone, sales per second, the queue (length, passes
-// outstanding, admitted per second) from the admin stats endpoint, refreshed every second;
-// queue controls; suspend / unsuspend seats by clicking the seat map.
+// outstanding, admitted per second) and the live figures (watchers, feed events per second,
+// pass-delivery p99, summed over every booking process) from the event's stats endpoint
+// (its organizer's or an admin's), refreshed every second; queue controls; suspend / unsuspend
+// seats by clicking the seat map.
 import { get, post, request } from '../api.js';
 import { errorBox, field, h, replace } from '../dom.js';
 import { SeatMap, mount } from '../seatmap.js';
@@ -25,6 +27,11 @@ function chart(label) {
   };
 }
 
+function seconds(value) {
+  if (value < 0.001) return '< 1 ms';
+  return value < 1 ? `≤ ${Math.round(value * 1000)} ms` : `≤ ${value.toFixed(1)} s`;
+}
+
 function stat(label, id) {
   const value = h('b', { id }, '–');
   return { value, element: h('div', { class: 'stat' }, value, label) };
@@ -42,13 +49,19 @@ export async function render(main, [eventId], { user, go }) {
     available: stat('available', 'stat-available'), held: stat('held', 'stat-held'), sold: stat('sold', 'stat-sold'),
     rate: stat('sold per second', 'stat-rate'), waiting: stat('waiting in queue', 'stat-waiting'),
     passes: stat('passes outstanding', 'stat-passes'), admitted: stat('admitted per second', 'stat-admitted'),
+    p99: stat('pass delivery p99 (last minute)', 'stat-p99'), watchers: stat('watching the seat feed', 'stat-watchers'),
+    streams: stat('waiting-room streams', 'stat-streams'), events: stat('feed events per second', 'stat-events'),
   };
+  const coverage = h('p', { class: 'muted', id: 'live-coverage' }, '');
   const zoneRows = h('tbody');
   const queueState = h('p', { id: 'queue-state', role: 'status' }, '');
   const updated = h('p', { class: 'muted' }, '');
   let history = [];
   let lastSold = null;
-  const charts = { sales: chart('Sold per second'), waiting: chart('Waiting in queue'), passes: chart('Passes outstanding') };
+  const charts = {
+    sales: chart('Sold per second'), events: chart('Feed events per second'), watchers: chart('Watchers (feed and waiting room)'),
+    waiting: chart('Waiting in queue'), passes: chart('Passes outstanding'),
+  };
   let paused = event.queue.paused;
 
   async function refresh() {
@@ -56,7 +69,7 @@ export async function render(main, [eventId], { user, go }) {
     try {
       stats = await get(`/admin/events/${encodeURIComponent(eventId)}/stats`);
     } catch (err) {
-      replace(problem, errorBox(err.status === 403 ? 'Live counters need an admin account (the stats endpoint is for operators).' : err.message));
+      replace(problem, errorBox(err.status === 403 ? 'Live counters are for the event\'s organizer and admins.' : err.message));
       return;
     }
     replace(problem);
@@ -83,6 +96,7 @@ export async function render(main, [eventId], { user, go }) {
       queueState.textContent = q.sold_out ? 'Queue closed: sold out.' : paused ? 'Queue paused: nobody is admitted.' : 'Queue running.';
       pause.textContent = paused ? 'Resume the queue' : 'Pause the queue';
     }
+    showLive(stats.live);
     replace(zoneRows, stats.zones.map((z) => {
       const zone = event.zones.find((e) => e.zone_id === z.zone_id);
       const suspended = z.capacity - z.available - z.held - z.sold;
@@ -96,6 +110,18 @@ export async function render(main, [eventId], { user, go }) {
         h('td', {}, z.held), h('td', {}, z.sold), h('td', {}, suspended), h('td', {}, z.drift), h('td', { class: 'barcell' }, bar));
     }));
     updated.textContent = `Updated ${new Date(now).toLocaleTimeString()}`;
+  }
+
+  function showLive(live) {
+    if (!live) return;
+    cards.watchers.value.textContent = live.feed_watchers;
+    cards.streams.value.textContent = live.queue_streams;
+    cards.events.value.textContent = live.events_per_s.toFixed(1);
+    cards.p99.value.textContent = live.pass_delivery_p99_s === null ? 'no pass yet' : seconds(live.pass_delivery_p99_s);
+    charts.events.push(live.events_per_s);
+    charts.watchers.push(live.feed_watchers + live.queue_streams);
+    coverage.textContent = `Live figures from ${live.processes} booking process${live.processes === 1 ? '' : 'es'}`
+      + ` (watchers summed; events per second as the busiest one saw them; p99 over ${live.pass_deliveries} pass${live.pass_deliveries === 1 ? '' : 'es'} in the last ${live.window_s} s).`;
   }
 
   const pause = h('button', { type: 'button' }, paused ? 'Resume the queue' : 'Pause the queue');
@@ -144,8 +170,9 @@ export async function render(main, [eventId], { user, go }) {
 
   replace(main, h('h1', {}, `Live drop: ${event.name}`),
     h('p', {}, h('a', { href: `#/event/${eventId}` }, 'Buyer page'), ` · ${event.status}`), problem,
-    h('div', { class: 'stats' }, Object.values(cards).map((c) => c.element)), updated,
-    h('div', { class: 'charts' }, charts.sales.element, event.queue.enabled ? [charts.waiting.element, charts.passes.element] : null),
+    h('div', { class: 'stats' }, Object.values(cards).map((c) => c.element)), updated, coverage,
+    h('div', { class: 'charts' }, charts.sales.element, charts.events.element, charts.watchers.element,
+      event.queue.enabled ? [charts.waiting.element, charts.passes.element] : null),
     h('h2', {}, 'Zones'),
     h('div', { class: 'table-wrap' }, h('table', { id: 'zones' },
       h('thead', {}, h('tr', {}, ['Zone', 'Capacity', 'Available', 'Held', 'Sold', 'Suspended', 'Drift', 'Share'].map((t) => h('th', { scope: 'col' }, t)))), zoneRows)),

@@ -1,5 +1,6 @@
-// Organizer console: create an event (general-admission and seated zones, the seats from a
-// rows x seats generator), publish it, open its live drop view.
+// Organizer console: the organizer's events, drafts included (GET /events?mine=true), each
+// draft with its Publish button; create an event (general-admission and seated zones, the seats
+// from a rows x seats generator), publish it, open its live drop view.
 import { get, post } from '../api.js';
 import { errorBox, field, h, replace, when } from '../dom.js';
 
@@ -52,6 +53,30 @@ function zoneEditor(index, onRemove) {
   };
 }
 
+const STATUS_WORDS = { draft: 'draft (not on sale)', on_sale: 'on sale', closed: 'closed' };
+
+function publishButton(event, problem, go) {
+  const button = h('button', { type: 'button', 'aria-label': `Publish ${event.name}` }, 'Publish');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    replace(problem);
+    try {
+      await post(`/events/${encodeURIComponent(event.event_id)}/publish`);
+      go(`#/drop/${event.event_id}`);
+    } catch (err) {
+      replace(problem, errorBox(err.message));
+      button.disabled = false;
+    }
+  });
+  return button;
+}
+
+function eventLine(event, problem, go) {
+  return h('li', { class: 'event-line' }, h('a', { href: `#/drop/${event.event_id}` }, event.name),
+    ` · ${STATUS_WORDS[event.status] || event.status} · ${when(event.starts_at)} `,
+    event.status === 'draft' ? publishButton(event, problem, go) : null);
+}
+
 export async function render(main, args, { user, go }) {
   if (!user) {
     go(`#/signin?next=${encodeURIComponent('#/organizer')}`);
@@ -62,9 +87,9 @@ export async function render(main, args, { user, go }) {
     replace(main, h('h1', {}, 'Organizer console'), h('p', {}, 'This console is for organizers. Your account is a buyer account.'));
     return;
   }
-  const { items } = await get('/events');
-  const mine = items.filter((e) => user.role === 'admin' || e.organizer_id === user.user_id);
+  const { items: mine } = await get('/events?mine=true');
   const problem = h('div');
+  const listProblem = h('div');
   const result = h('div', { role: 'status' });
   const now = new Date();
   const name = h('input', { type: 'text', required: true, value: 'New drop' });
@@ -114,18 +139,7 @@ export async function render(main, args, { user, go }) {
         queue: { enabled: queueOn.checked, max_concurrent: Number(maxConcurrent.value), release_per_tick: Number(perTick.value), pass_ttl_s: Number(passTtl.value) },
       };
       const event = await post('/events', body);
-      const publish = h('button', { type: 'button' }, 'Publish');
-      publish.addEventListener('click', async () => {
-        publish.disabled = true;
-        try {
-          await post(`/events/${event.event_id}/publish`);
-          go(`#/drop/${event.event_id}`);
-        } catch (err) {
-          replace(problem, errorBox(err.message));
-          publish.disabled = false;
-        }
-      });
-      replace(result, h('div', { class: 'notice' }, h('p', {}, `Draft “${event.name}” created with ${event.zones.length} zone(s). Publishing loads its inventory and opens the sale at the sale time.`), publish));
+      replace(result, h('div', { class: 'notice' }, h('p', {}, `Draft “${event.name}” created with ${event.zones.length} zone(s). Publishing loads its inventory and opens the sale at the sale time.`), publishButton(event, problem, go)));
     } catch (err) {
       replace(problem, errorBox(err.message));
     } finally {
@@ -133,8 +147,8 @@ export async function render(main, args, { user, go }) {
     }
   });
   replace(main, h('h1', {}, 'Organizer console'),
-    h('h2', {}, 'Your events'),
-    mine.length ? h('ul', {}, mine.map((e) => h('li', {}, h('a', { href: `#/drop/${e.event_id}` }, e.name), ` · ${e.status} · ${when(e.starts_at)}`)))
-      : h('p', { class: 'muted' }, 'No published event yet.'),
+    h('h2', {}, 'Your events'), listProblem,
+    mine.length ? h('ul', { id: 'my-events' }, mine.map((e) => eventLine(e, listProblem, go)))
+      : h('p', { class: 'muted' }, 'No event yet: create one below.'),
     h('h2', {}, 'Create an event'), h('div', { class: 'card' }, form));
 }

@@ -39,10 +39,11 @@ export async function render(main, [eventId], { user, go }) {
     if (place.pre_queue) {
       replace(notice, h('div', { class: 'notice' },
         h('p', {}, `The sale opens ${when(event.sale_starts_at)}. Everyone who joins before then is placed in a random order at the opening, so arriving early is no advantage.`),
-        event.queue.seed_sha256 ? h('p', {}, 'Commitment to the shuffle seed (SHA-256): ', h('code', {}, event.queue.seed_sha256)) : null));
+        event.queue.seed_sha256 ? h('p', {}, 'Commitment to the shuffle seed (SHA-256): ', h('code', {}, event.queue.seed_sha256),
+          '. The seed itself is published when the sale opens, so anyone can ', h('a', { href: `#/verify/${event.event_id}` }, 'verify the shuffle'), '.') : null));
     } else if (event.queue.seed) {
       replace(notice, h('p', { class: 'muted' }, 'The pre-queue was shuffled with the seed ', h('code', {}, event.queue.seed),
-        '; ', h('a', { href: `/api/v1/events/${event.event_id}` }, 'the event\'s record'), ' lets anyone check it against the commitment.'));
+        ', published now that the sale is open: ', h('a', { href: `#/verify/${event.event_id}` }, 'verify the shuffle'), '.'));
     }
   }
 

@@ -73,8 +73,23 @@ async def test_buyer_from_sign_up_to_a_confirmed_ticket(web: Web, api: httpx.Asy
     await expect(bookings).to_have_count(1)  # the double click made one hold
     await expect(bookings.first).to_have_attribute("data-status", "CONFIRMED")
     await expect(bookings.first).to_contain_text("Seats A-3")
-    await expect(bookings.first.get_by_role("listitem")).to_contain_text("-A-3")
+    ticket = bookings.first.get_by_role("listitem")
+    await expect(ticket).to_contain_text("Seat A-3 · valid · code")
+    code = (await ticket.locator("code").inner_text()).strip()
     await web.shot(tab, "my-tickets")
+
+    # The ticket document shows the same signed code, and the door admits it once.
+    await bookings.first.get_by_role("link", name="Show tickets to print").click()
+    await expect(page.get_by_role("heading", name=f"Tickets: {name}")).to_be_visible()
+    await expect(page.locator(".ticket code")).to_have_text(code)
+    await web.shot(tab, "ticket")
+    scanned = await api.post("/checkin", json={"code": code}, headers=admin)
+    assert scanned.status_code == 200, scanned.text
+    assert scanned.json()["seat_id"] == "A-3"
+    await page.get_by_role("link", name="Back to My tickets").click()
+    await expect(page.locator("article.booking").first.get_by_role("listitem")).to_contain_text(
+        "Seat A-3 · checked in"
+    )
 
     # Cancel asks once more, then refunds the paid booking.
     cancel = bookings.first.get_by_role("button", name="Cancel and refund")

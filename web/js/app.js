@@ -12,6 +12,7 @@ const PAGES = {
   buy: './pages/buy.js',
   checkout: './pages/checkout.js',
   tickets: './pages/tickets.js',
+  ticket: './pages/ticket.js',
   organizer: './pages/organizer.js',
   drop: './pages/drop.js',
   verify: './pages/verify.js',

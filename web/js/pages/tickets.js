@@ -1,6 +1,24 @@
-// My tickets: every booking with its status; pay a hold, cancel (a paid one is refunded).
+// My tickets: every booking with its status and, once confirmed, its signed tickets (one per
+// seat or unit, the code a door scanner checks); pay a hold, cancel (a paid one is refunded).
 import { get, post } from '../api.js';
 import { errorBox, h, money, replace, when } from '../dom.js';
+
+export function ticketState(ticket) {
+  if (ticket.status === 'void') return 'void (refunded or cancelled)';
+  if (ticket.checked_in_at) return `checked in ${when(ticket.checked_in_at)}`;
+  return 'valid';
+}
+
+export function ticketLabel(ticket) {
+  return ticket.seat_id ? `Seat ${ticket.seat_id}` : 'Admission';
+}
+
+function ticketList(booking) {
+  const tickets = booking.tickets || [];
+  if (!tickets.length) return null;
+  return h('ul', { class: 'tickets' }, tickets.map((ticket) => h('li', { dataset: { ticket: ticket.ticket_id } },
+    `${ticketLabel(ticket)} · ${ticketState(ticket)} · code `, h('code', { class: 'ticket-code' }, ticket.code))));
+}
 
 export async function render(main, args, { user, go }) {
   if (!user) {
@@ -26,10 +44,11 @@ export async function render(main, args, { user, go }) {
       h('p', {}, h('span', { class: `status-pill status-${booking.status}` }, booking.status), ' ',
         `${zone ? zone.name + ' · ' : ''}${booking.seats && booking.seats.length ? 'Seats ' + booking.seats.join(', ') : booking.quantity + ' ticket(s)'} · ${money(booking.amount_minor, booking.currency)}`),
       h('p', { class: 'muted' }, booking.status === 'CONFIRMED' ? `Confirmed ${when(booking.confirmed_at)}` : booking.status === 'RESERVED' ? `Hold ends ${when(booking.expires_at)}` : `Booked ${when(booking.created_at)}`),
-      booking.status === 'CONFIRMED' ? h('ul', { class: 'tickets' },
-        (booking.seats && booking.seats.length ? booking.seats : Array.from({ length: booking.quantity }, (_, i) => `#${i + 1}`))
-          .map((seat) => h('li', {}, `Ticket ${booking.booking_id.slice(0, 8).toUpperCase()}-${seat}`))) : null,
+      ticketList(booking),
       actions);
+    if ((booking.tickets || []).length) {
+      actions.append(h('a', { class: 'button secondary', href: `#/ticket/${booking.booking_id}` }, 'Show tickets to print'));
+    }
     if (booking.status === 'RESERVED') actions.append(h('a', { class: 'button', href: `#/checkout/${booking.booking_id}` }, 'Pay'));
     if (booking.status === 'RESERVED' || booking.status === 'CONFIRMED') {
       const label = booking.status === 'CONFIRMED' ? 'Cancel and refund' : 'Cancel';

@@ -110,6 +110,30 @@ class ReservationExpiredError(BookingError):
     code = "reservation_expired"
 
 
+class NotSoldOutError(BookingError):
+    code = "not_sold_out"
+
+
+class AlreadyWaitlistedError(BookingError):
+    code = "already_waitlisted"
+
+
+class WaitlistClosedError(BookingError):
+    code = "waitlist_closed"
+
+
+class OfferInvalidError(BookingError):
+    code = "waitlist_offer_invalid"
+
+
+class OfferExpiredError(BookingError):
+    code = "waitlist_offer_expired"
+
+
+class OfferMismatchError(BookingError):
+    code = "waitlist_offer_mismatch"
+
+
 class ServiceUnavailableError(BookingError):
     code = "service_unavailable"
     retriable = True

@@ -41,6 +41,12 @@ CODES: dict[str, tuple[int, str]] = {
     "bad_gateway": (502, "The upstream service did not answer"),
     "payload_too_large": (413, "Request body too large"),
     "internal_error": (500, "Internal error"),
+    "not_sold_out": (409, "Not sold out: reserve instead of joining the waitlist"),
+    "already_waitlisted": (409, "Already on this event's waitlist with another request"),
+    "waitlist_closed": (409, "This event has no waitlist"),
+    "waitlist_offer_invalid": (403, "The waitlist offer is not valid"),
+    "waitlist_offer_expired": (410, "The waitlist offer has expired"),
+    "waitlist_offer_mismatch": (422, "The reservation does not match the waitlist offer"),
 }
 
 

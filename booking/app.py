@@ -34,9 +34,11 @@ from booking.routes import events as event_routes
 from booking.routes import feed as feed_routes
 from booking.routes import ops as ops_routes
 from booking.routes import seats as seat_routes
+from booking.routes import waitlist as waitlist_routes
 from booking.services import Services
 from booking.settings import Settings
 from booking.suspensions import Suspensions
+from booking.waitlist.service import Waitlist
 from common import heap
 from common.redis_client import RedisClient, connect, open_redis
 
@@ -57,6 +59,7 @@ API_ROUTES: list[BaseRoute] = [
     *admin_routes.routes,
     *feed_routes.routes,
     *seat_routes.routes,
+    *waitlist_routes.routes,
 ]
 
 
@@ -150,6 +153,7 @@ def create_app(settings: Settings) -> Starlette:
             hub=hub,
             feed=feed,
             suspensions=Suspensions(pool=pool, scripts=scripts),
+            waitlist=Waitlist(pool=pool, redis=redis, scripts=scripts, catalog=catalog),
         )
         heap.settle_after_startup()
         try:

@@ -50,6 +50,9 @@ _OUTCOMES: dict[type[errors.BookingError], str] = {
     errors.IdempotencyKeyReusedError: "idempotency_key_reused",
     errors.IdempotencyInFlightError: "idempotency_in_flight",
     errors.InvalidRequestError: "invalid_request",
+    errors.OfferInvalidError: "offer_invalid",
+    errors.OfferExpiredError: "offer_expired",
+    errors.OfferMismatchError: "offer_mismatch",
 }
 
 
@@ -93,11 +96,12 @@ class Bookings:
         idempotency_key: str | None,
         queue_pass: str | None,
         now_ms: int,
+        waitlist_offer: str | None = None,
     ) -> tuple[Booking, bool]:
         """The booking and whether this was an idempotent replay of an earlier request."""
         try:
             booking, replay = await self._reserve(
-                identity, body, idempotency_key, queue_pass, now_ms
+                identity, body, idempotency_key, queue_pass, now_ms, waitlist_offer
             )
         except errors.BookingError as exc:
             RESERVATIONS.labels(_OUTCOMES.get(type(exc), "error")).inc()
@@ -112,6 +116,7 @@ class Bookings:
         idempotency_key: str | None,
         queue_pass: str | None,
         now_ms: int,
+        waitlist_offer: str | None,
     ) -> tuple[Booking, bool]:
         idempotency_key = require_idempotency_key(idempotency_key)
         event_id = str(body.event_id)
@@ -139,6 +144,7 @@ class Bookings:
                 idempotency_key=idempotency_key,
                 fingerprint=request_fingerprint,
                 pass_id=pass_id,
+                offer_id=offer_id(waitlist_offer),
                 ttl_ms=self.hold_ttl_s * 1000,
                 now_ms=now_ms,
             )
@@ -210,6 +216,16 @@ class Bookings:
         if ended_as == EXPIRED:
             raise errors.ReservationExpiredError("the hold had already lapsed")
         return await self.get(identity, booking_id)
+
+
+def offer_id(header: str | None) -> str:
+    """The X-Waitlist-Offer header as reserve.lua takes it ("" = none)."""
+    if not header:
+        return ""
+    try:
+        return str(uuid.UUID(header))
+    except ValueError:
+        raise errors.OfferInvalidError("X-Waitlist-Offer is not an offer id") from None
 
 
 def mark_durable_after_commit(scripts: Scripts) -> Callable[[list[NewHold]], Awaitable[None]]:

@@ -126,6 +126,7 @@ INTEGER_FIELDS = (
     "pass_ttl_s",
     "max_per_user",
     "quantity",
+    "offer_ttl_s",
 )
 
 
@@ -207,6 +208,21 @@ class QueueBody(Body):
     pass_ttl_s: int = Field(default=120, ge=5, le=3600)
 
 
+class WaitlistBody(Body):
+    enabled: bool = True
+    offer_ttl_s: int = Field(default=300, ge=30, le=86_400)
+
+
+class WaitlistPatchBody(Body):
+    enabled: bool | None = None
+    offer_ttl_s: int | None = Field(default=None, ge=30, le=86_400)
+
+
+class WaitlistJoinBody(Body):
+    zone_id: UUID | None = Field(default=None, description="null: any zone of the event")
+    quantity: int = Field(ge=1, le=MAX_TICKETS_PER_REQUEST)
+
+
 class EventBody(Body):
     name: Name
     venue: Name
@@ -216,6 +232,7 @@ class EventBody(Body):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     zones: list[ZoneBody] = Field(min_length=1, max_length=50)
     queue: QueueBody = Field(default_factory=QueueBody)
+    waitlist: WaitlistBody = Field(default_factory=WaitlistBody)
 
     @model_validator(mode="after")
     def sale_before_show(self) -> EventBody:

@@ -19,6 +19,7 @@ from booking.queue.service import Queue
 from booking.queue.stream import QueueStreams
 from booking.settings import Settings
 from booking.suspensions import Suspensions
+from booking.waitlist.service import Waitlist
 from common.redis_client import RedisClient
 
 
@@ -37,3 +38,4 @@ class Services:
     hub: Hub
     feed: LiveFeed
     suspensions: Suspensions
+    waitlist: Waitlist

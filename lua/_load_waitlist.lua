@@ -60,7 +60,7 @@ local function write_waitlist()
   end
   for _, o in ipairs(kept_offers) do
     local offer = {entry_id = o.entry_id, user = o.user, zone = o.zone, qty = o.qty,
-      seats = o.seats, expires_ms = o.expires_ms, created_ms = o.created_ms or 0,
+      seats = type(o.seats) == 'table' and o.seats or nil, expires_ms = o.expires_ms, created_ms = o.created_ms or 0,
       status = 'OUTSTANDING'}
     redis.call('HSET', OFFERS, o.offer_id, cjson.encode(offer))
     redis.call('ZADD', OFFERS_EXPIRY, o.expires_ms, o.offer_id)

@@ -58,21 +58,6 @@ class Offer:
             ended_ms=None if record.get("ended_ms") is None else int(record["ended_ms"]),
         )
 
-    def document(self) -> dict[str, Any]:
-        """The offer as lua/load_event.lua's rebuild document lists it."""
-        record: dict[str, Any] = {
-            "offer_id": self.offer_id,
-            "entry_id": self.entry_id,
-            "user": self.user_id,
-            "zone": self.zone_id,
-            "qty": self.quantity,
-            "expires_ms": self.expires_ms,
-            "created_ms": self.created_ms,
-        }
-        if self.seats:
-            record["seats"] = list(self.seats)
-        return record
-
 
 @dataclass(frozen=True, slots=True)
 class LiveEntry:
@@ -200,5 +185,5 @@ class WaitlistScripts:
 
     async def rank(self, event_id: str, user_id: str) -> int | None:
         """0-based place in the line (entries holding an offer included), None if absent."""
-        found = await self._redis.zrank(event_keys(event_id).waitlist, user_id)
+        found: Any = await self._redis.zrank(event_keys(event_id).waitlist, user_id)
         return None if found is None else int(found)

@@ -21,7 +21,7 @@ from booking.bookings import record_ended
 from booking.domain import CANCELLED, EXPIRED
 from booking.inventory import LIVE_EVENTS
 from booking.store import due_reserved
-from booking.waitlist.ticker import WaitlistTicker
+from booking.waitlist import WaitlistTicker
 from workers.resources import Provisioned, Resources, open_resources
 from workers.settings import WorkerSettings
 

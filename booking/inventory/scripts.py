@@ -31,8 +31,8 @@ from booking.inventory.records import (
     SweptHold,
     ZoneAvailability,
 )
+from booking.inventory.waitlist import WAITLIST_SCRIPT_NAMES, WaitlistScripts
 from booking.metrics import SCRIPT_LATENCY
-from booking.waitlist.scripts import WAITLIST_SCRIPT_NAMES, WaitlistScripts
 from common.redis_client import RedisClient
 from common.script_batch import ScriptBatcher
 

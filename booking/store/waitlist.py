@@ -9,8 +9,8 @@ from datetime import datetime
 import asyncpg
 
 from booking.domain import from_ms
+from booking.inventory.waitlist import Offer
 from booking.store import Conn
-from booking.waitlist.scripts import Offer
 
 LIVE = ("WAITING", "OFFERED")
 # an offer's end -> its entry's end (a withdrawn offer's entry was left by its user)

@@ -20,10 +20,11 @@ from booking.domain import rfc3339, rfc3339_of_ms
 from booking.inventory.keys import WAITLIST_EVENTS, event_keys
 from booking.inventory.lua_errors import EventNotLoadedError
 from booking.inventory.scripts import Scripts, epoch_ms
+from booking.inventory.waitlist import Offer
+from booking.metrics import WAITLIST_JOINS
 from booking.schemas import WaitlistJoinBody, WaitlistPatchBody
 from booking.store import waitlist as waitlist_store
 from booking.store.events import EventRow
-from booking.waitlist.scripts import Offer
 from common.redis_client import RedisClient
 from common.tokens import Identity
 
@@ -62,9 +63,11 @@ class Waitlist:
             raise errors.AlreadyWaitlistedError(
                 "you are on this event's waitlist with another zone or quantity: leave it first"
             )
-        row, _created = await waitlist_store.insert_entry(
+        row, created = await waitlist_store.insert_entry(
             self.pool, event_id, identity.user_id, zone_id, body.quantity
         )
+        if created:
+            WAITLIST_JOINS.inc()
         await self.put_in_redis(event_id, row)
         return await self.place(identity, event_id)
 

@@ -29,6 +29,7 @@ import asyncpg
 from booking.inventory.keys import WAITLIST_EVENTS, queue_keys
 from booking.inventory.lua_errors import EventNotLoadedError, as_text
 from booking.inventory.scripts import Scripts
+from booking.inventory.waitlist import ENDED_OFFER, Offer, TickResult
 from booking.metrics import (
     WAITLIST_LENGTH,
     WAITLIST_OFFERS,
@@ -38,7 +39,6 @@ from booking.metrics import (
 from booking.payments.notifications import Email, Notifier, OutboxNotifier
 from booking.store import waitlist as waitlist_store
 from booking.store.users import find_email_address
-from booking.waitlist.scripts import ENDED_OFFER, Offer, TickResult
 from booking.waitlist.service import offer_body
 from booking.waitlist.stream import offer_message
 from common.redis_client import RedisClient, publish_all
@@ -46,6 +46,9 @@ from common.redis_client import RedisClient, publish_all
 log = logging.getLogger(__name__)
 
 OFFERS_PER_TICK = 50  # per event: bounds how long one script call blocks Redis
+OUTCOMES = ("made", "taken", "lapsed", "withdrawn")
+for _outcome in OUTCOMES:  # exported at 0 from the start, so the dashboard has a series
+    WAITLIST_OFFERS.labels(_outcome)
 
 
 def offer_email(to: str, offer: Offer) -> Email:

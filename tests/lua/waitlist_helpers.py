@@ -7,7 +7,7 @@ from typing import Any
 
 from booking.inventory.records import EventSpec, ZoneSpec
 from booking.inventory.scripts import Scripts
-from booking.waitlist.scripts import Offer, TickResult
+from booking.inventory.waitlist import Offer, TickResult
 from tests.lua.invariants import NOW, reserve, seat_labels
 
 OFFER_TTL_MS = 60_000

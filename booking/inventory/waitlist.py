@@ -1,7 +1,8 @@
 """Typed calls of the waitlist's Lua scripts (`lua/waitlist_*.lua`) and reads of its Redis keys.
 
 Built by `booking.inventory.scripts.Scripts` (as `scripts.waitlist`), which loads and closes
-these with its own; reserve.lua takes an offer through `Scripts.reserve(offer_id=...)`.
+these with its own; reserve.lua takes an offer through `Scripts.reserve(offer_id=...)`. The
+use-cases live in `booking/waitlist/`.
 """
 
 from __future__ import annotations

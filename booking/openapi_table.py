@@ -38,8 +38,7 @@ WAITLIST_OFFER = Header(
     "X-Waitlist-Offer",
     "The id of a waitlist offer made to the caller (GET /events/{event_id}/waitlist): the "
     "reservation takes the offer's seats (same zone, quantity and seats), in place of a queue "
-    "pass, and consumes the offer.",
-    schema={"type": "string", "format": "uuid"},
+    "pass, and consumes the offer; anything else is 403 waitlist_offer_invalid.",
 )
 LAST_EVENT_ID = Header(
     "Last-Event-ID",

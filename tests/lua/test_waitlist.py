@@ -8,9 +8,18 @@ import pytest
 
 from booking import errors
 from booking.inventory.keys import event_keys
+from booking.inventory.records import EventSpec, RebuildBooking, ZoneSpec
 from booking.inventory.scripts import Scripts
 from common.redis_client import RedisClient
-from tests.lua.invariants import NOW, assert_consistent, next_message, reserve, subscribe_feed
+from tests.lua.invariants import (
+    NOW,
+    add_pass,
+    assert_consistent,
+    next_message,
+    reserve,
+    seat_labels,
+    subscribe_feed,
+)
 from tests.lua.waitlist_helpers import (
     OFFER_TTL_MS,
     join,
@@ -175,4 +184,61 @@ async def test_without_the_waitlist_seats_return_to_sale_at_once(
     await scripts.release(event_id, hold, reason="CANCELLED")
     zone = (await scripts.availability(event_id))["ga"]
     assert (zone.available, zone.withheld) == (2, 0)
+    await assert_consistent(redis, event_id)
+
+
+async def test_a_queue_pass_cannot_take_withheld_seats(
+    scripts: Scripts, redis: RedisClient, event_id: str
+) -> None:
+    await load_waitlisted(scripts, event_id, ga=2)
+    (hold,) = await sell_out(scripts, event_id, {"quantity": 2})
+    await redis.hset(event_keys(event_id).meta, "queue_enabled", "1")
+    await add_pass(redis, event_id, "p1", "queued", NOW + 60_000)
+    await join(scripts, event_id, "w1", 1, quantity=2)
+    await scripts.release(event_id, hold, reason="CANCELLED")
+    await tick(scripts, event_id)
+    with pytest.raises(errors.SoldOutError):
+        await reserve(scripts, event_id, user="queued", quantity=1, pass_id="p1")
+    offer = (await outstanding(scripts, event_id))["w1"]
+    await reserve(scripts, event_id, user="w1", quantity=2, offer_id=offer.offer_id)
+    assert await redis.hget(event_keys(event_id).passes, "p1") is not None  # the pass is kept
+    state = await assert_consistent(redis, event_id)
+    assert state["inv"]["ga:held"] == 2  # queue + waitlist never beyond capacity
+
+
+async def test_a_rebuild_restores_the_line_and_withholds_for_it(
+    scripts: Scripts, redis: RedisClient, event_id: str
+) -> None:
+    zones = (ZoneSpec("seated", 2000, seats=seat_labels(4)),)
+    spec = EventSpec(event_id, zones=zones, waitlist_enabled=True, offer_ttl_ms=OFFER_TTL_MS)
+    assert await scripts.load_event(spec)
+    sold = await reserve(scripts, event_id, user="owner", seats=["A1"])
+    waitlist = {
+        "entries": [
+            {"entry_id": "e1", "user": "w1", "zone": "seated", "qty": 1, "position": 7},
+            {"entry_id": "e2", "user": "w2", "zone": "", "qty": 2, "position": 9},
+        ],
+        "offers": [
+            {"offer_id": "o1", "entry_id": "e1", "user": "w1", "zone": "seated", "qty": 1,
+             "seats": ["A2"], "expires_ms": NOW + OFFER_TTL_MS, "created_ms": NOW},
+            # its seat is sold now: dropped, never an oversell
+            {"offer_id": "o2", "entry_id": "e2", "user": "w2", "zone": "seated", "qty": 1,
+             "seats": ["A1"], "expires_ms": NOW + OFFER_TTL_MS, "created_ms": NOW},
+        ],
+    }  # fmt: skip
+    assert await scripts.load_event(
+        spec, mode="rebuild", bookings=[RebuildBooking(sold.hold)], waitlist=waitlist
+    )
+    state = await assert_consistent(redis, event_id)
+    assert [state["seats"][f"seated:{label}"] for label in seat_labels(4)] == [
+        sold.hold.booking_id, "W", "W", "W",
+    ]  # fmt: skip
+    zone = (await scripts.availability(event_id))["seated"]
+    assert (zone.available, zone.held, zone.withheld, zone.offered) == (0, 1, 3, 1)
+    assert set(await outstanding(scripts, event_id)) == {"w1"}
+    entries = await scripts.waitlist.entries(event_id)
+    assert (entries["w1"].offer_id, entries["w2"].offer_id) == ("o1", None)
+    await tick(scripts, event_id)  # w2 (any zone, 2 wanted) gets the two free withheld seats
+    assert (await outstanding(scripts, event_id))["w2"].seats == ("A3", "A4")
+    await reserve(scripts, event_id, user="w1", seats=["A2"], offer_id="o1")
     await assert_consistent(redis, event_id)

@@ -141,6 +141,7 @@ async def waitlist_document(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]
     """The live entries and outstanding offers, as lua/load_event.lua's document lists them."""
     entries = await waitlist_store.live_entries(pool, event_id)
     offers = await waitlist_store.outstanding_offers(pool, event_id)
+    live = {row["entry_id"] for row in entries}
     return {
         "entries": [
             {
@@ -152,7 +153,8 @@ async def waitlist_document(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]
             }
             for row in entries
         ],
-        "offers": [_offer_record(row) for row in offers],
+        # an offer whose entry has ended (left, not yet recorded as withdrawn) is not restored
+        "offers": [_offer_record(row) for row in offers if row["entry_id"] in live],
     }
 
 

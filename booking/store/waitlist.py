@@ -55,19 +55,15 @@ async def find_live_entry(conn: Conn, event_id: str, user_id: str) -> asyncpg.Re
 
 
 async def leave(conn: Conn, entry_id: str, now: datetime) -> bool:
-    """Ends a live entry as LEFT (and its outstanding offer as WITHDRAWN); False if not live."""
-    row = await conn.fetchrow(
-        """WITH left_entry AS (
-               UPDATE waitlist_entries SET status = 'LEFT', ended_at = $2
-               WHERE entry_id = $1 AND status IN ('WAITING', 'OFFERED') RETURNING entry_id),
-           withdrawn AS (
-               UPDATE waitlist_offers SET status = 'WITHDRAWN', ended_at = $2
-               WHERE entry_id IN (SELECT entry_id FROM left_entry) AND status = 'OUTSTANDING')
-           SELECT count(*) AS n FROM left_entry""",
+    """Ends a live entry as LEFT; False if it was not live. Its outstanding offer is recorded
+    WITHDRAWN by the worker, from Redis, like every other end of an offer."""
+    changed = await conn.fetchval(
+        """UPDATE waitlist_entries SET status = 'LEFT', ended_at = $2
+           WHERE entry_id = $1 AND status IN ('WAITING', 'OFFERED') RETURNING true""",
         uuid.UUID(entry_id),
         now,
     )
-    return bool(row and row["n"])
+    return bool(changed)
 
 
 async def live_entries(conn: Conn, event_id: str) -> list[asyncpg.Record]:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from booking import errors
 from booking.inventory.keys import WAITLIST_EVENTS, queue_keys
 from booking.inventory.lua_errors import EventNotLoadedError, as_text
 from booking.inventory.scripts import Scripts
@@ -101,6 +102,10 @@ class WaitlistTicker:
                 result, done = await self.tick_event(event_id)
             except EventNotLoadedError:
                 continue  # the reconciler restores it, entries and offers included
+            except errors.BookingError:
+                # one event's trouble must not stop the others, nor seat-release's sweep
+                log.exception("waitlist tick of event %s failed", event_id)
+                continue
             handled += done
             waiting += result.waiting
             outstanding += result.outstanding

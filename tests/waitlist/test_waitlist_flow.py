@@ -176,3 +176,28 @@ async def test_the_offer_is_pushed_to_the_buyers_stream(
     assert frames is not None and b"event: offer\n" in frames
     data = orjson.loads(frames.split(b"data: ", 1)[1].split(b"\n", 1)[0])
     assert data["quantity"] == 2 and data["offer_id"]
+
+
+async def test_leaving_with_an_offer_hands_it_to_the_next(
+    client: httpx.AsyncClient,
+    clean_db: Any,
+    make_user: Any,
+    sold_out_event: Any,
+    ticker: WaitlistTicker,
+    redis_url: str,
+) -> None:
+    event, _organizer, owner, (hold, _) = await sold_out_event()
+    first, second = await make_user(), await make_user()
+    assert (await _join(client, event, first[1])).status_code == 202
+    assert (await _join(client, event, second[1])).status_code == 202
+    await client.post(f"/api/v1/bookings/{hold}/cancel", headers=owner)
+    await ticker.tick()
+    assert (await _place(client, event, first[1])).json()["status"] == "offered"
+    left = await client.delete(f"/api/v1/events/{event['event_id']}/waitlist", headers=first[1])
+    assert left.status_code == 204
+    assert (await _place(client, event, first[1])).status_code == 404
+    await ticker.tick()
+    assert (await _place(client, event, second[1])).json()["status"] == "offered"
+    rows = await clean_db.fetch("SELECT status FROM waitlist_offers ORDER BY created_at")
+    assert sorted(row["status"] for row in rows) == ["OUTSTANDING", "WITHDRAWN"]
+    await assert_counters_agree(redis_url, clean_db, event["event_id"], capacity=4)

@@ -214,8 +214,16 @@ class WaitlistBody(Body):
 
 
 class WaitlistPatchBody(Body):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     enabled: bool | None = None
     offer_ttl_s: int | None = Field(default=None, ge=30, le=86_400)
+
+    @model_validator(mode="after")
+    def something_to_change(self) -> WaitlistPatchBody:
+        if not self.model_fields_set:
+            raise ValueError("give enabled and/or offer_ttl_s")
+        return self
 
 
 class WaitlistJoinBody(Body):

@@ -148,9 +148,15 @@ async def test_join_needs_a_sell_out_and_an_open_waitlist(
     shown = await client.get(f"/api/v1/events/{event['event_id']}")
     assert shown.json()["waitlist"] == {"enabled": False, "offer_ttl_s": 60}
     not_mine = await client.patch(
-        f"/api/v1/events/{event['event_id']}/waitlist/settings", json={}, headers=buyer
+        f"/api/v1/events/{event['event_id']}/waitlist/settings",
+        json={"enabled": True},
+        headers=buyer,
     )
     assert not_mine.status_code == 403
+    nothing = await client.patch(
+        f"/api/v1/events/{event['event_id']}/waitlist/settings", json={}, headers=organizer
+    )
+    assert nothing.status_code == 422
 
 
 async def test_the_offer_is_pushed_to_the_buyers_stream(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,13 +28,16 @@ from booking.inventory.lua_errors import EventNotLoadedError
 from booking.inventory.records import Hold
 from booking.inventory.scripts import Scripts
 from booking.messaging import TOPIC_BOOKINGS, add_to_outbox, booking_status_envelope
-from booking.metrics import RESERVATIONS
+from booking.metrics import RESERVATIONS, WAITLIST_OFFERS
 from booking.queue.passes import REJECTED_PASS, verify_pass
 from booking.schemas import ReserveBody
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
+from booking.store import waitlist as waitlist_store
 from booking.store.bookings import NewHold
 from common.tokens import Identity
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from booking.payments.service import Payments
@@ -166,6 +170,8 @@ class Bookings:
             # Not durable, so never acknowledged: give the seats back at once.
             await self.scripts.release(event_id, booking.booking_id, reason="CANCELLED")
             raise
+        if waitlist_offer:
+            await record_offer_taken(self.pool, offer_id(waitlist_offer), booking.booking_id)
         return booking, False
 
     async def _not_loaded(self, event_id: str) -> errors.BookingError:
@@ -216,6 +222,20 @@ class Bookings:
         if ended_as == EXPIRED:
             raise errors.ReservationExpiredError("the hold had already lapsed")
         return await self.get(identity, booking_id)
+
+
+async def record_offer_taken(pool: asyncpg.Pool, taken: str, booking_id: str) -> None:
+    """Tells PostgreSQL at once, so a Redis lost before the worker's next tick cannot restore
+    the offer. Best effort: the hold is durable already, and the worker records the take from
+    Redis anyway."""
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            if await waitlist_store.record_taken(conn, taken, booking_id, datetime.now(UTC)):
+                WAITLIST_OFFERS.labels("taken").inc()
+    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        log.warning(
+            "offer %s taken by %s: left for the waitlist worker to record", taken, booking_id
+        )
 
 
 def offer_id(header: str | None) -> str:

@@ -175,3 +175,26 @@ async def known_events(conn: Conn, event_ids: Sequence[str]) -> set[str]:
         [uuid.UUID(event_id) for event_id in event_ids],
     )
     return {str(row["event_id"]) for row in rows}
+
+
+async def record_taken(
+    conn: asyncpg.Connection, offer_id: str, booking_id: str, now: datetime
+) -> bool:
+    """The offer's hold is committed: the offer TAKEN, its entry TAKEN (if PostgreSQL knows the
+    offer yet; else the worker records both). True when this call recorded it."""
+    entry_id = await conn.fetchval(
+        """UPDATE waitlist_offers SET status = 'TAKEN', booking_id = $2, ended_at = $3
+           WHERE offer_id = $1 AND status = 'OUTSTANDING' RETURNING entry_id""",
+        uuid.UUID(offer_id),
+        uuid.UUID(booking_id),
+        now,
+    )
+    if entry_id is None:
+        return False
+    await conn.execute(
+        """UPDATE waitlist_entries SET status = 'TAKEN', ended_at = $2
+           WHERE entry_id = $1 AND status IN ('WAITING', 'OFFERED')""",
+        entry_id,
+        now,
+    )
+    return True

@@ -42,7 +42,8 @@ async def test_the_stream_shows_the_place_then_pushes_the_offer(
     _, buyer = await make_user()
     url = f"/api/v1/events/{event['event_id']}/waitlist"
     assert (await client.post(url, json={"quantity": 2}, headers=buyer)).status_code == 202
-    options = {"lifespan": "off", "log_config": None, "access_log": False, "ws": "none"}
+    options: dict[str, Any] = {"lifespan": "off", "log_config": None, "access_log": False}
+    options["ws"] = "none"
     async with (
         uvicorn_serving(app, **options) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,

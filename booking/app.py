@@ -36,12 +36,14 @@ from booking.routes import events as event_routes
 from booking.routes import feed as feed_routes
 from booking.routes import ops as ops_routes
 from booking.routes import seats as seat_routes
+from booking.routes import waitlist as waitlist_routes
 from booking.services import Services
 from booking.settings import Settings
 from booking.suspensions import Suspensions
 from booking.tickets import TicketSigner
 from booking.tickets import routes as ticket_routes
 from booking.tickets.service import Tickets
+from booking.waitlist.service import Waitlist
 from common import heap
 from common.redis_client import RedisClient, connect, open_redis
 
@@ -64,6 +66,7 @@ API_ROUTES: list[BaseRoute] = [
     *seat_routes.routes,
     *ticket_routes.routes,
     *config_routes.routes,
+    *waitlist_routes.routes,
 ]
 
 
@@ -165,6 +168,7 @@ def create_app(settings: Settings) -> Starlette:
             suspensions=Suspensions(pool=pool, scripts=scripts),
             tickets=Tickets(pool=pool, signer=TicketSigner(settings.ticket_secret)),
             live_figures=live_figures,
+            waitlist=Waitlist(pool=pool, redis=redis, scripts=scripts, catalog=catalog),
         )
         heap.settle_after_startup()
         try:

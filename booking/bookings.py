@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,13 +28,16 @@ from booking.inventory.lua_errors import EventNotLoadedError
 from booking.inventory.records import Hold
 from booking.inventory.scripts import Scripts
 from booking.messaging import TOPIC_BOOKINGS, add_to_outbox, booking_status_envelope
-from booking.metrics import RESERVATIONS
+from booking.metrics import RESERVATIONS, WAITLIST_OFFERS
 from booking.queue.passes import REJECTED_PASS, verify_pass
 from booking.schemas import ReserveBody
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
+from booking.store import waitlist as waitlist_store
 from booking.store.bookings import NewHold
 from common.tokens import Identity
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from booking.payments.service import Payments
@@ -50,6 +54,9 @@ _OUTCOMES: dict[type[errors.BookingError], str] = {
     errors.IdempotencyKeyReusedError: "idempotency_key_reused",
     errors.IdempotencyInFlightError: "idempotency_in_flight",
     errors.InvalidRequestError: "invalid_request",
+    errors.OfferInvalidError: "offer_invalid",
+    errors.OfferExpiredError: "offer_expired",
+    errors.OfferMismatchError: "offer_mismatch",
 }
 
 
@@ -93,11 +100,12 @@ class Bookings:
         idempotency_key: str | None,
         queue_pass: str | None,
         now_ms: int,
+        waitlist_offer: str | None = None,
     ) -> tuple[Booking, bool]:
         """The booking and whether this was an idempotent replay of an earlier request."""
         try:
             booking, replay = await self._reserve(
-                identity, body, idempotency_key, queue_pass, now_ms
+                identity, body, idempotency_key, queue_pass, now_ms, waitlist_offer
             )
         except errors.BookingError as exc:
             RESERVATIONS.labels(_OUTCOMES.get(type(exc), "error")).inc()
@@ -112,6 +120,7 @@ class Bookings:
         idempotency_key: str | None,
         queue_pass: str | None,
         now_ms: int,
+        waitlist_offer: str | None,
     ) -> tuple[Booking, bool]:
         idempotency_key = require_idempotency_key(idempotency_key)
         event_id = str(body.event_id)
@@ -139,6 +148,7 @@ class Bookings:
                 idempotency_key=idempotency_key,
                 fingerprint=request_fingerprint,
                 pass_id=pass_id,
+                offer_id=offer_id(waitlist_offer),
                 ttl_ms=self.hold_ttl_s * 1000,
                 now_ms=now_ms,
             )
@@ -160,6 +170,8 @@ class Bookings:
             # Not durable, so never acknowledged: give the seats back at once.
             await self.scripts.release(event_id, booking.booking_id, reason="CANCELLED")
             raise
+        if waitlist_offer:
+            await record_offer_taken(self.pool, offer_id(waitlist_offer), booking.booking_id)
         return booking, False
 
     async def _not_loaded(self, event_id: str) -> errors.BookingError:
@@ -210,6 +222,30 @@ class Bookings:
         if ended_as == EXPIRED:
             raise errors.ReservationExpiredError("the hold had already lapsed")
         return await self.get(identity, booking_id)
+
+
+async def record_offer_taken(pool: asyncpg.Pool, taken: str, booking_id: str) -> None:
+    """Tells PostgreSQL at once, so a Redis lost before the worker's next tick cannot restore
+    the offer. Best effort: the hold is durable already, and the worker records the take from
+    Redis anyway."""
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            if await waitlist_store.record_taken(conn, taken, booking_id, datetime.now(UTC)):
+                WAITLIST_OFFERS.labels("taken").inc()
+    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        log.warning(
+            "offer %s taken by %s: left for the waitlist worker to record", taken, booking_id
+        )
+
+
+def offer_id(header: str | None) -> str:
+    """The X-Waitlist-Offer header as reserve.lua takes it ("" = none)."""
+    if not header:
+        return ""
+    try:
+        return str(uuid.UUID(header))
+    except ValueError:
+        raise errors.OfferInvalidError("X-Waitlist-Offer is not an offer id") from None
 
 
 def mark_durable_after_commit(scripts: Scripts) -> Callable[[list[NewHold]], Awaitable[None]]:

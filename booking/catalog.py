@@ -76,7 +76,12 @@ def event_body(event: EventRow, now: datetime | None = None) -> dict[str, Any]:
             "paused": event.queue_paused,
             **_queue_seed_fields(event, now),
         },
+        "waitlist": waitlist_settings(event),
     }
+
+
+def waitlist_settings(event: EventRow) -> dict[str, Any]:
+    return {"enabled": event.waitlist_enabled, "offer_ttl_s": event.waitlist_offer_ttl_s}
 
 
 def inventory_spec(event: EventRow, status: str) -> EventSpec:
@@ -97,6 +102,8 @@ def inventory_spec(event: EventRow, status: str) -> EventSpec:
         max_per_user=event.max_per_user,
         queue_enabled=event.queue_enabled,
         currency=event.currency,
+        waitlist_enabled=event.waitlist_enabled,
+        offer_ttl_ms=event.waitlist_offer_ttl_s * 1000,
     )
 
 

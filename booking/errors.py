@@ -124,6 +124,30 @@ class TicketVoidError(BookingError):
     code = "ticket_void"
 
 
+class NotSoldOutError(BookingError):
+    code = "not_sold_out"
+
+
+class AlreadyWaitlistedError(BookingError):
+    code = "already_waitlisted"
+
+
+class WaitlistClosedError(BookingError):
+    code = "waitlist_closed"
+
+
+class OfferInvalidError(BookingError):
+    code = "waitlist_offer_invalid"
+
+
+class OfferExpiredError(BookingError):
+    code = "waitlist_offer_expired"
+
+
+class OfferMismatchError(BookingError):
+    code = "waitlist_offer_mismatch"
+
+
 class ServiceUnavailableError(BookingError):
     code = "service_unavailable"
     retriable = True

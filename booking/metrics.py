@@ -39,6 +39,11 @@ __all__ = [
     "SAGA_TRANSITIONS",
     "SCRIPT_LATENCY",
     "TICKETS_ISSUED",
+    "WAITLIST_JOINS",
+    "WAITLIST_LENGTH",
+    "WAITLIST_OFFERS",
+    "WAITLIST_OFFERS_OUTSTANDING",
+    "WAITLIST_WITHHELD",
     "PoolCollector",
 ]
 
@@ -231,3 +236,23 @@ class PoolCollector(Collector):
 
 POOLS = PoolCollector()
 REGISTRY.register(POOLS)
+
+
+# The waitlist (booking/waitlist/; the gauges and the offer counts come from the worker that
+# ticks it, seat-release; joins from the booking service).
+WAITLIST_JOINS = Counter("booking_rush_waitlist_joins_total", "Waitlist entries created")
+WAITLIST_LENGTH = Gauge(
+    "booking_rush_waitlist_length",
+    "Entries waiting without an offer, over every event (at the worker's last tick)",
+)
+WAITLIST_OFFERS_OUTSTANDING = Gauge(
+    "booking_rush_waitlist_offers_outstanding", "Offers made and not yet taken or lapsed"
+)
+WAITLIST_WITHHELD = Gauge(
+    "booking_rush_waitlist_withheld_seats", "Seats held back from open sale for the waitlist"
+)
+WAITLIST_OFFERS = Counter(
+    "booking_rush_waitlist_offers_total",
+    "Waitlist offers by what became of them: made, taken, lapsed, withdrawn",
+    ["outcome"],
+)

@@ -34,6 +34,12 @@ QUEUE_PASS = Header(
     "The one-time pass from the virtual queue (GET /queue/position/{event_id} once admitted); "
     "required when the event's queue is enabled, consumed by the reservation it allows.",
 )
+WAITLIST_OFFER = Header(
+    "X-Waitlist-Offer",
+    "The id of a waitlist offer made to the caller (GET /events/{event_id}/waitlist): the "
+    "reservation takes the offer's seats (same zone, quantity and seats), in place of a queue "
+    "pass, and consumes the offer; anything else is 403 waitlist_offer_invalid.",
+)
 LAST_EVENT_ID = Header(
     "Last-Event-ID",
     "The id of the last message seen: a reconnecting stream resumes after it.",
@@ -137,6 +143,11 @@ QUEUE_LINKS = {
     "leave": _link("leaveQueue", parameters={"event_id": "$response.body#/event_id"}),
 }
 
+WAITLIST_LINKS = {
+    "place": _link("getWaitlistPlace", parameters={"event_id": "$response.body#/event_id"}),
+    "leave": _link("leaveWaitlist", parameters={"event_id": "$response.body#/event_id"}),
+}
+
 OPERATIONS: list[Operation] = [
     Operation(
         "post", "/auth/register", "register", "Create a customer account", 201,
@@ -191,11 +202,13 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "post", "/bookings/reserve", "reserve", "Hold seats until the hold's deadline", 201,
-        schemas.ReserveBody, responses.Booking, headers=(IDEMPOTENCY_KEY, QUEUE_PASS),
+        schemas.ReserveBody, responses.Booking,
+        headers=(IDEMPOTENCY_KEY, QUEUE_PASS, WAITLIST_OFFER),
         problems=(
             "idempotency_key_required", "idempotency_key_reused", "idempotency_in_flight",
             "sold_out", "seat_unavailable", "user_limit_exceeded", "sale_not_open",
-            "queue_pass_required", "queue_pass_invalid",
+            "queue_pass_required", "queue_pass_invalid", "waitlist_offer_invalid",
+            "waitlist_offer_expired", "waitlist_offer_mismatch",
         ),
         links=BOOKING_LINKS,
     ),
@@ -239,6 +252,31 @@ OPERATIONS: list[Operation] = [
         "patch", "/events/{event_id}/queue", "updateQueue",
         "Change the outflow or pause (organizer, admin)", 200, schemas.QueuePatchBody,
         responses.EventQueueSettings,
+    ),
+    Operation(
+        "post", "/events/{event_id}/waitlist", "joinWaitlist",
+        "Join a sold-out event's (or zone's) waitlist; joining again the same way keeps the place",
+        202, schemas.WaitlistJoinBody, responses.WaitlistPlace,
+        problems=("not_sold_out", "already_waitlisted", "waitlist_closed", "sale_not_open"),
+        links=WAITLIST_LINKS,
+    ),
+    Operation(
+        "get", "/events/{event_id}/waitlist", "getWaitlistPlace",
+        "My place on the waitlist, or the offer I hold", 200, None, responses.WaitlistPlace,
+    ),
+    Operation(
+        "delete", "/events/{event_id}/waitlist", "leaveWaitlist",
+        "Leave the waitlist (an outstanding offer goes to the next in line)", 204, media_type="",
+    ),
+    Operation(
+        "get", "/events/{event_id}/waitlist/stream", "streamWaitlist",
+        "My waitlist place, live (Server-Sent Events: place, offer)", 200,
+        media_type="text/event-stream",
+    ),
+    Operation(
+        "patch", "/events/{event_id}/waitlist/settings", "updateWaitlist",
+        "Turn the waitlist on or off, set the offer TTL (organizer, admin)", 200,
+        schemas.WaitlistPatchBody, responses.EventWaitlistSettings,
     ),
     Operation(
         "get", "/events/{event_id}/availability/stream", "streamAvailability",

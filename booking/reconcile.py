@@ -4,7 +4,9 @@ While a sale is open the live counters in Redis are never overwritten: drift is 
 and admin stats) for a human to look at. Only when Redis has lost an event entirely (a restart
 without persistence) is it rebuilt, from the bookings PostgreSQL holds: sold seats stay sold,
 live holds stay held with their deadlines, suspended seats stay out of sale, so nothing can be
-sold twice. The restore is atomic (it refuses when the event is already there), so the
+sold twice. Waitlist entries and outstanding offers are restored with it (offered seats stay
+withheld for their offers, free seats of a zone someone waits for are withheld for the line).
+The restore is atomic (it refuses when the event is already there), so the
 reconciler and saga-step may both try it at once.
 """
 
@@ -21,6 +23,7 @@ from booking.inventory.records import Hold, RebuildBooking, Suspension
 from booking.inventory.scripts import Scripts
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
+from booking.store import waitlist as waitlist_store
 from booking.store.events import EventRow
 
 
@@ -129,5 +132,42 @@ async def _load_from_postgres(
         mode=mode,
         bookings=[_rebuild_booking(row) for row in rows],
         suspensions=[Suspension(zone, seats, quantity) for zone, seats, quantity in suspended],
+        waitlist=await waitlist_document(pool, event_id),
     )
     return len(rows) if loaded else None
+
+
+async def waitlist_document(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]:
+    """The live entries and outstanding offers, as lua/load_event.lua's document lists them."""
+    entries = await waitlist_store.live_entries(pool, event_id)
+    offers = await waitlist_store.outstanding_offers(pool, event_id)
+    live = {row["entry_id"] for row in entries}
+    return {
+        "entries": [
+            {
+                "entry_id": str(row["entry_id"]),
+                "user": str(row["user_id"]),
+                "zone": "" if row["zone_id"] is None else str(row["zone_id"]),
+                "qty": row["quantity"],
+                "position": row["position"],
+            }
+            for row in entries
+        ],
+        # an offer whose entry has ended (left, not yet recorded as withdrawn) is not restored
+        "offers": [_offer_record(row) for row in offers if row["entry_id"] in live],
+    }
+
+
+def _offer_record(row: asyncpg.Record) -> dict[str, Any]:
+    record = {
+        "offer_id": str(row["offer_id"]),
+        "entry_id": str(row["entry_id"]),
+        "user": str(row["user_id"]),
+        "zone": str(row["zone_id"]),
+        "qty": row["quantity"],
+        "expires_ms": to_ms(row["expires_at"]),
+        "created_ms": to_ms(row["created_at"]),
+    }
+    if row["seats"]:
+        record["seats"] = list(row["seats"])
+    return record

@@ -45,6 +45,34 @@ class QueueSettings(BaseModel):
     paused: bool
 
 
+class WaitlistSettings(BaseModel):
+    enabled: bool
+    offer_ttl_s: int = Field(description="how long an offer may be taken, once made")
+
+
+class EventWaitlistSettings(WaitlistSettings):
+    event_id: Id
+
+
+class WaitlistOffer(BaseModel):
+    offer_id: Id = Field(description="send as X-Waitlist-Offer with the reservation")
+    zone_id: Id
+    quantity: int
+    seats: list[str] | None = Field(default=None, description="seated: exactly these seats")
+    expires_at: Timestamp
+
+
+class WaitlistPlace(BaseModel):
+    event_id: Id
+    entry_id: Id
+    zone_id: Id | None = Field(description="null: any zone")
+    quantity: int
+    status: Literal["waiting", "offered"]
+    position: int | None = Field(description="people ahead in the line, plus one")
+    offer: WaitlistOffer | None = None
+    joined_at: Timestamp
+
+
 class EventQueue(QueueSettings):
     seed_sha256: str | None = Field(
         default=None, description="commitment to the shuffle seed of the pre-queue"
@@ -64,6 +92,7 @@ class Event(BaseModel):
     organizer_id: Id
     zones: list[Zone]
     queue: EventQueue
+    waitlist: WaitlistSettings
 
 
 class EventList(BaseModel):

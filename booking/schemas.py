@@ -127,6 +127,7 @@ INTEGER_FIELDS = (
     "pass_ttl_s",
     "max_per_user",
     "quantity",
+    "offer_ttl_s",
 )
 
 
@@ -208,6 +209,29 @@ class QueueBody(Body):
     pass_ttl_s: int = Field(default=120, ge=5, le=3600)
 
 
+class WaitlistBody(Body):
+    enabled: bool = True
+    offer_ttl_s: int = Field(default=300, ge=30, le=86_400)
+
+
+class WaitlistPatchBody(Body):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    enabled: bool | None = None
+    offer_ttl_s: int | None = Field(default=None, ge=30, le=86_400)
+
+    @model_validator(mode="after")
+    def something_to_change(self) -> WaitlistPatchBody:
+        if not self.model_fields_set:
+            raise ValueError("give enabled and/or offer_ttl_s")
+        return self
+
+
+class WaitlistJoinBody(Body):
+    zone_id: UUID | None = Field(default=None, description="null: any zone of the event")
+    quantity: int = Field(ge=1, le=MAX_TICKETS_PER_REQUEST)
+
+
 class EventBody(Body):
     name: Name
     venue: Name
@@ -217,6 +241,7 @@ class EventBody(Body):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     zones: list[ZoneBody] = Field(min_length=1, max_length=50)
     queue: QueueBody = Field(default_factory=QueueBody)
+    waitlist: WaitlistBody = Field(default_factory=WaitlistBody)
 
     @model_validator(mode="after")
     def sale_before_show(self) -> EventBody:

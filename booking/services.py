@@ -21,6 +21,7 @@ from booking.queue.stream import QueueStreams
 from booking.settings import Settings
 from booking.suspensions import Suspensions
 from booking.tickets.service import Tickets
+from booking.waitlist.service import Waitlist
 from common.redis_client import RedisClient
 
 
@@ -41,3 +42,4 @@ class Services:
     suspensions: Suspensions
     tickets: Tickets
     live_figures: LiveFigures
+    waitlist: Waitlist

@@ -44,6 +44,12 @@ CODES: dict[str, tuple[int, str]] = {
     "ticket_invalid": (422, "Not a ticket code of ours"),
     "already_checked_in": (409, "The ticket was checked in already"),
     "ticket_void": (409, "The ticket is void (its booking was refunded or cancelled)"),
+    "not_sold_out": (409, "Not sold out: reserve instead of joining the waitlist"),
+    "already_waitlisted": (409, "Already on this event's waitlist with another request"),
+    "waitlist_closed": (409, "This event has no waitlist"),
+    "waitlist_offer_invalid": (403, "The waitlist offer is not valid"),
+    "waitlist_offer_expired": (410, "The waitlist offer has expired"),
+    "waitlist_offer_mismatch": (422, "The reservation does not match the waitlist offer"),
 }
 
 

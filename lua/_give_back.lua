@@ -1,24 +1,25 @@
--- Included (`--@include _give_back`, after _event_keys) by release.lua and sweep.lua: the one
--- copy of how a live hold's seats go back on sale and how the feed hears of it.
+-- Included (`--@include _give_back`, after _event_keys and _withhold) by release.lua and
+-- sweep.lua: the one copy of how a live hold's seats come back and how the feed hears of it.
 
--- Frees the hold's seats (those it still owns), moves qty from `counter` (held | sold) back to
--- available, drops the user's count, forgets an unacknowledged hold's idempotency entry, and
--- stores the record with its final status. Returns the zone's new available count, whether the
--- hold was still pending (never acknowledged), and the stored JSON.
+-- Frees the hold's seats (those it still owns), moves qty from `counter` (held | sold) back
+-- (`put_back`: on sale, or withheld for the waitlist), drops the user's count, forgets an
+-- unacknowledged hold's idempotency entry, and stores the record with its final status.
+-- Returns the zone's available count, whether the hold was still pending (never
+-- acknowledged), the stored JSON, and whether the seats were withheld.
 local function give_back(booking_id, hold, counter, final_status, now)
   local zone, qty = hold.zone, hold.qty
+  local owned = nil
   if hold.seats then
+    owned = {}
     for _, label in ipairs(hold.seats) do
-      local field = zone .. ':' .. label
-      if redis.call('HGET', SEATS, field) == booking_id then
-        redis.call('HSET', SEATS, field, '')
+      if redis.call('HGET', SEATS, zone .. ':' .. label) == booking_id then
+        owned[#owned + 1] = label
       end
     end
   end
   redis.call('HINCRBY', INV, zone .. ':' .. counter, -qty)
   redis.call('HINCRBY', INV, 'total:' .. counter, -qty)
-  redis.call('HINCRBY', INV, 'total:available', qty)
-  local available = redis.call('HINCRBY', INV, zone .. ':available', qty)
+  local available, withheld = put_back(zone, qty, owned)
   if redis.call('HINCRBY', USERS, hold.user, -qty) <= 0 then
     redis.call('HDEL', USERS, hold.user)
   end
@@ -31,10 +32,11 @@ local function give_back(booking_id, hold, counter, final_status, now)
   hold.ended_ms = now
   local hold_json = cjson.encode(hold)
   redis.call('HSET', HOLDS, booking_id, hold_json)
-  return available, was_pending, hold_json
+  return available, was_pending, hold_json, withheld
 end
 
--- One `seat_update` message on the event's feed channel.
+-- One `seat_update` message on the event's feed channel. SEAT_WITHHELD: back, but offered to
+-- the waitlist first (not on sale).
 local function publish_seat_update(event_id, booking_id, hold, event_type, available, now_iso)
   local message = {
     type = 'seat_update', event_id = event_id, zone_id = hold.zone, event_type = event_type,

@@ -2,7 +2,8 @@
 
 KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
-  10 passes_active  11 feed (pub/sub channel)
+  10 passes_active  11 feed (pub/sub channel)  12 waitlist  13 wl_entries  14 wl_waiting
+  15 offers  16 offers_expiry  17 withheld
 ARGV:
   1 mode      publish: refuse when the event is already loaded
               rebuild: delete the event's inventory state (not the queue passes) and load
@@ -13,7 +14,14 @@ ARGV:
      "bookings": [{"booking_id", "user", "zone", "qty", "seats"?, "status", "deadline_ms",
                    "amount", "idem", "fingerprint", "created_ms", "confirmed_ms"?, "ended_ms"?}],
      "suspended": [{"zone_id", "seats": [label...]} | {"zone_id", "quantity"}]}
-    "bookings" and "suspended" are optional (a rebuild passes them). RESERVED bookings are held
+     "waitlist_enabled": 0|1, "offer_ttl_ms",
+     "waitlist": {"entries": [{"entry_id", "user", "zone" ("" = any), "qty", "position"}],
+                  "offers": [{"offer_id", "entry_id", "user", "zone", "qty", "seats"?,
+                              "expires_ms", "created_ms"}]}
+    "bookings", "suspended" and "waitlist" are optional (a rebuild passes them). An offer
+    whose seats are no longer free is dropped (its entry waits again); then every seat still
+    free in a zone someone waits for is withheld: it can only have come back after the
+    sell-out the entry joined on, so the waitlist keeps it (the next tick offers it). RESERVED bookings are held
     (and indexed for expiry: a lapsed one is swept on the next tick), CONFIRMED ones sold; other
     statuses only restore the record and the idempotency entry.
 Returns: {1, zones, capacity, live_bookings}
@@ -60,7 +68,7 @@ for _, z in ipairs(doc.zones) do
     return {0, 'INVALID_DOCUMENT', 'price of zone ' .. zid}
   end
   local zone = {kind = 'ga', capacity = z.capacity, price = z.price, held = 0, sold = 0,
-    suspended = 0}
+    suspended = 0, withheld = 0, offered = 0}
   if type(z.seats) == 'table' and #z.seats > 0 then
     zone.kind = 'seated'
     for _, label in ipairs(z.seats) do
@@ -148,29 +156,38 @@ for zid, zone in pairs(zones) do
   end
 end
 
+--@include _load_waitlist
+
 -- all checked: write
 if mode == 'rebuild' then
-  redis.call('DEL', META, INV, SEATS, HOLDS, EXPIRY, USERS, IDEM, PENDING)
+  redis.call('DEL', META, INV, SEATS, HOLDS, EXPIRY, USERS, IDEM, PENDING, WAITLIST, WL_ENTRIES,
+    WL_WAITING, OFFERS, OFFERS_EXPIRY, WITHHELD)
 end
 redis.call('HSET', META, 'event_id', doc.event_id, 'status', status,
   'sale_starts_ms', string.format('%d', doc.sale_starts_ms or 0),
   'max_per_user', string.format('%d', doc.max_per_user or 0),
   'queue_enabled', (doc.queue_enabled == 1 or doc.queue_enabled == true) and '1' or '0',
-  'currency', doc.currency or '')
+  'currency', doc.currency or '',
+  'waitlist_enabled', (doc.waitlist_enabled == 1 or doc.waitlist_enabled == true) and '1' or '0',
+  'offer_ttl_ms', string.format('%d', doc.offer_ttl_ms or 300000))
 
-local totals = {available = 0, held = 0, sold = 0, suspended = 0}
+local totals = {available = 0, held = 0, sold = 0, suspended = 0, withheld = 0}
 for zid, zone in pairs(zones) do
-  local available = zone.capacity - zone.held - zone.sold - zone.suspended
+  local available = zone.capacity - zone.held - zone.sold - zone.suspended - zone.withheld
   redis.call('HSET', INV, zid .. ':kind', zone.kind, zid .. ':capacity', zone.capacity,
     zid .. ':price', string.format('%d', zone.price), zid .. ':available', available,
-    zid .. ':held', zone.held, zid .. ':sold', zone.sold, zid .. ':suspended', zone.suspended)
+    zid .. ':held', zone.held, zid .. ':sold', zone.sold, zid .. ':suspended', zone.suspended,
+    zid .. ':withheld', zone.withheld, zid .. ':offered', zone.offered)
   totals.available = totals.available + available
   totals.held = totals.held + zone.held
   totals.sold = totals.sold + zone.sold
   totals.suspended = totals.suspended + zone.suspended
+  totals.withheld = totals.withheld + zone.withheld
 end
 redis.call('HSET', INV, 'total:capacity', total_capacity, 'total:available', totals.available,
-  'total:held', totals.held, 'total:sold', totals.sold, 'total:suspended', totals.suspended)
+  'total:held', totals.held, 'total:sold', totals.sold, 'total:suspended', totals.suspended,
+  'total:withheld', totals.withheld)
+write_waitlist()
 
 -- seat owners in chunks (HSET with thousands of arguments at once would hit Lua's stack limit)
 local batch = {}

@@ -17,11 +17,12 @@ Returns:
   status: OK | CLOSED | SOLD_OUT | NO_SEATS (no seat free, live holds may lapse) | PAUSED |
           NOT_DUE (another copy ticked) | SHUFFLE_PENDING; rate: EWMA of admitted users/s
 Errors: none (every refusal is a status: the worker just moves on).
-Steps: sold out (no seat available and no live hold) closes the queue and publishes one final
-`sold_out` on the feed; passes past their expiry leave `passes:active` (their slots free up);
-then up to min(release_per_tick, max_concurrent - live passes) candidates are admitted, in order,
-each only while it is still the head of the queue (a candidate another copy admitted, or who left,
-is skipped; a reordered head stops the batch). Each admitted user gets the pass record
+Steps: sold out (no seat available, no live hold, none withheld for the waitlist) closes the
+queue and publishes one final `sold_out` on the feed; passes past their expiry leave
+`passes:active` (their slots free up); then up to min(release_per_tick, max_concurrent - live
+passes) candidates are admitted, in order, each only while it is still the head of the queue (a
+candidate another copy admitted, or who left, is skipped; a reordered head stops the batch).
+Each admitted user gets the pass record
 (`passes`, `passes:active`) and the `admitted` record; the feed then gets one `progress`
 message for everyone still waiting (a stream that missed its pass push finds the pass in the
 read that message triggers).
@@ -50,9 +51,10 @@ end
 if q[1] ~= '1' then
   return refused('CLOSED')
 end
-local stock = redis.call('HMGET', INV, 'total:available', 'total:held')
+-- seats withheld for the waitlist may still come back on sale, like live holds
+local stock = redis.call('HMGET', INV, 'total:available', 'total:held', 'total:withheld')
 if stock[1] and tonumber(stock[1]) <= 0 then
-  if tonumber(stock[2]) <= 0 then
+  if tonumber(stock[2]) <= 0 and (tonumber(stock[3]) or 0) <= 0 then
     redis.call('HSET', QUEUE, 'sold_out', '1', 'open', '0')
     redis.call('PUBLISH', FEED, cjson.encode({type = 'sold_out'}))
     return refused('SOLD_OUT')

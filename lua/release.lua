@@ -2,7 +2,8 @@
 
 KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
-  10 passes_active  11 feed (pub/sub channel)
+  10 passes_active  11 feed (pub/sub channel)  12 waitlist  13 wl_entries  14 wl_waiting
+  15 offers  16 offers_expiry  17 withheld
 ARGV:
   1 booking_id
   2 reason           CANCELLED | EXPIRED | FAILED | REFUNDED
@@ -23,12 +24,15 @@ Errors:
 Effects: seats -> free ("" in `seats` when still owned by this booking), held (or sold) ->
   available in zone + totals, user count decremented, removed from the expiry index and from
   `pending`, record status + ended_ms. PUBLISH SEAT_CANCELLED then SEAT_AVAILABLE (an expiry
-  publishes only SEAT_AVAILABLE).
+  publishes only SEAT_AVAILABLE). When the event's waitlist has someone waiting for the zone
+  the seats are withheld instead of put on sale (lua/_withhold.lua) and SEAT_WITHHELD replaces
+  SEAT_AVAILABLE.
   Idempotency: a durable booking keeps its `idem` entry (a retry answers this record); a hold
   still in `pending` was never acknowledged (e.g. its PostgreSQL write failed), so its `idem`
   entry is dropped and a retry with the same key reserves afresh.
 ]]
 --@include _event_keys
+--@include _withhold
 --@include _give_back
 
 local booking_id, reason, allow_confirmed = ARGV[1], ARGV[2], ARGV[3] == '1'
@@ -67,12 +71,14 @@ else
 end
 
 redis.call('ZREM', EXPIRY, booking_id)
-local available, _, hold_json = give_back(booking_id, hold, counter, final_status, now)
+local available, _, hold_json, withheld = give_back(booking_id, hold, counter, final_status, now)
 
 local event_id = redis.call('HGET', META, 'event_id')
 if final_status ~= 'EXPIRED' then
-  publish_seat_update(event_id, booking_id, hold, 'SEAT_CANCELLED', available - hold.qty, now_iso)
+  local before = withheld and available or available - hold.qty
+  publish_seat_update(event_id, booking_id, hold, 'SEAT_CANCELLED', before, now_iso)
 end
-publish_seat_update(event_id, booking_id, hold, 'SEAT_AVAILABLE', available, now_iso)
+publish_seat_update(event_id, booking_id, hold, withheld and 'SEAT_WITHHELD' or 'SEAT_AVAILABLE',
+  available, now_iso)
 
 return {1, 1, hold_json}

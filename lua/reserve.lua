@@ -2,7 +2,8 @@
 
 KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
-  10 passes_active  11 feed (pub/sub channel)
+  10 passes_active  11 feed (pub/sub channel)  12 waitlist  13 wl_entries  14 wl_waiting
+  15 offers  16 offers_expiry  17 withheld
 ARGV:
   1 booking_id   fresh uuid minted by the caller; used only when a new hold is written
   2 user_id
@@ -15,6 +16,8 @@ ARGV:
   9 now_ms       the caller's clock (ms since epoch)
   10 ttl_ms      hold duration; deadline_ms = now_ms + ttl_ms
   11 now_iso     RFC 3339 timestamp for the feed message
+  12 offer_id    waitlist offer (booking/waitlist); "" if none. An offer stands in for the
+                 queue pass and its seats come from the zone's withheld ones, not `available`.
 Returns:
   {1, booking_id, replay (0|1), hold_json}; on a replay booking_id is the first booking's id
   and hold_json its current record.
@@ -33,6 +36,9 @@ Errors ({0, CODE} or {0, CODE, detail}):
   SEAT_UNAVAILABLE, label seat held, sold or suspended
   USER_LIMIT, remaining   tickets the user may still take
   BOOKING_EXISTS          booking_id already used (caller bug)
+  OFFER_INVALID           unknown offer, another user's, or no longer outstanding
+  OFFER_EXPIRED           the offer's expires_ms <= now_ms
+  OFFER_MISMATCH, what    zone, quantity or seats differ from the offer
 Check order, and why:
   1 idempotency first: a replay answers the first result even after the sale closed, the pass
     was consumed or the seats were sold to others.
@@ -41,14 +47,17 @@ Check order, and why:
   The pass is consumed only when the hold is written: a refused request (seat taken, limit)
   keeps the pass, so a buyer can pick other seats with it.
   With queue_enabled = 0 the pass argument is ignored and nothing is consumed.
+  The offer, like the pass, is checked at 5 and consumed only with the write.
 Effects: hold record (RESERVED), expiry index, zone + total counters, user count, pending,
-  idem, seat owners; PUBLISH SEAT_RESERVED.
+  idem, seat owners; PUBLISH SEAT_RESERVED. With an offer: withheld + offered -> held, the
+  offer TAKEN (kept until PostgreSQL records it), the waitlist entry gone.
 ]]
 --@include _event_keys
 
 local booking_id, user, zone = ARGV[1], ARGV[2], ARGV[3]
 local seats_arg, idem_key, fingerprint, pass_id = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local now, ttl, now_iso = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+local offer_id = ARGV[12] or ''
 
 -- 1. idempotency
 local idem_field = nil
@@ -118,8 +127,36 @@ else
   end
 end
 
--- 5. queue pass (validated here, consumed with the write)
-local pass_needed = meta[4] == '1'
+-- 5. waitlist offer or queue pass (validated here, consumed with the write)
+local offer = nil
+if offer_id ~= '' then
+  local raw_offer = redis.call('HGET', OFFERS, offer_id)
+  offer = raw_offer and cjson.decode(raw_offer)
+  if not offer or offer.user ~= user or offer.status ~= 'OUTSTANDING' then
+    return {0, 'OFFER_INVALID'}
+  end
+  if offer.expires_ms <= now then
+    return {0, 'OFFER_EXPIRED'}
+  end
+  if offer.zone ~= zone then
+    return {0, 'OFFER_MISMATCH', 'zone'}
+  end
+  if qty ~= offer.qty then
+    return {0, 'OFFER_MISMATCH', 'quantity'}
+  end
+  if labels then
+    local offered = {}
+    for _, label in ipairs(offer.seats or {}) do
+      offered[label] = true
+    end
+    for _, label in ipairs(labels) do
+      if not offered[label] then
+        return {0, 'OFFER_MISMATCH', 'seats'}
+      end
+    end
+  end
+end
+local pass_needed = meta[4] == '1' and not offer
 if pass_needed then
   if pass_id == '' then
     return {0, 'PASS_REQUIRED'}
@@ -147,15 +184,16 @@ if labels then
       return {0, 'UNKNOWN_SEAT', labels[i]}
     end
   end
-  if available <= 0 then
+  if available <= 0 and not offer then
     return {0, 'SOLD_OUT', '0'}
   end
+  local free = offer and 'W' or ''
   for i, owner in ipairs(owners) do
-    if owner ~= '' then
+    if owner ~= free then
       return {0, 'SEAT_UNAVAILABLE', labels[i]}
     end
   end
-elseif available < qty then
+elseif not offer and available < qty then
   return {0, 'SOLD_OUT', tostring(math.max(available, 0))}
 end
 
@@ -193,10 +231,23 @@ end
 local hold_json = cjson.encode(hold)
 redis.call('HSET', HOLDS, booking_id, hold_json)
 redis.call('ZADD', EXPIRY, deadline, booking_id)
-local left = redis.call('HINCRBY', INV, zone .. ':available', -qty)
+local from = offer and 'withheld' or 'available'
+local left = redis.call('HINCRBY', INV, zone .. ':' .. from, -qty)
 redis.call('HINCRBY', INV, zone .. ':held', qty)
-redis.call('HINCRBY', INV, 'total:available', -qty)
+redis.call('HINCRBY', INV, 'total:' .. from, -qty)
 redis.call('HINCRBY', INV, 'total:held', qty)
+if offer then
+  left = available
+  redis.call('HINCRBY', INV, zone .. ':offered', -qty)
+  offer.status, offer.booking_id, offer.ended_ms = 'TAKEN', booking_id, now
+  redis.call('HSET', OFFERS, offer_id, cjson.encode(offer))
+  redis.call('ZREM', OFFERS_EXPIRY, offer_id)
+  local entry = redis.call('HGET', WL_ENTRIES, user)
+  if entry and cjson.decode(entry).offer == offer_id then
+    redis.call('HDEL', WL_ENTRIES, user)
+    redis.call('ZREM', WAITLIST, user)
+  end
+end
 redis.call('HINCRBY', USERS, user, qty)
 redis.call('HSET', PENDING, booking_id, 1)
 if idem_field then

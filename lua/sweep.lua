@@ -2,7 +2,8 @@
 
 KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
-  10 passes_active  11 feed (pub/sub channel)
+  10 passes_active  11 feed (pub/sub channel)  12 waitlist  13 wl_entries  14 wl_waiting
+  15 offers  16 offers_expiry  17 withheld
 ARGV:
   1 now_ms    holds with deadline_ms <= now_ms are due
   2 limit     at most this many holds per call (bounds the time the script blocks Redis)
@@ -20,6 +21,7 @@ Effects per hold: as release.lua with reason EXPIRED (seats free, held -> availa
 down, out of `pending`); PUBLISH SEAT_AVAILABLE.
 ]]
 --@include _event_keys
+--@include _withhold
 --@include _give_back
 
 local now, limit, now_iso = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -36,8 +38,10 @@ for _, booking_id in ipairs(due) do
   local raw = redis.call('HGET', HOLDS, booking_id)
   local hold = raw and cjson.decode(raw)
   if hold and hold.status == 'RESERVED' then
-    local available, was_pending, hold_json = give_back(booking_id, hold, 'held', 'EXPIRED', now)
-    publish_seat_update(event_id, booking_id, hold, 'SEAT_AVAILABLE', available, now_iso)
+    local available, was_pending, hold_json, withheld =
+      give_back(booking_id, hold, 'held', 'EXPIRED', now)
+    publish_seat_update(event_id, booking_id, hold,
+      withheld and 'SEAT_WITHHELD' or 'SEAT_AVAILABLE', available, now_iso)
 
     result[#result + 1] = booking_id
     result[#result + 1] = hold_json

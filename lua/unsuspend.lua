@@ -2,7 +2,8 @@
 
 KEYS (every script, booking.inventory.keys.SCRIPT_KEYS order):
   1 meta  2 inv  3 seats  4 holds  5 expiry  6 users  7 idem  8 pending  9 passes
-  10 passes_active  11 feed (pub/sub channel)
+  10 passes_active  11 feed (pub/sub channel)  12 waitlist  13 wl_entries  14 wl_waiting
+  15 offers  16 offers_expiry  17 withheld
 ARGV:
   1 zone_id
   2 seats     seated: JSON array of labels; GA: ""
@@ -14,9 +15,11 @@ Errors:
   EVENT_NOT_LOADED, UNKNOWN_ZONE, INVALID_SEATS detail, INVALID_QUANTITY, UNKNOWN_SEAT label,
   INVALID_STATE suspended   GA: more asked than is suspended (detail: the suspended count)
 Effects: seat "S" -> "", suspended -> available (zone + totals); PUBLISH SEAT_AVAILABLE (when
-  changed > 0).
+  changed > 0). With someone on the zone's waitlist they are withheld for it instead
+  (lua/_withhold.lua; seat "W", PUBLISH SEAT_WITHHELD).
 ]]
 --@include _event_keys
+--@include _withhold
 
 local zone, seats_arg, now_iso = ARGV[1], ARGV[2], ARGV[4]
 
@@ -56,9 +59,6 @@ if zone_info[1] == 'seated' then
       changed_labels[#changed_labels + 1] = labels[i]
     end
   end
-  for _, label in ipairs(changed_labels) do
-    redis.call('HSET', SEATS, zone .. ':' .. label, '')
-  end
   qty = #changed_labels
 else
   if seats_arg ~= '' then
@@ -76,13 +76,13 @@ end
 if qty == 0 then
   return {1, 0, tonumber(zone_info[3])}
 end
-local available = redis.call('HINCRBY', INV, zone .. ':available', qty)
 redis.call('HINCRBY', INV, zone .. ':suspended', -qty)
-redis.call('HINCRBY', INV, 'total:available', qty)
 redis.call('HINCRBY', INV, 'total:suspended', -qty)
+local available, withheld = put_back(zone, qty, changed_labels)
 
 local message = {
-  type = 'seat_update', event_id = event_id, zone_id = zone, event_type = 'SEAT_AVAILABLE',
+  type = 'seat_update', event_id = event_id, zone_id = zone,
+  event_type = withheld and 'SEAT_WITHHELD' or 'SEAT_AVAILABLE',
   quantity = qty, available = available, timestamp = now_iso,
 }
 if changed_labels then

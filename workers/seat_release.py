@@ -4,7 +4,9 @@ Each tick sweeps every live event's expiry index in Redis (atomic, bounded batch
 copies never release a hold twice), then records the expiries in PostgreSQL with an outbox
 message each. A catch-up pass finds RESERVED bookings PostgreSQL still thinks live past their
 deadline (a crash between the sweep and the write) and ends them too; the release script is a
-no-op for holds Redis already released, so the pass is safe to repeat.
+no-op for holds Redis already released, so the pass is safe to repeat. Then the waitlists
+take their turn (`booking.waitlist.ticker`): offers lapse to the next in line, withheld seats
+are offered or go back on sale.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from booking.bookings import record_ended
 from booking.domain import CANCELLED, EXPIRED
 from booking.inventory import LIVE_EVENTS
 from booking.store import due_reserved
+from booking.waitlist import WaitlistTicker
 from workers.resources import Provisioned, Resources, open_resources
 from workers.settings import WorkerSettings
 
@@ -40,6 +43,7 @@ class SeatRelease:
         self.redis = resources.redis
         self.pool = resources.pool
         self.scripts = resources.scripts
+        self.waitlists = WaitlistTicker(self.pool, self.redis, self.scripts)
 
     @classmethod
     def provisioned(cls, settings: WorkerSettings) -> Provisioned[Resources]:
@@ -52,7 +56,8 @@ class SeatRelease:
         """Nothing of its own to close."""
 
     async def tick(self) -> int:
-        return await self.sweep_redis() + await self.catch_up()
+        released = await self.sweep_redis() + await self.catch_up()
+        return released + await self.waitlists.tick()
 
     async def sweep_redis(self) -> int:
         released = 0

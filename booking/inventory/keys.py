@@ -21,8 +21,20 @@ Per-event keys (hash tag omitted below):
 - `passes` hash: pass_id -> `<user_id>|<expires_ms>`; `passes:active` zset pass_id -> expires_ms.
 - `feed`: the pub/sub channel of seat updates (a channel, not a key; it carries the tag too so
   a sharded-pubsub move is a one-word change).
+- The waitlist (`booking/waitlist/`): `waitlist` zset user_id -> join position (PostgreSQL's);
+  `waitlist:entries` hash user_id -> JSON {entry_id, zone ("" = any zone), qty, position,
+  offer?}; `waitlist:waiting` hash zone_id | "*" -> entries waiting without an offer;
+  `waitlist:offers` hash offer_id -> JSON offer (status OUTSTANDING | TAKEN | LAPSED | WITHDRAWN,
+  kept once ended until PostgreSQL has recorded it); `waitlist:offers:expiry` zset outstanding
+  offer_id -> expires_ms; `waitlist:withheld` zset of the free withheld seats `<zone>:<label>`
+  (score 0). In `inv`, `<zone>:withheld` counts seats held back for the waitlist (offered or
+  not; `total:withheld` too) and `<zone>:offered` the part promised by outstanding offers; a
+  withheld seat's owner in `seats` is "W". Then available + held + sold + suspended + withheld
+  == capacity.
 
-Global keys (never touched by a script): `br:events:live` zset of event ids with inventory.
+Global keys (never touched by a script): `br:events:live` zset of event ids with inventory;
+`br:waitlists:live` zset of event ids whose waitlist may have work (entries, offers, withheld
+seats).
 
 Not touched by a script either: `live` hash (`live_figures_key`): booking process id -> JSON of
 that process's live figures for the event (booking.live_figures), refreshed every second and
@@ -36,6 +48,7 @@ from functools import lru_cache
 
 PREFIX = "br"
 LIVE_EVENTS = f"{PREFIX}:events:live"
+WAITLIST_EVENTS = f"{PREFIX}:waitlists:live"
 
 # The KEYS order every script receives; each lua file starts with the matching locals.
 SCRIPT_KEYS: tuple[str, ...] = (
@@ -50,6 +63,12 @@ SCRIPT_KEYS: tuple[str, ...] = (
     "passes",
     "passes_active",
     "feed",
+    "waitlist",
+    "wl_entries",
+    "wl_waiting",
+    "offers",
+    "offers_expiry",
+    "withheld",
 )
 
 
@@ -71,6 +90,12 @@ class EventKeys:
     passes: str
     passes_active: str
     feed: str
+    waitlist: str
+    wl_entries: str
+    wl_waiting: str
+    offers: str
+    offers_expiry: str
+    withheld: str
 
     @classmethod
     def of(cls, event_id: str) -> EventKeys:
@@ -90,6 +115,12 @@ class EventKeys:
             passes=f"{base}:passes",
             passes_active=f"{base}:passes:active",
             feed=f"{base}:feed",
+            waitlist=f"{base}:waitlist",
+            wl_entries=f"{base}:waitlist:entries",
+            wl_waiting=f"{base}:waitlist:waiting",
+            offers=f"{base}:waitlist:offers",
+            offers_expiry=f"{base}:waitlist:offers:expiry",
+            withheld=f"{base}:waitlist:withheld",
         )
 
     def script_keys(self) -> tuple[str, ...]:

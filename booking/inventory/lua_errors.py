@@ -50,6 +50,11 @@ ERRORS: dict[str, Callable[[str | None], errors.BookingError]] = {
     "QUEUE_NOT_LOADED": lambda d: QueueNotLoadedError("queue not loaded"),
     "QUEUE_CLOSED": lambda d: errors.InvalidStateError("the queue of this event is closed"),
     "OVERSOLD": lambda d: errors.InvalidStateError(f"inventory would be oversold: {d}"),
+    "OFFER_INVALID": lambda d: errors.OfferInvalidError(
+        "unknown offer, another buyer's, or already used, lapsed or withdrawn"
+    ),
+    "OFFER_EXPIRED": lambda d: errors.OfferExpiredError(),
+    "OFFER_MISMATCH": lambda d: errors.OfferMismatchError(f"the {d} differ from the offer's"),
 }
 
 

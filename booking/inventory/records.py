@@ -94,6 +94,8 @@ class ZoneAvailability:
     sold: int
     suspended: int
     price_minor: int
+    withheld: int = 0  # back after a sell-out, kept for the waitlist (offered or not)
+    offered: int = 0  # the part of `withheld` promised by outstanding offers
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> ZoneAvailability:
@@ -108,6 +110,8 @@ class ZoneAvailability:
             sold=number("sold"),
             suspended=number("suspended"),
             price_minor=number("price"),
+            withheld=number("withheld"),
+            offered=number("offered"),
         )
 
 
@@ -141,9 +145,14 @@ class EventSpec:
     max_per_user: int = 0  # 0: no limit
     queue_enabled: bool = False
     currency: str = "EUR"
+    waitlist_enabled: bool = False
+    offer_ttl_ms: int = 300_000
 
     def document(
-        self, bookings: Sequence[RebuildBooking] = (), suspensions: Sequence[Suspension] = ()
+        self,
+        bookings: Sequence[RebuildBooking] = (),
+        suspensions: Sequence[Suspension] = (),
+        waitlist: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The JSON document `lua/load_event.lua` reads."""
         zones = [
@@ -159,6 +168,9 @@ class EventSpec:
             "max_per_user": self.max_per_user,
             "queue_enabled": 1 if self.queue_enabled else 0,
             "currency": self.currency,
+            "waitlist_enabled": 1 if self.waitlist_enabled else 0,
+            "offer_ttl_ms": self.offer_ttl_ms,
+            "waitlist": dict(waitlist or {"entries": [], "offers": []}),
             "zones": zones,
             "bookings": [_booking_record(b) for b in bookings],
             "suspended": [

@@ -31,11 +31,12 @@ from booking.inventory.records import (
     SweptHold,
     ZoneAvailability,
 )
+from booking.inventory.waitlist import WAITLIST_SCRIPT_NAMES, WaitlistScripts
 from booking.metrics import SCRIPT_LATENCY
 from common.redis_client import RedisClient
 from common.script_batch import ScriptBatcher
 
-SCRIPT_NAMES = (
+INVENTORY_SCRIPT_NAMES = (
     "reserve",
     "release",
     "confirm",
@@ -45,6 +46,7 @@ SCRIPT_NAMES = (
     "suspend",
     "unsuspend",
 )
+SCRIPT_NAMES = (*INVENTORY_SCRIPT_NAMES, *WAITLIST_SCRIPT_NAMES)
 
 
 class TimedScript:
@@ -99,20 +101,23 @@ class Scripts:
         self._load_event = self._register("load_event")
         self._suspend = self._register("suspend")
         self._unsuspend = self._register("unsuspend")
+        self.waitlist = WaitlistScripts(redis, self._register, clock)
 
     def _register(self, name: str) -> TimedScript:
         return TimedScript(name, self._redis)
 
     async def load(self) -> None:
         """SCRIPT LOAD every script (at start-up: a syntax error fails here, not mid-sale)."""
-        for name in SCRIPT_NAMES:
+        for name in INVENTORY_SCRIPT_NAMES:
             await getattr(self, f"_{name}").load()
+        await self.waitlist.load()
 
     async def aclose(self) -> None:
         """Closes what the scripts opened themselves (on a cluster: one client per node); the
         Redis client they were given stays the caller's to close."""
-        for name in SCRIPT_NAMES:
+        for name in INVENTORY_SCRIPT_NAMES:
             await getattr(self, f"_{name}").aclose()
+        await self.waitlist.aclose()
 
     async def reserve(
         self,
@@ -126,6 +131,7 @@ class Scripts:
         idempotency_key: str = "",
         fingerprint: str = "",
         pass_id: str = "",
+        offer_id: str = "",
         ttl_ms: int,
         now_ms: int | None = None,
     ) -> ReserveResult:
@@ -145,6 +151,7 @@ class Scripts:
                     now,
                     ttl_ms,
                     rfc3339_of_ms(now),
+                    offer_id,
                 ),
             )
         )
@@ -216,13 +223,14 @@ class Scripts:
         mode: Literal["publish", "rebuild"] = "publish",
         bookings: Sequence[RebuildBooking] = (),
         suspensions: Sequence[Suspension] = (),
+        waitlist: Mapping[str, Any] | None = None,
     ) -> bool:
         """Load the event's inventory; False when `publish` finds it already loaded.
 
         Also registers the event in `br:events:live` (first, so a crash in between leaves a
         harmless empty entry rather than inventory the sweeper never visits).
         """
-        document = spec.document(bookings, suspensions)
+        document = spec.document(bookings, suspensions, waitlist)
         await self._redis.zadd(LIVE_EVENTS, {spec.event_id: self._clock()})
         reply = await self._load_event(
             keys=script_keys(spec.event_id), args=(mode, orjson.dumps(document))
@@ -310,6 +318,8 @@ class Scripts:
                 states[label] = "available"
             elif owner == "S":
                 states[label] = "suspended"
+            elif owner == "W":
+                states[label] = "held"  # withheld for the waitlist: not on sale
             else:
                 states[label] = "held"
                 owners.setdefault(owner, []).append((zone_id, label))

@@ -22,6 +22,7 @@ async def reserve(request: Request) -> JSONResponse:
         body,
         idempotency_key=request.headers.get("idempotency-key"),
         queue_pass=request.headers.get("x-queue-pass"),
+        waitlist_offer=request.headers.get("x-waitlist-offer"),
         now_ms=epoch_ms(),
     )
     return JSONResponse(booking.body(), status_code=201)

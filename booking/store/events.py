@@ -42,6 +42,8 @@ class EventRow:
     queue_pass_ttl_s: int
     queue_paused: bool
     zones: tuple[ZoneRow, ...] = field(default_factory=tuple)
+    waitlist_enabled: bool = True
+    waitlist_offer_ttl_s: int = 300
 
     def zone(self, zone_id: str) -> ZoneRow | None:
         return next((zone for zone in self.zones if zone.zone_id == zone_id), None)
@@ -56,8 +58,9 @@ async def insert_event(conn: asyncpg.Connection, organizer_id: str, body: EventB
     await conn.execute(
         """INSERT INTO events (event_id, organizer_id, name, venue, starts_at, sale_starts_at,
                max_per_user, currency, queue_enabled, queue_max_concurrent,
-               queue_release_per_tick, queue_pass_ttl_s)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+               queue_release_per_tick, queue_pass_ttl_s, waitlist_enabled,
+               waitlist_offer_ttl_s)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
         event_id,
         uuid.UUID(organizer_id),
         body.name,
@@ -70,6 +73,8 @@ async def insert_event(conn: asyncpg.Connection, organizer_id: str, body: EventB
         body.queue.max_concurrent,
         body.queue.release_per_tick,
         body.queue.pass_ttl_s,
+        body.waitlist.enabled,
+        body.waitlist.offer_ttl_s,
     )
     seat_rows: list[tuple[Any, ...]] = []
     for position, zone in enumerate(body.zones):
@@ -111,6 +116,8 @@ def _event(row: asyncpg.Record, zones: tuple[ZoneRow, ...]) -> EventRow:
         queue_pass_ttl_s=row["queue_pass_ttl_s"],
         queue_paused=row["queue_paused"],
         zones=zones,
+        waitlist_enabled=row["waitlist_enabled"],
+        waitlist_offer_ttl_s=row["waitlist_offer_ttl_s"],
     )
 
 

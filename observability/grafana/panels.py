@@ -205,4 +205,32 @@ QUEUE = (
         q("sum(booking_rush_queue_length)", "waiting"),
         q("sum(booking_rush_queue_passes_outstanding)", "passes outstanding"),
     ),
+    # The waitlist (seats back after a sell-out; seat-release ticks it)
+    stat(
+        "Waitlisted",
+        "suffix: buyers",
+        "sum(booking_rush_waitlist_length)",
+        "Waitlist entries waiting for an offer, over every event.",
+    ),
+    stat(
+        "Waitlist offers outstanding",
+        "suffix: offers",
+        "sum(booking_rush_waitlist_offers_outstanding)",
+        "Offers made to waitlisted buyers and neither taken nor lapsed yet.",
+    ),
+    stat(
+        "Seats withheld for the waitlist",
+        "suffix: seats",
+        "sum(booking_rush_waitlist_withheld_seats)",
+        "Seats that came back after a sell-out, kept off open sale for the waitlist.",
+    ),
+    series(
+        "Waitlist offers by outcome",
+        "short",
+        "Offers per minute: made, taken (reserved), lapsed (to the next in line), withdrawn.",
+        q(
+            "sum by (outcome) (increase(booking_rush_waitlist_offers_total[1m]))",
+            "{{outcome}}",
+        ),
+    ),
 )

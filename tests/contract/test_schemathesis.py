@@ -38,7 +38,8 @@ SALE_FLOW = (
     "createPayment",
     "getPayment",
 )
-STREAMS = ("streamQueuePosition", "streamAvailability")  # never end: the SSE tests cover them
+# never end: the SSE tests cover them
+STREAMS = ("streamQueuePosition", "streamAvailability", "streamWaitlist")
 
 
 contract_stack = live_stack_fixture(

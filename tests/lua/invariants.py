@@ -17,6 +17,8 @@ from booking.inventory.scripts import Scripts
 from common.redis_client import RedisClient
 
 TTL_MS = 600_000
+# Every seat of a zone is in exactly one of these (inv `<zone>:<counter>`).
+COUNTERS = ("available", "held", "sold", "suspended", "withheld")
 # Real time (whole seconds), not a fixed past date: other suites' sweepers share this Redis and
 # sweep every live event with the real clock; holds dated in the past would be theirs to expire.
 NOW = time.time_ns() // 1_000_000_000 * 1000
@@ -88,18 +90,22 @@ async def assert_consistent(redis: RedisClient, event_id: str) -> dict[str, Any]
             assert field not in owners, f"seat {field} in two live bookings"
             owners[field] = booking_id
             assert seats[field] == booking_id
-    for name in ("available", "held", "sold", "suspended"):
-        assert inv[f"total:{name}"] == sum(inv[f"{z}:{name}"] for z in zones)
+    for name in ("available", "held", "sold", "suspended", "withheld"):
+        assert inv.get(f"total:{name}", 0) == sum(inv.get(f"{z}:{name}", 0) for z in zones)
     for zone in zones:
-        counts = [inv[f"{zone}:{n}"] for n in ("available", "held", "sold", "suspended")]
+        counts = [inv.get(f"{zone}:{n}", 0) for n in COUNTERS]
         assert min(counts) >= 0, (zone, counts)
         assert sum(counts) == inv[f"{zone}:capacity"], (zone, counts)
+        assert 0 <= inv.get(f"{zone}:offered", 0) <= inv.get(f"{zone}:withheld", 0), zone
         assert inv[f"{zone}:held"] == held[zone]
         assert inv[f"{zone}:sold"] == sold[zone]
     suspended_seats = Counter(f.partition(":")[0] for f, owner in seats.items() if owner == "S")
     for zone, count in suspended_seats.items():
         assert inv[f"{zone}:suspended"] == count
-    taken = {field for field, owner in seats.items() if owner not in ("", "S")}
+    withheld_seats = Counter(f.partition(":")[0] for f, owner in seats.items() if owner == "W")
+    for zone, count in withheld_seats.items():
+        assert inv[f"{zone}:withheld"] == count
+    taken = {field for field, owner in seats.items() if owner not in ("", "S", "W")}
     assert taken == set(owners)
     assert expiry == {b for b, h in holds.items() if h["status"] == "RESERVED"}
     assert users == {u: n for u, n in per_user.items() if n > 0}

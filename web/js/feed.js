@@ -25,6 +25,7 @@ export function stateAfter(eventType) {
     case 'SEAT_CONFIRMED': return 'sold';
     case 'SEAT_SUSPENDED': return 'suspended';
     case 'SEAT_AVAILABLE': return 'available';
+    case 'SEAT_WITHHELD': return 'held'; // back, but offered to the waitlist first
     case 'SEAT_CANCELLED': return null; // followed by SEAT_AVAILABLE for the same seats
     default: return null;
   }

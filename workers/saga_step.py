@@ -3,7 +3,8 @@
 Steps: `confirm_booking` (Redis `confirm` first, then PostgreSQL: after a crash in between, the
 redelivered command finds Redis already confirmed, a no-op, and finishes PostgreSQL),
 `refund_payment` (the provider refund is idempotent per payment), `release_booking` (seats back
-on sale) and `notify` (the confirmation email). Each records its outcome, the processed message
+on sale) and `notify` (the confirmation email); a refund recorded writes the buyer's refund
+email in the same transaction. Each records its outcome, the processed message
 id and the reply in one PostgreSQL transaction.
 """
 
@@ -56,6 +57,7 @@ from booking.store import (
 )
 from workers.consumer import POOL_CLOSE_S, ConsumerWorker, MalformedMessageError
 from workers.resources import Provisioned, Resources, open_resources
+from workers.saga_emails import send_refunded
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -262,13 +264,15 @@ class SagaStep(ConsumerWorker):
         async def record_refund(conn: asyncpg.Connection) -> Outcome:
             if refusal:
                 return "failed", {"reason": refusal}
-            await set_payment_status(
+            now = datetime.now(UTC)
+            if await set_payment_status(
                 conn,
                 payment.payment_id,
                 PAYMENT_REFUNDED,
-                now=datetime.now(UTC),
+                now=now,
                 from_statuses=(PAYMENT_SUCCEEDED, PAYMENT_FAILED, PAYMENT_PENDING),
-            )
+            ):
+                await send_refunded(conn, self.notifier, payment, refund_ref, now)
             return "refunded", {"refund_ref": refund_ref}
 
         await self._finish(envelope, command, record_refund)

@@ -24,9 +24,10 @@ from typing import Any, NoReturn
 
 import asyncpg
 
-from booking.messaging import TOPIC_NOTIFICATIONS, Envelope
+from booking.messaging import Envelope
 from booking.metrics import EMAIL_RETRIES, EMAILS
 from booking.notifications import Email
+from booking.payments import SagaTopics
 from booking.store import EMAIL_DEAD as DEAD
 from booking.store import EMAIL_SENDING as SENDING
 from booking.store import EMAIL_SENT as SENT
@@ -76,9 +77,7 @@ class Notifier(ConsumerWorker):
         **options: Any,
     ) -> None:
         namespace = settings.kafka_namespace
-        topic = topic or (
-            f"{TOPIC_NOTIFICATIONS}.{namespace}" if namespace else TOPIC_NOTIFICATIONS
-        )
+        topic = topic or SagaTopics.for_namespace(namespace).notifications
         group_id = group_id or (f"{self.name}.{namespace}" if namespace else self.name)
         super().__init__(settings, pool, topics=[topic], group_id=group_id, **options)
         self.smtp = smtp or settings.smtp

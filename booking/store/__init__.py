@@ -22,7 +22,9 @@ from booking.store.deliveries import DEAD as EMAIL_DEAD  # noqa: E402
 from booking.store.deliveries import SENDING as EMAIL_SENDING  # noqa: E402
 from booking.store.deliveries import SENT as EMAIL_SENT  # noqa: E402
 from booking.store.deliveries import begin_attempt as begin_email_attempt  # noqa: E402
+from booking.store.deliveries import due_deliveries as due_email_deliveries  # noqa: E402
 from booking.store.deliveries import lock_delivery as lock_email_delivery  # noqa: E402
+from booking.store.deliveries import park as park_email  # noqa: E402
 from booking.store.deliveries import record_failure as record_email_failure  # noqa: E402
 from booking.store.deliveries import record_sent as record_email_sent  # noqa: E402
 from booking.store.deliveries import unlock_delivery as unlock_email_delivery  # noqa: E402
@@ -48,6 +50,7 @@ __all__ = [
     "claim_expiring_holds",
     "claim_message",
     "confirm_booking",
+    "due_email_deliveries",
     "due_reserved",
     "end_bookings",
     "find_booking",
@@ -59,6 +62,7 @@ __all__ = [
     "lock_outbox_relay",
     "mark_published",
     "outbox_backlog",
+    "park_email",
     "record_email_failure",
     "record_email_sent",
     "unlock_email_delivery",

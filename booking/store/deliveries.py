@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -37,23 +38,56 @@ async def unlock_delivery(conn: asyncpg.Connection, message_id: str) -> None:
     await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LOCK_CLASS, message_id)
 
 
+async def park(
+    conn: asyncpg.Connection,
+    message_id: str,
+    *,
+    kind: str,
+    recipient: str,
+    envelope: Any,
+    retry_in_s: float,
+    reason: str,
+) -> None:
+    """Records the email to be tried `retry_in_s` from now, without trying it (a row that exists
+    already keeps its state: whoever owns it goes on)."""
+    await conn.execute(
+        """INSERT INTO email_deliveries
+               (message_id, kind, recipient, envelope, state, next_attempt_at, last_error)
+           VALUES ($1, $2, $3, $4, 'failed', now() + make_interval(secs => $5), $6)
+           ON CONFLICT DO NOTHING""",
+        uuid.UUID(message_id),
+        kind,
+        recipient,
+        envelope,
+        retry_in_s,
+        reason,
+    )
+
+
 async def begin_attempt(
-    conn: asyncpg.Connection, message_id: str, *, kind: str, recipient: str
+    conn: asyncpg.Connection,
+    message_id: str,
+    *,
+    kind: str,
+    recipient: str,
+    envelope: Any,
+    lease_s: float,
 ) -> Attempt:
     """Counts one more attempt and marks it `sending` (committed on return: call holding
-    `lock_delivery`, before sending), unless the email was already sent or given up on: then
-    nothing changes and the returned number is 0."""
+    `lock_delivery`, before sending; the retry pass leaves it alone for `lease_s`), unless the
+    email was already sent or given up on: then nothing changes and the number is 0."""
     key = uuid.UUID(message_id)
     async with conn.transaction():
         await conn.execute(
-            """INSERT INTO email_deliveries (message_id, kind, recipient) VALUES ($1, $2, $3)
-               ON CONFLICT DO NOTHING""",
+            """INSERT INTO email_deliveries (message_id, kind, recipient, envelope)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
             key,
             kind,
             recipient,
+            envelope,
         )
         row = await conn.fetchrow(
-            """SELECT state, attempts, coalesce(last_error, '') AS last_error
+            """SELECT state, coalesce(last_error, '') AS last_error
                FROM email_deliveries WHERE message_id = $1 FOR UPDATE""",
             key,
         )
@@ -63,29 +97,48 @@ async def begin_attempt(
             return Attempt(0, state, str(row["last_error"]))
         number = await conn.fetchval(
             """UPDATE email_deliveries
-               SET state = 'sending', attempts = attempts + 1, last_attempt_at = now()
+               SET state = 'sending', attempts = attempts + 1, last_attempt_at = now(),
+                   next_attempt_at = now() + make_interval(secs => $2)
                WHERE message_id = $1 RETURNING attempts""",
             key,
+            lease_s,
         )
         return Attempt(int(number), state, str(row["last_error"]))
 
 
 async def record_failure(
-    conn: asyncpg.Connection | asyncpg.Pool, message_id: str, error: str, *, dead: bool
+    conn: asyncpg.Connection | asyncpg.Pool,
+    message_id: str,
+    error: str,
+    *,
+    dead: bool,
+    retry_in_s: float = 0.0,
 ) -> None:
     await conn.execute(
-        """UPDATE email_deliveries SET state = $2, last_error = $3
+        """UPDATE email_deliveries
+           SET state = $2, last_error = $3, next_attempt_at = now() + make_interval(secs => $4)
            WHERE message_id = $1 AND state <> 'sent'""",
         uuid.UUID(message_id),
         DEAD if dead else FAILED,
         error[:2000],
+        retry_in_s,
     )
 
 
 async def record_sent(conn: asyncpg.Connection, message_id: str) -> None:
     """Call in the transaction that claims the message as processed."""
     await conn.execute(
-        """UPDATE email_deliveries SET state = 'sent', sent_at = now()
-           WHERE message_id = $1""",
+        "UPDATE email_deliveries SET state = 'sent', sent_at = now() WHERE message_id = $1",
         uuid.UUID(message_id),
     )
+
+
+async def due_deliveries(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[Any]:
+    """The stored notifications (envelope bodies) whose next try is due, earliest first."""
+    rows = await conn.fetch(
+        """SELECT envelope FROM email_deliveries
+           WHERE state IN ('new', 'sending', 'failed') AND next_attempt_at <= now()
+           ORDER BY next_attempt_at LIMIT $1""",
+        limit,
+    )
+    return [row["envelope"] for row in rows]

@@ -19,13 +19,14 @@ from stack.servers.smtp import MailDrop, create_server
 
 
 class PlannedDrop(MailDrop):
-    """Answers DATA from `plan` while it lasts (an answer starting with 4 or 5 refuses the
-        message unstored; "hold" stores it and answers 250 only after `hold_s` or once `release` is
-    set), then 250."""
+    """Answers DATA from the recipient's plan in `plans`, else from `plan`, while it lasts (an
+    answer starting with 4 or 5 refuses the message unstored; "hold" stores it and answers 250
+    only after `hold_s` or once `release` is set), then 250."""
 
     def __init__(self, mail_dir: Path, plan: list[str] | None = None, hold_s: float = 5.0) -> None:
         super().__init__(mail_dir)
         self.plan = list(plan or ())
+        self.plans: dict[str, list[str]] = {}
         self.hold_s = hold_s
         self.refused = 0
         self.messages: list[EmailMessage] = []
@@ -39,7 +40,11 @@ class PlannedDrop(MailDrop):
         return path
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        answer = self.plan.pop(0) if self.plan else "250"
+        own = self.plans.get(envelope.rcpt_tos[0] if envelope.rcpt_tos else "")
+        if own:
+            answer = own.pop(0)
+        else:
+            answer = self.plan.pop(0) if self.plan else "250"
         if answer[:1] in ("4", "5"):
             self.refused += 1
             return answer

@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
+from booking.messaging import Envelope
 from booking.notifications import Email
 from tests.notifier.conftest import MailRig
 from tests.notifier.test_emails import one_of_each
@@ -18,7 +19,7 @@ from workers.notifier import Notifier
 
 
 def _notifier(rig: MailRig) -> Any:
-    return Notifier.provisioned(rig.settings, poll_timeout_ms=100)
+    return Notifier.provisioned(rig.settings, poll_timeout_ms=100, retry_interval_s=0.05)
 
 
 def _metric(name: str, **labels: str) -> float:
@@ -95,11 +96,11 @@ async def test_a_redelivered_notification_is_not_sent_again(mail_rig: MailRig) -
 async def test_a_deferring_server_is_tried_again_until_it_takes_the_email(
     mail_rig: MailRig,
 ) -> None:
-    mail_rig.drop.plan = ["451 4.3.0 try later", "421 4.7.0 busy"]
+    mail_rig.drop.plan = ["451 4.3.0 try later", "421 4.7.0 busy"]  # parked, tried again
     retries = _metric("booking_rush_email_retries_total", kind="refund")
     ids = await mail_rig.publish([one_of_each()[1]])
     async with ticking(_notifier(mail_rig)):
-        await wait_for(lambda: _processed(mail_rig, 1))
+        await wait_for(lambda: _state_is(mail_rig, ids[0], "sent"))
     assert mail_rig.drop.refused == 2
     assert mail_rig.drop.count(f"<{ids[0]}@booking-rush>") == 1
     row = await mail_rig.delivery(ids[0])
@@ -111,8 +112,11 @@ async def test_a_refusal_goes_to_the_dlq_with_the_reason_and_the_rest_goes_on(
     mail_rig: MailRig,
 ) -> None:
     # The first email is refused for good; the second is deferred more often than the notifier
-    # tries (3 attempts here); the third goes through.
-    mail_rig.drop.plan = ["550 5.1.1 no such mailbox", "451 later", "451 later", "451 later"]
+    # tries (3 attempts here, the last two from the retry pass); the third goes through.
+    mail_rig.drop.plans = {
+        "gone@example.com": ["550 5.1.1 no such mailbox"],
+        "slow@example.com": ["451 later"] * 4,
+    }
     emails = [
         Email(to="gone@example.com", subject="refused", text="t", key="k", kind="refund"),
         Email(to="slow@example.com", subject="deferred", text="t", key="k", kind="refund"),
@@ -122,12 +126,14 @@ async def test_a_refusal_goes_to_the_dlq_with_the_reason_and_the_rest_goes_on(
     ids = await mail_rig.publish(emails)
     async with ticking(_notifier(mail_rig)):
         dead = await _dead_letters(mail_rig, 2)
-        await wait_for(lambda: _processed(mail_rig, 1))
+        await wait_for(lambda: _state_is(mail_rig, ids[2], "sent"))
     reasons = {dict(message.headers)["dlq-reason"].decode(): message.value for message in dead}
     refused, deferred = (next(r for r in reasons if key in r) for key in ("550", "gave up"))
     assert "UndeliverableError: 550 5.1.1 no such mailbox" in refused
     assert "gave up after 3 attempts: 451 later" in deferred
     assert all(dict(m.headers)["dlq-consumer"] == b"notifier" for m in dead)
+    assert sorted(m.value for m in dead) == sorted(reasons.values())
+    assert {Envelope.decode(m.value).id for m in dead} == set(ids[:2])
     assert [m["Subject"] for m in mail_rig.drop.messages] == ["fine"]
     states = [(await mail_rig.delivery(i))["state"] for i in ids]
     assert states == ["dead", "dead", "sent"]
@@ -142,7 +148,7 @@ async def test_an_unreachable_server_is_retried_then_dead_lettered(mail_rig: Mai
 
     nowhere = replace(mail_rig.settings, smtp=SmtpConfig(port=free_port(), timeout_s=1.0))
     ids = await mail_rig.publish([Email(to="a@example.com", subject="s", text="t", key="k")])
-    async with ticking(Notifier.provisioned(nowhere, poll_timeout_ms=100)):
+    async with ticking(Notifier.provisioned(nowhere, poll_timeout_ms=100, retry_interval_s=0.05)):
         dead = await _dead_letters(mail_rig, 1)
     reason = dict(dead[0].headers)["dlq-reason"].decode()
     assert "gave up after 3 attempts" in reason and "Connect" in reason, reason
@@ -156,6 +162,11 @@ def _lines(text: str) -> list[str]:
 
 async def _processed(rig: MailRig, count: int) -> bool:
     return await rig.processed() >= count
+
+
+async def _state_is(rig: MailRig, notification_id: str, state: str) -> bool:
+    row = await rig.delivery(notification_id)
+    return row is not None and row["state"] == state
 
 
 async def _value_above(name: str, floor: float, **labels: str) -> bool:

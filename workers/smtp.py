@@ -204,7 +204,9 @@ def classify(exc: BaseException) -> Exception:
         if 400 <= exc.code < 500 or exc.code < 0:
             return SmtpTransientError(text)
         return SmtpPermanentError(text)
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+    unsupported = isinstance(exc, aiosmtplib.SMTPException) and "not supported" in str(exc)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported) or unsupported:
+        # STARTTLS (or AUTH) asked for and not offered: a configuration error, not a blip.
         return SmtpPermanentError(f"server does not support what SMTP_URL asks: {exc}")
     if isinstance(exc, OSError | TimeoutError | aiosmtplib.SMTPException):
         return SmtpTransientError(f"{type(exc).__name__}: {exc}")

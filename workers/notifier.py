@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
 RETRY_BATCH = 20  # due emails one retry pass takes (it stops at the first deferral)
+RETRY_PASS_BUDGET_S = 10.0  # nor does it start another try after this long (the tick's liveness)
 
 GiveUp = Callable[[asyncpg.Connection, str], Awaitable[None]]
 
@@ -141,12 +142,15 @@ class Notifier(ConsumerWorker):
         EMAILS.labels(email.kind, outcome).inc()
 
     async def housekeeping(self) -> int:
-        """The retry pass: due emails, earliest first, until one is deferred again."""
+        """The retry pass: due emails, earliest first, until one is deferred again (or its time
+        budget is spent)."""
         handled = 0
         if self._server_failing():
             return 0
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + RETRY_PASS_BUDGET_S
         for body in await due_deliveries(self.pool, RETRY_BATCH):
-            if self._server_failing():
+            if self._server_failing() or loop.time() > ends:
                 break
             try:
                 envelope = Envelope.decode(orjson.dumps(body))

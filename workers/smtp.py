@@ -24,7 +24,7 @@ from common.settings import Env
 DEFAULT_SMTP_URL = "smtp://127.0.0.1:1025"
 DEFAULT_SMTP_FROM = "booking-rush <no-reply@booking-rush.local>"
 MESSAGE_ID_DOMAIN = "booking-rush"
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 10.0  # a try (and so a tick) stays well inside WORKER_LIVENESS_S
 
 
 class SmtpTransientError(Exception):

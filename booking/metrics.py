@@ -11,6 +11,9 @@ from prometheus_client.registry import Collector
 __all__ = [
     "CHECKINS",
     "DEPENDENCY_UP",
+    "EMAILS",
+    "EMAIL_RETRIES",
+    "EXPIRY_WARNINGS",
     "FEED_CONNECTIONS",
     "FEED_DROPPED",
     "FEED_MESSAGES_SENT",
@@ -134,6 +137,19 @@ SAGA_TIMEOUTS = Counter(
     "booking_rush_saga_timeouts_total",
     "Sagas or payments the orchestrator's timeout acted on",
     ["action"],
+)
+# The notifier (workers/notifier.py). outcome: sent, failed (to the DLQ), duplicate (already
+# sent: skipped), resent (sent again after a try whose outcome was lost in a crash).
+EMAILS = Counter(
+    "booking_rush_emails_total",
+    "Emails the notifier handled, by kind and outcome",
+    ["kind", "outcome"],
+)
+EMAIL_RETRIES = Counter(
+    "booking_rush_email_retries_total", "SMTP attempts that failed and were tried again", ["kind"]
+)
+EXPIRY_WARNINGS = Counter(
+    "booking_rush_hold_expiry_warnings_total", "Buyers warned that their hold is about to lapse"
 )
 
 # The virtual queue (booking service side; the queue-release worker exports the outflow ones).

@@ -78,6 +78,7 @@ def print_banner(stack: Stack) -> None:
     lines += [
         f"  admin     {s.admin_email} / {s.admin_password}",
         f"  logs      {stack.logs_dir}/<name>.log",
+        f"  mail      {stack.mail.describe()}",
         "  Ctrl-C to stop",
     ]
     for line in lines:

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from stack.backoff import BASE_S, MAX_S, RESET_AFTER_S, Backoff
 from stack.infra import Endpoints, InfraHandle, start_infra
+from stack.mail import mail_for
 from stack.managed import (
     Managed,
     StackError,
@@ -97,6 +98,7 @@ class Stack:
         self._infra: InfraHandle | None = None
         self._managed: list[Managed] = []
         self._copies: dict[str, int] = {}
+        self.mail = mail_for(self.run_dir, self.env, start_sink=specs is None)  # SMTP_URL or a sink
         self._stop_requested = threading.Event()
         self._stopped = False
         self._lock = threading.Lock()
@@ -143,6 +145,7 @@ class Stack:
             self.specs = build_process_specs(self.settings, env, workers)
         if self.names is not None:
             self.specs = [spec for spec in self.specs if selected(spec.name, self.names)]
+        self.specs = [*self.mail.specs, *self.specs]
         self.output.console.widen([spec.name for spec in self.specs])
         with self._lock:
             for spec in self.specs:
@@ -155,7 +158,7 @@ class Stack:
 
     def _process_env(self) -> dict[str, str]:
         assert self.endpoints is not None
-        env = process_env(self.env, self.endpoints, self.settings)
+        env = {**process_env(self.env, self.endpoints, self.settings), **self.mail.env}
         env.update(secrets_env(self.run_dir, env))
         return env
 

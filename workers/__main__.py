@@ -59,6 +59,12 @@ def _queue_release(settings: WorkerSettings) -> Any:
     return QueueRelease.provisioned(settings)
 
 
+def _notifier(settings: WorkerSettings) -> Any:
+    from workers.notifier import Notifier
+
+    return Notifier.provisioned(settings)
+
+
 # A stop signal: stop() gets STOP_TIMEOUT_S, the process is gone HARD_EXIT_S after the signal at
 # the latest (every process exits within 10 s of SIGTERM).
 STOP_TIMEOUT_S = 5.0
@@ -73,6 +79,7 @@ WORKERS: dict[str, Callable[[WorkerSettings], Any]] = {
     "saga-orchestrator": _saga_orchestrator,
     "saga-step": _saga_step,
     "queue-release": _queue_release,
+    "notifier": _notifier,
 }
 
 

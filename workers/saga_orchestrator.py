@@ -53,6 +53,8 @@ from booking.payments import (
     STEP_RELEASE,
     Arrived,
     Charge,
+    Notifier,
+    OutboxNotifier,
     Payment,
     PaymentProvider,
     Saga,
@@ -75,6 +77,7 @@ from booking.payments import (
 from booking.store import claim_message
 from workers.consumer import POOL_CLOSE_S, ConsumerWorker, MalformedMessageError
 from workers.resources import Provisioned, open_pool
+from workers.saga_emails import send_declined
 from workers.saga_mismatch_refunds import refund_mismatches
 from workers.settings import WorkerSettings
 
@@ -97,10 +100,12 @@ class SagaOrchestrator(ConsumerWorker):
         topics: SagaTopics | None = None,
         group_id: str = "",
         provider: PaymentProvider | None = None,
+        notifier: Notifier | None = None,
         **options: Any,
     ) -> None:
         namespace = settings.kafka_namespace
         self.saga_topics = topics or SagaTopics.for_namespace(namespace)
+        self.notifier = notifier or OutboxNotifier(self.saga_topics.notifications)
         group_id = group_id or (f"{self.name}.{namespace}" if namespace else self.name)
         super().__init__(
             settings,
@@ -202,13 +207,12 @@ class SagaOrchestrator(ConsumerWorker):
         await record_saga_step(
             conn, saga.saga_id, "payment", outcome or ("succeeded" if succeeded else "failed")
         )
-        await set_payment_status(
-            conn,
-            payment.payment_id,
-            PAYMENT_SUCCEEDED if succeeded else PAYMENT_FAILED,
-            now=now,
-            from_statuses=(PAYMENT_PENDING,),
+        status = PAYMENT_SUCCEEDED if succeeded else PAYMENT_FAILED
+        moved = await set_payment_status(
+            conn, payment.payment_id, status, now=now, from_statuses=(PAYMENT_PENDING,)
         )
+        if moved and not succeeded:  # the buyer hears of it in the same commit
+            await send_declined(conn, self.notifier, payment, outcome or "failed", now)
         await self._advance(conn, saga, step=step, now=now)
 
     async def _on_reply(self, envelope: Envelope) -> None:

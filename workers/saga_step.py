@@ -4,7 +4,8 @@ Steps: `confirm_booking` (Redis `confirm` first, then PostgreSQL: after a crash 
 redelivered command finds Redis already confirmed, a no-op, and finishes PostgreSQL, where the
 booking's tickets are issued in the confirming transaction),
 `refund_payment` (the provider refund is idempotent per payment), `release_booking` (seats back
-on sale) and `notify` (the confirmation email). Each records its outcome, the processed message
+on sale) and `notify` (the confirmation email); a refund recorded writes the buyer's refund
+email in the same transaction. Each records its outcome, the processed message
 id and the reply in one PostgreSQL transaction.
 """
 
@@ -55,9 +56,10 @@ from booking.store import (
     lock_booking_status,
     was_processed,
 )
-from booking.tickets import TicketSigner, issue_tickets
+from booking.tickets import TicketSigner, booking_tickets, issue_tickets
 from workers.consumer import POOL_CLOSE_S, ConsumerWorker, MalformedMessageError
 from workers.resources import Provisioned, Resources, open_resources
+from workers.saga_emails import send_refunded
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -269,13 +271,15 @@ class SagaStep(ConsumerWorker):
         async def record_refund(conn: asyncpg.Connection) -> Outcome:
             if refusal:
                 return "failed", {"reason": refusal}
-            await set_payment_status(
+            now = datetime.now(UTC)
+            if await set_payment_status(
                 conn,
                 payment.payment_id,
                 PAYMENT_REFUNDED,
-                now=datetime.now(UTC),
+                now=now,
                 from_statuses=(PAYMENT_SUCCEEDED, PAYMENT_FAILED, PAYMENT_PENDING),
-            )
+            ):
+                await send_refunded(conn, self.notifier, payment, refund_ref, now)
             return "refunded", {"refund_ref": refund_ref}
 
         await self._finish(envelope, command, record_refund)
@@ -318,12 +322,17 @@ class SagaStep(ConsumerWorker):
             address = await find_email_address(conn, booking.user_id)
             if address is None:
                 return "skipped", {"reason": "no email address"}
+            issued = await booking_tickets(conn, [booking.booking_id])
             email = confirmation_email(
                 address,
                 booking_id=booking.booking_id,
                 quantity=booking.quantity,
                 amount_minor=booking.amount_minor,
                 currency=booking.currency,
+                tickets=[
+                    {"code": t.code, "zone_id": t.zone_id, "seat_id": t.seat_id}
+                    for t in issued.get(booking.booking_id, [])
+                ],
             )
             await self.notifier.send(conn, email, now=datetime.now(UTC))
             return "sent", {}

@@ -7,6 +7,10 @@ deadline (a crash between the sweep and the write) and ends them too; the releas
 no-op for holds Redis already released, so the pass is safe to repeat. Then the waitlists
 take their turn (`booking.waitlist.ticker`): offers lapse to the next in line, withheld seats
 are offered or go back on sale.
+
+It also warns buyers whose hold lapses within HOLD_EXPIRY_WARNING_S (at most half the hold):
+each such booking is marked warned and its `hold_expiring` email written to the outbox in one
+transaction, so a crash either warns (once) or leaves it for the next tick.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from booking import errors
 from booking.bookings import record_ended
 from booking.domain import CANCELLED, EXPIRED
 from booking.inventory import LIVE_EVENTS
-from booking.store import due_reserved
+from booking.metrics import EXPIRY_WARNINGS
+from booking.notifications import OutboxNotifier, hold_expiring_email
+from booking.payments import SagaTopics
+from booking.store import claim_expiring_holds, due_reserved
 from booking.waitlist import WaitlistTicker
 from workers.resources import Provisioned, Resources, open_resources
 from workers.settings import WorkerSettings
@@ -43,7 +50,9 @@ class SeatRelease:
         self.redis = resources.redis
         self.pool = resources.pool
         self.scripts = resources.scripts
-        self.waitlists = WaitlistTicker(self.pool, self.redis, self.scripts)
+        topics = SagaTopics.for_namespace(settings.kafka_namespace)
+        self.notifier = OutboxNotifier(topics.notifications)
+        self.waitlists = WaitlistTicker(self.pool, self.redis, self.scripts, notifier=self.notifier)
 
     @classmethod
     def provisioned(cls, settings: WorkerSettings) -> Provisioned[Resources]:
@@ -56,8 +65,30 @@ class SeatRelease:
         """Nothing of its own to close."""
 
     async def tick(self) -> int:
-        released = await self.sweep_redis() + await self.catch_up()
+        released = await self.sweep_redis() + await self.catch_up() + await self.warn_expiring()
         return released + await self.waitlists.tick()
+
+    async def warn_expiring(self) -> int:
+        warning_s = self.settings.hold_expiry_warning_s
+        if warning_s <= 0:
+            return 0
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            holds = await claim_expiring_holds(
+                conn, now=now, warning_s=warning_s, limit=self.settings.batch_size
+            )
+            for hold in holds:
+                email = hold_expiring_email(
+                    hold.email,
+                    booking_id=hold.booking_id,
+                    event_id=hold.event_id,
+                    event_name=hold.event_name,
+                    quantity=hold.quantity,
+                    expires_at=hold.expires_at,
+                )
+                await self.notifier.send(conn, email, now=now)
+        EXPIRY_WARNINGS.inc(len(holds))
+        return len(holds)
 
     async def sweep_redis(self) -> int:
         released = 0

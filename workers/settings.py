@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from booking.payments import PaymentConfig
 from common.settings import Env, ServiceSettings
+from workers.smtp import SmtpConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +29,12 @@ class WorkerSettings(ServiceSettings):
     payments: PaymentConfig = field(default_factory=PaymentConfig)
     internal_secret: str = ""  # signs queue passes (queue-release); INTERNAL_SECRET or JWT_SECRET
     ticket_secret: str = ""  # signs tickets (saga-step); TICKET_SECRET, else internal_secret
+    # The notifier: where email goes (SMTP_URL, SMTP_FROM) and how often a deferred one is tried.
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    notifier_max_attempts: int = 5
+    notifier_backoff_s: float = 1.0
+    # seat-release warns a buyer this long before the hold lapses (at most half the hold); 0: never.
+    hold_expiry_warning_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -48,4 +55,12 @@ class WorkerSettings(ServiceSettings):
             payments=PaymentConfig.from_env(env),
             internal_secret=env.internal_secret(),
             ticket_secret=env.ticket_secret(),
+            smtp=SmtpConfig.from_env(env),
+            notifier_max_attempts=env.integer(
+                "NOTIFIER_MAX_ATTEMPTS", cls.notifier_max_attempts, minimum=1
+            ),
+            notifier_backoff_s=env.number("NOTIFIER_BACKOFF_S", cls.notifier_backoff_s, minimum=0),
+            hold_expiry_warning_s=env.number(
+                "HOLD_EXPIRY_WARNING_S", cls.hold_expiry_warning_s, minimum=0
+            ),
         )

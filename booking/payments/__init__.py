@@ -15,7 +15,13 @@ from booking.payments.mismatch_store import REFUSED as MISMATCH_REFUSED
 from booking.payments.mismatch_store import Mismatch, settle_mismatch
 from booking.payments.mismatch_store import lease_due as lease_due_mismatches
 from booking.payments.mismatch_store import try_again_later as retry_mismatch_later
-from booking.payments.notifications import Notifier, OutboxNotifier, confirmation_email
+from booking.payments.notifications import (
+    Notifier,
+    OutboxNotifier,
+    confirmation_email,
+    payment_declined_email,
+    refund_email,
+)
 from booking.payments.providers import PaymentConfig, create_provider
 from booking.payments.providers.base import (
     SETTLED_WITHOUT_MONEY,
@@ -93,9 +99,11 @@ __all__ = [
     "flag_payment_mismatch",
     "insert_saga",
     "lease_due_mismatches",
+    "payment_declined_email",
     "payment_mismatches",
     "record_payment_mismatch",
     "record_saga_step",
+    "refund_email",
     "retry_mismatch_later",
     "set_payment_status",
     "settle_mismatch",

@@ -198,3 +198,9 @@ async def record_taken(
         now,
     )
     return True
+
+
+async def event_name(conn: Conn, event_id: str) -> str:
+    """The event's name for its offer emails ("" if it is gone)."""
+    name = await conn.fetchval("SELECT name FROM events WHERE event_id = $1", uuid.UUID(event_id))
+    return str(name or "")

@@ -37,7 +37,7 @@ from booking.metrics import (
     WAITLIST_OFFERS_OUTSTANDING,
     WAITLIST_WITHHELD,
 )
-from booking.payments.notifications import Email, Notifier, OutboxNotifier
+from booking.notifications import Email, Notifier, OutboxNotifier, waitlist_offer_email
 from booking.store import waitlist as waitlist_store
 from booking.store.users import find_email_address
 from booking.waitlist.service import offer_body
@@ -52,18 +52,17 @@ for _outcome in OUTCOMES:  # exported at 0 from the start, so the dashboard has 
     WAITLIST_OFFERS.labels(_outcome)
 
 
-def offer_email(to: str, offer: Offer) -> Email:
-    """Stands in until booking.payments.notifications has its own waitlist_offer_email."""
-    seats = f" (seats {', '.join(offer.seats)})" if offer.seats else ""
-    return Email(
-        to=to,
-        subject="Tickets are waiting for you",
-        text=(
-            f"{offer.quantity} ticket(s){seats} are held for you until "
-            f"{datetime.fromtimestamp(offer.expires_ms / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC. "
-            f"Reserve them with the offer id {offer.offer_id} (header X-Waitlist-Offer)."
-        ),
+def offer_email(to: str, offer: Offer, *, event_id: str, event_name: str) -> Email:
+    return waitlist_offer_email(
+        to,
+        event_id=event_id,
+        event_name=event_name,
+        zone_id=offer.zone_id,
+        quantity=offer.quantity,
+        expires_at=datetime.fromtimestamp(offer.expires_ms / 1000, UTC),
         key=offer.offer_id,
+        offer_id=offer.offer_id,
+        seats=list(offer.seats),
     )
 
 
@@ -132,6 +131,7 @@ class WaitlistTicker:
         if not offers:
             return recorded
         now = datetime.now(UTC)
+        event_name: str | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             for offer in offers:
                 inserted, ended = await waitlist_store.record_offer(conn, event_id, offer, now)
@@ -141,7 +141,12 @@ class WaitlistTicker:
                         recorded.made.append(offer)
                         address = await find_email_address(conn, offer.user_id)
                         if address:
-                            await self.notifier.send(conn, offer_email(address, offer), now=now)
+                            if event_name is None:
+                                event_name = await waitlist_store.event_name(conn, event_id)
+                            email = offer_email(
+                                address, offer, event_id=event_id, event_name=event_name
+                            )
+                            await self.notifier.send(conn, email, now=now)
                 if ended:
                     recorded.ended[ended] = recorded.ended.get(ended, 0) + 1
         for status, count in recorded.ended.items():

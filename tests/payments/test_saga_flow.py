@@ -84,6 +84,17 @@ async def test_declined_payment_fails_and_puts_the_seats_back(
     assert await _available(rig, event) == 3
     zone = await _zone(rig, event)
     assert (zone["held"], zone["sold"]) == (0, 0)
+    assert await _email_kinds(rig, booking["booking_id"]) == ["payment_declined"]
+
+
+async def _email_kinds(rig: SagaRig, booking_id: str) -> list[str]:
+    """The kinds of the buyer emails written for the booking, in order."""
+    rows = await rig.pool.fetch(
+        "SELECT payload FROM outbox WHERE topic = $1 AND key = $2 ORDER BY id",
+        rig.topics.notifications,
+        booking_id,
+    )
+    return [row["payload"]["data"]["kind"] for row in rows]
 
 
 async def _state_is(rig: SagaRig, saga_id: str, state: str) -> bool:
@@ -169,6 +180,7 @@ async def test_cancelling_a_confirmed_booking_refunds_then_releases(
         ("payment", "COMPLETED"),
         ("cancel", "COMPLETED"),
     ]
+    assert await _email_kinds(rig, booking["booking_id"]) == ["booking_confirmed", "refund"]
 
 
 async def _cancel_saga_done(rig: SagaRig, booking_id: str) -> bool:

@@ -21,6 +21,17 @@ from common.tokens import Identity
 from tests.payments.conftest import SagaRig, wait_for
 
 
+async def _confirmation_emails(rig: SagaRig, booking_id: str) -> list[dict[str, Any]]:
+    """The data of the booking's confirmation emails in the outbox."""
+    rows = await rig.pool.fetch(
+        "SELECT payload FROM outbox WHERE topic = $1 AND key = $2 ORDER BY id",
+        rig.topics.notifications,
+        booking_id,
+    )
+    data = [row["payload"]["data"] for row in rows]
+    return [d["data"] for d in data if d["kind"] == "booking_confirmed"]
+
+
 async def _status_is(rig: SagaRig, booking_id: str, status: str) -> bool:
     return await rig.booking_status(booking_id) == status
 
@@ -97,10 +108,16 @@ async def test_a_confirmed_booking_shows_one_signed_ticket_per_seat(
 
     async with saga_workers():
         await _confirm(rig, buyer, booking_id)
+        emails = await wait_for(lambda: _confirmation_emails(rig, booking_id))
     tickets = await _tickets(rig, buyer, booking_id)
     assert [(t["seat_id"], t["status"], t["checked_in_at"]) for t in tickets] == [
         ("A3", "valid", None),
         ("A1", "valid", None),
+    ]
+    # The confirmation email lists the same signed codes, seat by seat.
+    assert len(emails) == 1
+    assert emails[0]["tickets"] == [
+        {"code": t["code"], "zone_id": t["zone_id"], "seat_id": t["seat_id"]} for t in tickets
     ]
     signer = TicketSigner(rig.settings.ticket_secret)
     for unit, ticket in enumerate(tickets, start=1):

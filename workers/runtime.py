@@ -128,6 +128,11 @@ def _arm_hard_deadline(name: str, after_s: float, code: int, why: str) -> None:
     threading.Thread(target=expire, name=f"{name}-stop-deadline", daemon=True).start()
 
 
+def _cancel_requested() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def run_periodic(
     worker: PeriodicWorker,
     *,
@@ -176,6 +181,11 @@ async def run_periodic(
             if not stopping.is_set():
                 raise
         while not stopping.is_set():
+            if _cancel_requested():
+                # Our cancel went to the tick, which swallowed it (Python 3.11's wait_for and
+                # timeout can lose a cancel that races a completion, in a library's code too):
+                # the tick returned normally, but whoever cancelled us still waits for us to end.
+                raise asyncio.CancelledError
             started = time.perf_counter()
             current = asyncio.create_task(worker.tick())
             failed = False

@@ -39,6 +39,7 @@ from booking.routes import seats as seat_routes
 from booking.routes import waitlist as waitlist_routes
 from booking.services import Services
 from booking.settings import Settings
+from booking.sold_out import SoldOutWall
 from booking.suspensions import Suspensions
 from booking.tickets import TicketSigner
 from booking.tickets import routes as ticket_routes
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> Starlette:
         await queue_store.load()
         hub = Hub(settings.redis_url, cluster=settings.redis_cluster)
         await hub.start()
+        bookings.wall = wall = SoldOutWall(hub, scripts)
         queue = Queue(pool=pool, store=queue_store, catalog=catalog)
         # The live availability feed shares the process's one pub/sub connection (the Hub).
         feed = LiveFeed(hub, catalog.availability)
@@ -176,6 +178,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await live_figures.stop()
             await feed.stop()
+            await wall.stop()
             await hub.stop()
             await queue_store.aclose()
             await queue_redis.aclose()

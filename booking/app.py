@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 
 from booking import db
 from booking.auth import AuthService
@@ -69,6 +69,9 @@ API_ROUTES: list[BaseRoute] = [
     *config_routes.routes,
     *waitlist_routes.routes,
 ]
+
+# Dispatched before Starlette's router (booking/hot_routes.py): the drop's hot paths.
+HOT_PATHS = frozenset({"/bookings/reserve", "/queue/join"})
 
 
 def _queue_redis(settings: Settings) -> RedisClient:
@@ -194,5 +197,9 @@ def create_app(settings: Settings) -> Starlette:
         routes=[Mount(API_PREFIX, routes=API_ROUTES), *ops_routes.routes],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
+    )
+    app.hot_prefix = API_PREFIX
+    app.hot_routes = tuple(
+        route for route in API_ROUTES if isinstance(route, Route) and route.path in HOT_PATHS
     )
     return app

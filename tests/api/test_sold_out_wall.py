@@ -67,8 +67,12 @@ async def test_a_walled_reserve_gets_the_scripts_answer_without_redis(
     _, body, _, by_script = await sold_out(client, app, make_user, published_event)
     _, other = await make_user()
     before = reserve_scripts_run()
+    counted = {"outcome": "sold_out"}
+    sold_out_before = REGISTRY.get_sample_value("booking_rush_reservations_total", counted)
     walled = [await client.post(RESERVE, json=body, headers={**other, **key()}) for _ in range(5)]
     assert reserve_scripts_run() == before
+    after = REGISTRY.get_sample_value("booking_rush_reservations_total", counted)
+    assert after == (sold_out_before or 0.0) + 5  # counted as the script's answer is
     for answer in walled:
         assert answer.status_code == 409
         assert answer.json() == by_script.json()

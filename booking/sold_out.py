@@ -40,7 +40,12 @@ log = logging.getLogger(__name__)
 
 RECHECK_S = 0.5
 RETRY_AFTER_S = 1.0  # at most one look per event this often while the wall is down
-MAX_FIELDS = 200_000  # more idempotency fields than this: no wall (memory and the look's cost)
+# A wall raised again within FLAP_S of the last raise (seats lapsing and being retaken in a
+# drop's tail) doubles the wait before the next look, up to MAX_RETRY_S: each look of a large
+# event reads all its idempotency fields.
+FLAP_S = 10.0
+MAX_RETRY_S = 30.0
+MAX_FIELDS = 50_000  # more idempotency fields than this: no wall (memory and the look's cost)
 
 
 def keeps_wall(data: bytes) -> bool:
@@ -68,7 +73,9 @@ class _Wall:
         self.look: SoldOutLook | None = None  # None = down
         self.spoiled = False  # a message came that the look being taken may not show
         self.busy = False
-        self.tried = -RETRY_AFTER_S
+        self.tried = -MAX_RETRY_S
+        self.retry_s = RETRY_AFTER_S
+        self.raised_at = -FLAP_S
 
     def offer(self, message: tuple[str, bytes]) -> None:
         if not keeps_wall(message[1]):
@@ -122,7 +129,7 @@ class SoldOutWall:
         if wall is None:
             wall = self._walls[event_id] = _Wall(event_id)
         now = self._clock()
-        if wall.look is not None or wall.busy or now - wall.tried < RETRY_AFTER_S:
+        if wall.look is not None or wall.busy or now - wall.tried < wall.retry_s:
             return
         wall.tried, wall.busy = now, True
         task = asyncio.get_running_loop().create_task(self._raise(wall))
@@ -138,6 +145,10 @@ class SoldOutWall:
             if wall.spoiled or not _walls(look):
                 return
             wall.look = look
+            now = self._clock()
+            flapping = now - wall.raised_at < FLAP_S
+            wall.retry_s = min(wall.retry_s * 2, MAX_RETRY_S) if flapping else RETRY_AFTER_S
+            wall.raised_at = now
         except (RedisError, OSError, TimeoutError) as exc:
             log.debug("no sold-out wall for %s: %s", wall.event_id, exc)
             return

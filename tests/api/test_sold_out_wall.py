@@ -4,6 +4,7 @@ could be on sale again or a request may be a replay."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -148,3 +149,34 @@ def test_which_feed_messages_keep_the_wall() -> None:
     assert not keeps_wall(update("SEAT_CANCELLED", None))
     assert not keeps_wall(orjson.dumps({"type": "progress"}))
     assert not keeps_wall(b"not json")
+
+
+async def test_a_flapping_wall_is_looked_at_less_and_less_often(
+    client: httpx.AsyncClient, app: Any, make_user: Any, published_event: Any
+) -> None:
+    event, _, _, _ = await sold_out(client, app, make_user, published_event)
+    event_id = event["event_id"]
+    wall = wall_of(app)
+    t0 = time.monotonic() + 100  # well after the first raise
+    now = [t0]
+    wall._clock = lambda: now[0]
+
+    async def down_then_seen_at(moment: float) -> bool:
+        """Brings the wall down, tells it Redis said sold out at `moment`: raised again?"""
+        wall._walls[event_id].mark_missed()
+        now[0] = moment
+        wall.sold_out_seen(event_id)
+        if not wall._walls[event_id].busy:
+            return False  # no look started
+        await wait_for(lambda: wall.is_up(event_id))
+        return True
+
+    assert await down_then_seen_at(t0)  # not flapping: the next look may come 1 s later
+    assert await down_then_seen_at(t0 + 1.5)  # raised again within FLAP_S: 2 s next time
+    assert not await down_then_seen_at(t0 + 2.1)
+    assert await down_then_seen_at(t0 + 3.6)  # and 4 s after that
+    assert not await down_then_seen_at(t0 + 5.0)
+    assert await down_then_seen_at(t0 + 7.7)
+    assert wall._walls[event_id].retry_s == 8.0
+    assert await down_then_seen_at(t0 + 100)  # quiet for a while: back to the short wait
+    assert wall._walls[event_id].retry_s == 1.0

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 
 from booking import db
 from booking.auth import AuthService
@@ -39,6 +39,7 @@ from booking.routes import seats as seat_routes
 from booking.routes import waitlist as waitlist_routes
 from booking.services import Services
 from booking.settings import Settings
+from booking.sold_out import SoldOutWall
 from booking.suspensions import Suspensions
 from booking.tickets import TicketSigner
 from booking.tickets import routes as ticket_routes
@@ -68,6 +69,9 @@ API_ROUTES: list[BaseRoute] = [
     *config_routes.routes,
     *waitlist_routes.routes,
 ]
+
+# Dispatched before Starlette's router (booking/hot_routes.py): the drop's hot paths.
+HOT_PATHS = frozenset({"/bookings/reserve", "/queue/join"})
 
 
 def _queue_redis(settings: Settings) -> RedisClient:
@@ -143,6 +147,7 @@ def create_app(settings: Settings) -> Starlette:
         await queue_store.load()
         hub = Hub(settings.redis_url, cluster=settings.redis_cluster)
         await hub.start()
+        bookings.wall = wall = SoldOutWall(hub, scripts)
         queue = Queue(pool=pool, store=queue_store, catalog=catalog)
         # The live availability feed shares the process's one pub/sub connection (the Hub).
         feed = LiveFeed(hub, catalog.availability)
@@ -176,6 +181,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await live_figures.stop()
             await feed.stop()
+            await wall.stop()
             await hub.stop()
             await queue_store.aclose()
             await queue_redis.aclose()
@@ -191,5 +197,9 @@ def create_app(settings: Settings) -> Starlette:
         routes=[Mount(API_PREFIX, routes=API_ROUTES), *ops_routes.routes],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
+    )
+    app.hot_prefix = API_PREFIX
+    app.hot_routes = tuple(
+        route for route in API_ROUTES if isinstance(route, Route) and route.path in HOT_PATHS
     )
     return app

@@ -24,7 +24,7 @@ from booking.domain import (
     require_idempotency_key,
 )
 from booking.hold_writer import HoldWriter
-from booking.inventory.lua_errors import EventNotLoadedError
+from booking.inventory.lua_errors import ERRORS, EventNotLoadedError
 from booking.inventory.records import Hold
 from booking.inventory.scripts import Scripts
 from booking.messaging import TOPIC_BOOKINGS, add_to_outbox, booking_status_envelope
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from booking.payments.service import Payments
+    from booking.sold_out import SoldOutWall
 
 
 # Lua/domain error -> the reservation outcome label of booking_rush_reservations_total
@@ -90,6 +91,7 @@ class Bookings:
     hold_ttl_s: int
     pass_secret: str
     payments: Payments | None = None  # refunds a confirmed booking on cancel
+    wall: SoldOutWall | None = None  # answers a sold-out event's reserves without Redis
     _terms: dict[str, _EventTerms] = field(default_factory=dict)
 
     async def reserve(
@@ -124,6 +126,13 @@ class Bookings:
     ) -> tuple[Booking, bool]:
         idempotency_key = require_idempotency_key(idempotency_key)
         event_id = str(body.event_id)
+        zone_id = str(body.zone_id)
+        offer = offer_id(waitlist_offer)
+        walled = self.wall if body.seats is None and not offer else None
+        if walled is not None and walled.refuses(
+            event_id, zone_id, f"{identity.user_id}:{idempotency_key}", now_ms
+        ):
+            raise ERRORS["SOLD_OUT"]("0")
         request_fingerprint = fingerprint(body.model_dump(mode="json"))
         pass_id = ""
         if queue_pass:
@@ -142,18 +151,22 @@ class Bookings:
                 event_id,
                 booking_id=str(uuid.uuid4()),
                 user_id=identity.user_id,
-                zone_id=str(body.zone_id),
+                zone_id=zone_id,
                 quantity=body.quantity or 0,
                 seats=body.seats,
                 idempotency_key=idempotency_key,
                 fingerprint=request_fingerprint,
                 pass_id=pass_id,
-                offer_id=offer_id(waitlist_offer),
+                offer_id=offer,
                 ttl_ms=self.hold_ttl_s * 1000,
                 now_ms=now_ms,
             )
         except EventNotLoadedError:
             raise await self._not_loaded(event_id) from None
+        except errors.SoldOutError:
+            if walled is not None:
+                walled.sold_out_seen(event_id)
+            raise
         terms = await self._event_terms(event_id)
         booking = booking_from_hold(result.hold, event_id, terms.currency)
         if result.replay:

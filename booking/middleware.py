@@ -8,8 +8,10 @@ import functools
 import re
 
 from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
+from booking.hot_routes import HotRoutesFirst
 from booking.metrics import HTTP_LATENCY, HTTP_REQUESTS, POOLS
 from common.asgi import RequestMiddleware
 
@@ -36,14 +38,23 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 
 
 class BookingApp(Starlette):
-    """Starlette wrapped in the request middleware."""
+    """Starlette wrapped in the request middleware; `hot_routes` (under `hot_prefix`) are
+    dispatched before Starlette (booking/hot_routes.py)."""
+
+    hot_prefix = ""
+    hot_routes: tuple[Route, ...] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
         # Built on the app's first call, a server's lifespan startup: the pools appear on this
         # state during startup, and the collector reads them at scrape time.
         POOLS.watch(self.state)
         return RequestMiddleware(
-            super().build_middleware_stack(),
+            HotRoutesFirst(
+                super().build_middleware_stack(),
+                prefix=self.hot_prefix,
+                routes=self.hot_routes,
+                handlers=self.exception_handlers,
+            ),
             service="booking",
             route_of=route_template,
             observe=observe_request,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 
@@ -203,3 +203,41 @@ def _booking_record(booking: RebuildBooking) -> dict[str, Any]:
     if hold.ended_ms is not None:
         record["ended_ms"] = hold.ended_ms
     return record
+
+
+@dataclass(frozen=True, slots=True)
+class SoldOutLook:
+    """lua/sold_out_look.lua's answer: an event's sale state, its total available seats, its
+    general-admission zones and (when asked for) its idempotency fields `<user>:<key>`."""
+
+    status: str  # "" = not loaded
+    sale_starts_ms: int
+    queue_enabled: bool
+    available: int
+    idem_count: int
+    ga_zones: frozenset[str]
+    idem_fields: frozenset[str]
+
+    NOT_LOADED: ClassVar[SoldOutLook]
+
+    def same_sale(self, other: SoldOutLook) -> bool:
+        """Nothing a reserve's answer depends on changed (the fields aside: a change in their
+        number shows in `idem_count`)."""
+        return (
+            self.status,
+            self.sale_starts_ms,
+            self.queue_enabled,
+            self.available,
+            self.idem_count,
+            self.ga_zones,
+        ) == (
+            other.status,
+            other.sale_starts_ms,
+            other.queue_enabled,
+            other.available,
+            other.idem_count,
+            other.ga_zones,
+        )
+
+
+SoldOutLook.NOT_LOADED = SoldOutLook("", 0, False, 0, 0, frozenset(), frozenset())

@@ -25,6 +25,7 @@ from booking.inventory.records import (
     ReleaseReason,
     ReleaseResult,
     ReserveResult,
+    SoldOutLook,
     SuspendResult,
     Suspension,
     SweepResult,
@@ -45,6 +46,7 @@ INVENTORY_SCRIPT_NAMES = (
     "load_event",
     "suspend",
     "unsuspend",
+    "sold_out_look",
 )
 SCRIPT_NAMES = (*INVENTORY_SCRIPT_NAMES, *WAITLIST_SCRIPT_NAMES)
 
@@ -101,6 +103,7 @@ class Scripts:
         self._load_event = self._register("load_event")
         self._suspend = self._register("suspend")
         self._unsuspend = self._register("unsuspend")
+        self._sold_out_look = self._register("sold_out_look")
         self.waitlist = WaitlistScripts(redis, self._register, clock)
 
     def _register(self, name: str) -> TimedScript:
@@ -158,6 +161,22 @@ class Scripts:
         first_id = as_text(reply[1])
         hold = Hold.from_json(first_id, reply[3])
         return ReserveResult(hold=hold, replay=int(reply[2]) == 1)
+
+    async def sold_out_look(self, event_id: str, *, max_fields: int) -> SoldOutLook:
+        """What booking/sold_out.py walls a sold-out event on (lua/sold_out_look.lua); the
+        idempotency fields only when the event qualifies and has at most `max_fields`."""
+        reply = await self._sold_out_look(keys=script_keys(event_id), args=(max_fields,))
+        if not as_text(reply[0]):
+            return SoldOutLook.NOT_LOADED
+        return SoldOutLook(
+            status=as_text(reply[0]),
+            sale_starts_ms=int(reply[1]),
+            queue_enabled=as_text(reply[2]) == "1",
+            available=int(reply[3]),
+            idem_count=int(reply[4]),
+            ga_zones=frozenset(as_text(zone) for zone in reply[5]),
+            idem_fields=frozenset(as_text(field) for field in reply[6]),
+        )
 
     async def release(
         self,

@@ -120,12 +120,11 @@ class Queue:
     async def join(self, identity: Identity, event_id: str) -> dict[str, Any]:
         now = self.clock()
         try:
-            placement = await self.store.join(event_id, identity.user_id, now)
+            placement, outflow = await self.store.join(event_id, identity.user_id, now)
         except QueueNotLoadedError:
             await self.set_up(event_id)
-            placement = await self.store.join(event_id, identity.user_id, now)
+            placement, outflow = await self.store.join(event_id, identity.user_id, now)
         QUEUE_JOINS.labels(placement.status).inc()
-        _, outflow = await self.store.look(event_id, identity.user_id, now)
         return placement_body(event_id, placement, outflow)
 
     async def set_up(self, event_id: str) -> None:

@@ -57,6 +57,16 @@ class Outflow:
     sold_out: bool = False
 
 
+def _outflow(rate: Any, per_tick: Any, tick: Any, sold_out: Any) -> Outflow:
+    """The queue fields queue_join and queue_look return ('' when absent)."""
+    return Outflow(
+        rate=float(_text(rate)) if rate else 0.0,
+        release_per_tick=_int(per_tick or None, 1),
+        tick_ms=_int(tick or None, 1000),
+        sold_out=_int(sold_out or None) == 1,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AdmitResult:
     admitted: int
@@ -125,12 +135,15 @@ class QueueStore:
         )
         await self._redis.zadd(OPEN_QUEUES, {config.event_id: config.sale_starts_ms})
 
-    async def join(self, event_id: str, user_id: str, now_ms: int) -> Placement:
+    async def join(self, event_id: str, user_id: str, now_ms: int) -> tuple[Placement, Outflow]:
+        """The placement and the outflow, in one script call (no second read for the answer)."""
         reply = check_reply(await self._run("queue_join", event_id, (user_id, now_ms)))
         status = _text(reply[1])
+        outflow = _outflow(*reply[4:8])
         if status == "admitted":
-            return Placement("admitted", queue_pass=_text(reply[2]), expires_ms=_int(reply[3]))
-        return Placement(status, position=_int(reply[2]))
+            placement = Placement("admitted", queue_pass=_text(reply[2]), expires_ms=_int(reply[3]))
+            return placement, outflow
+        return Placement(status, position=_int(reply[2])), outflow
 
     async def look(
         self, event_id: str, user_id: str, now_ms: int
@@ -144,14 +157,8 @@ class QueueStore:
     ) -> tuple[list[Placement | None], Outflow]:
         """`look` for many users of one event in one script call (the streams' batched refresh)."""
         reply = await self._run("queue_look", event_id, (now_ms, *user_ids))
-        pre_count, rate, per_tick, tick, sold_out = reply[:5]
-        pre_count = int(pre_count)
-        outflow = Outflow(
-            rate=float(_text(rate)) if rate else 0.0,
-            release_per_tick=_int(per_tick or None, 1),
-            tick_ms=_int(tick or None, 1000),
-            sold_out=_int(sold_out or None) == 1,
-        )
+        pre_count = int(reply[0])
+        outflow = _outflow(*reply[1:5])
         placements: list[Placement | None] = []
         for n in range(len(user_ids)):
             rank, pre, record = reply[5 + 3 * n : 8 + 3 * n]

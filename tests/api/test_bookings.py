@@ -204,3 +204,21 @@ async def test_draft_event_is_not_on_sale(client: httpx.AsyncClient, make_user: 
         headers={**buyer, **key()},
     )
     assert answer.status_code == 409 and answer.json()["code"] == "sale_not_open"
+
+
+async def test_the_hot_routes_do_not_need_starlettes_router(
+    app: Any, client: httpx.AsyncClient, make_user: Any, published_event: Any
+) -> None:
+    event, _ = await published_event()
+    _, buyer = await make_user()
+    body = {"event_id": event["event_id"], "zone_id": event["zones"][0]["zone_id"], "quantity": 1}
+    app.router.routes.clear()  # only the hot routes are still served
+    taken = await client.post("/api/v1/bookings/reserve", json=body, headers={**buyer, **key()})
+    assert taken.status_code == 201, taken.text
+    refused = await client.post("/api/v1/bookings/reserve", json=body)
+    assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+    queue = await client.post(
+        "/api/v1/queue/join", json={"event_id": event["event_id"]}, headers=buyer
+    )
+    assert queue.status_code == 409 and queue.json()["code"] == "invalid_state"  # no queue
+    assert (await client.get("/api/v1/bookings", headers=buyer)).status_code == 404

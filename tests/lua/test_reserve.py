@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from booking import errors
-from booking.inventory.keys import event_keys
+from booking.inventory.keys import LIVE_EVENTS, event_keys
 from booking.inventory.lua_errors import EventNotLoadedError
 from booking.inventory.scripts import Scripts
 from tests.lua.invariants import NOW, TTL_MS, assert_consistent, load_event, reserve
@@ -190,3 +190,23 @@ async def test_a_durable_released_hold_is_still_replayed(scripts: Scripts, event
     await scripts.release(event_id, first.hold.booking_id)
     again = await reserve(scripts, event_id, **request)
     assert again.replay and again.hold.status == "CANCELLED"
+
+
+async def test_holds_of_a_batch_leave_pending_together_and_only_they(
+    scripts: Scripts, redis: aioredis.Redis, event_id: str
+) -> None:
+    other = f"{event_id}-other"
+    try:
+        await load_event(scripts, event_id, ga=10)
+        await load_event(scripts, other, ga=10)
+        mine = [(await reserve(scripts, event_id, quantity=1)).hold.booking_id for _ in range(3)]
+        theirs = (await reserve(scripts, other, quantity=1)).hold.booking_id
+        kept = (await reserve(scripts, event_id, quantity=1)).hold.booking_id
+        await scripts.mark_all_durable([(event_id, b) for b in mine] + [(other, theirs)])
+        assert await redis.hkeys(event_keys(event_id).pending) == [kept]
+        assert await redis.hkeys(event_keys(other).pending) == []
+        await scripts.mark_all_durable([(event_id, kept)])  # one event: a single HDEL
+        assert await redis.hkeys(event_keys(event_id).pending) == []
+    finally:
+        await redis.delete(*event_keys(other).stored())
+        await redis.zrem(LIVE_EVENTS, other)

@@ -115,3 +115,29 @@ async def test_seed_hash_before_the_sale_and_seed_after(
     assert {item["event_id"]: item["queue"].get("seed") for item in listed}[
         opened["event_id"]
     ] == queue["seed"]
+
+
+async def test_a_join_answers_its_wait_from_one_script_call(
+    client: httpx.AsyncClient, app: Any, make_user: Any, queued_event: Any
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def looks() -> float:
+        sample = REGISTRY.get_sample_value(
+            "booking_rush_lua_script_duration_seconds_count", {"script": "queue_look"}
+        )
+        return sample or 0.0
+
+    event, _ = await queued_event()
+    event_id = event["event_id"]
+    first = await _join(client, (await make_user())[1], event_id)
+    assert first.status_code == 202, first.text
+    await app.state.services.redis.hset(queue_keys(event_id).queue, "rate", "0.5")
+    _, second = await make_user()
+    before = looks()
+    joined = await _join(client, second, event_id)
+    assert looks() == before
+    assert joined.status_code == 202 and joined.json()["position"] == 2
+    assert joined.json()["estimated_wait_s"] == 4  # 2 places at the measured 0.5 per second
+    where = await client.get(f"/api/v1/queue/position/{event_id}", headers=second)
+    assert where.json()["estimated_wait_s"] == 4

@@ -7,6 +7,7 @@ import re
 import httpx
 import pytest
 
+from gateway.request_ids import RequestIds, new_request_id
 from tests.gateway.conftest import seen_headers
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
@@ -41,3 +42,10 @@ async def test_present_on_errors(gateway: httpx.AsyncClient) -> None:
         assert answer.status_code in (401, 404)
         assert answer.headers["x-request-id"] == "err-1"
     assert GENERATED.fullmatch((await gateway.get("/nowhere")).headers["x-request-id"])
+
+
+def test_generated_ids_are_distinct_and_keep_the_format() -> None:
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(GENERATED.fullmatch(request_id.decode()) for request_id in ids)
+    assert RequestIds()()[:16] != new_request_id()[:16]  # another process: another prefix

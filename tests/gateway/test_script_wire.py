@@ -161,3 +161,11 @@ def test_tls_and_unix_socket_clients_keep_redis_py() -> None:
         "username": "u",
         "password": "p",
     }
+
+
+def test_cached_encoding_is_the_plain_encoding() -> None:
+    wire = WireScript("return 1", host="127.0.0.1", port=1, timeout_s=1.0)
+    for _ in range(2):  # the second time from the caches
+        assert wire._encode("EVALSHA", "ab", ["k1", "k2"], ["", 1, 2.5, 10]) == encode_command(
+            "EVALSHA", "ab", 2, "k1", "k2", "", 1, 2.5, 10
+        )

@@ -10,16 +10,17 @@ import os
 
 class RequestIds:
     def __init__(self) -> None:
-        self._pid = 0
-        self._prefix = ""
+        self._fresh_prefix()
+
+    def _fresh_prefix(self) -> None:
+        self._prefix = os.urandom(8).hex()
         self._counter = itertools.count()
 
     def __call__(self) -> bytes:
-        if self._pid != os.getpid():  # a forked worker must not repeat its parent's ids
-            self._pid = os.getpid()
-            self._prefix = os.urandom(8).hex()
-            self._counter = itertools.count()
         return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFFFFFF:016x}".encode()
 
 
 new_request_id = RequestIds()
+# A forked worker must not repeat its parent's ids (checked at fork, not per request: getpid
+# is a syscall).
+os.register_at_fork(after_in_child=new_request_id._fresh_prefix)

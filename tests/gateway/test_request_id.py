@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import httpx
@@ -49,3 +50,16 @@ def test_generated_ids_are_distinct_and_keep_the_format() -> None:
     assert len(set(ids)) == len(ids)
     assert all(GENERATED.fullmatch(request_id.decode()) for request_id in ids)
     assert RequestIds()()[:16] != new_request_id()[:16]  # another process: another prefix
+
+
+def test_a_forked_process_takes_another_prefix() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes its id and leaves
+        os.write(write, new_request_id())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64)
+    os.close(read)
+    os.close(write)
+    assert child[:16] != new_request_id()[:16]

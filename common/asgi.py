@@ -33,14 +33,18 @@ RouteOf = Callable[[Scope], str]
 ObserveRequest = Callable[[str, str, int, float], None]
 
 
-def incoming_request_id(scope: Scope) -> bytes:
-    """The client's X-Request-ID if it is sane (<= 128 of [A-Za-z0-9._-]), else a fresh one."""
+def random_request_id() -> bytes:
+    return uuid.uuid4().hex.encode()
+
+
+def incoming_request_id(scope: Scope, fresh: Callable[[], bytes] = random_request_id) -> bytes:
+    """The client's X-Request-ID if it is sane (<= 128 of [A-Za-z0-9._-]), else `fresh()`."""
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
             if _SANE_REQUEST_ID.fullmatch(value):
                 return bytes(value)
             break
-    return uuid.uuid4().hex.encode()
+    return fresh()
 
 
 class RequestMiddleware:
@@ -48,19 +52,26 @@ class RequestMiddleware:
     echoed on every answer), and for HTTP requests runs the span and counts and times them."""
 
     def __init__(
-        self, app: ASGIApp, *, service: str, route_of: RouteOf, observe: ObserveRequest
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        route_of: RouteOf,
+        observe: ObserveRequest,
+        fresh_id: Callable[[], bytes] = random_request_id,
     ) -> None:
         self.app = app
         self.service = service
         self.route_of = route_of
         self.observe = observe
+        self.fresh_id = fresh_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope)
+        request_id = incoming_request_id(scope, self.fresh_id)
         scope[REQUEST_ID_SCOPE_KEY] = request_id
         token = request_id_var.set(request_id.decode())
         started = time.perf_counter()

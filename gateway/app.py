@@ -28,6 +28,7 @@ from gateway.guard import Authenticator
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Upstreams
 from gateway.ratelimit import RateLimiter
+from gateway.request_ids import new_request_id
 from gateway.routes import ROUTE_SCOPE_KEY, UNMATCHED, allow_header
 from gateway.settings import GatewaySettings
 from gateway.web import WebPages
@@ -149,6 +150,7 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
             auth_per_ip=settings.auth_per_ip,
             metrics=metrics,
             prefix=settings.rate_limit_prefix,
+            timeout_s=REDIS_TIMEOUT_S,
         )
         upstreams = Upstreams(
             settings.upstreams, timeout_s=settings.upstream_timeout_s, metrics=metrics
@@ -181,6 +183,7 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
         service="gateway",
         route_of=_route_label,
         observe=metrics.observe_request,
+        fresh_id=new_request_id,
     )
 
 

@@ -19,6 +19,7 @@ from gateway.guard import Authenticator, AuthError
 from gateway.metrics import UPSTREAM_CONNECT, UPSTREAM_TIMEOUT
 from gateway.proxy import UpstreamError
 from gateway.ratelimit import UNCHECKED, RateLimiter
+from gateway.request_ids import new_request_id
 from gateway.routes import ROUTE_SCOPE_KEY, classify
 
 # How long a client should wait before retrying when the booking service is unreachable.
@@ -42,7 +43,7 @@ class ProxyEndpoint:
         except AuthError as exc:
             identity, refused = None, exc
 
-        request_id = scope.get(REQUEST_ID_SCOPE_KEY) or incoming_request_id(scope)
+        request_id = scope.get(REQUEST_ID_SCOPE_KEY) or incoming_request_id(scope, new_request_id)
         forwarding = resolve_forwarding(scope, settings.trusted_proxy_hops, request_id)
         limiter: RateLimiter = state["limiter"]
         if spec.rate_limited:

@@ -85,15 +85,16 @@ class GatewayMetrics:
             for scope in RATE_LIMIT_SCOPES:
                 self.rate_limited_total.labels(group, scope)
         # labels() takes a lock and hashes; the label sets are few, so cache the children.
-        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        # Keyed by the status itself: no label string to build per request.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        if method not in METHODS:
-            method = "OTHER"
-        status_class = f"{status // 100}xx"
-        key = (route, method, status_class)
+        key = (route, method, status)
         children = self._request_children.get(key)
         if children is None:
+            if method not in METHODS:
+                method = "OTHER"
+            status_class = f"{status // 100}xx"
             children = (
                 self.requests.labels(route, method, status_class),
                 self.duration.labels(route, status_class),

@@ -38,6 +38,7 @@ from gateway.upstream import (
     UpstreamClosedError,
     UpstreamPool,
     UpstreamProtocolError,
+    UpstreamTimeoutError,
     encode_request,
 )
 
@@ -169,54 +170,57 @@ class Upstreams:
         # (an upstream restarted, or a middlebox dropped idle flows without a word).
         fresh = False
         last_error: Exception | None = None
+        # One deadline for the whole request (waiting for a connection, retries, the answer;
+        # streams: until their headers), kept by the exchange's timer (gateway/upstream.py).
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         try:
-            # Waiting for a pooled connection counts against the timeout too.
-            async with asyncio.timeout(self.timeout_s):
-                while True:
-                    pool = self._pick(refused)
-                    if pool is None:
-                        self._log_unreachable(last_error)
-                        raise UpstreamError(UPSTREAM_CONNECT, "the booking service is unreachable")
-                    try:
-                        exchange = await pool.acquire(capped=capped, fresh=fresh)
-                    except (OSError, TimeoutError) as exc:
-                        # Refused or not made: nothing was sent, so even a POST may go elsewhere.
-                        self.metrics.upstream_error(UPSTREAM_CONNECT)
-                        pool.mark_down(DOWN_FOR_S)
-                        refused += (pool,)
+            while True:
+                pool = self._pick(refused)
+                if pool is None:
+                    self._log_unreachable(last_error)
+                    raise UpstreamError(UPSTREAM_CONNECT, "the booking service is unreachable")
+                try:
+                    exchange = await pool.acquire(capped=capped, fresh=fresh, deadline=deadline)
+                except (OSError, TimeoutError) as exc:
+                    # Refused or not made: nothing was sent, so even a POST may go elsewhere.
+                    self.metrics.upstream_error(UPSTREAM_CONNECT)
+                    pool.mark_down(DOWN_FOR_S)
+                    refused += (pool,)
+                    last_error = exc
+                    continue
+                relayed = False
+                exchange.expire_at(deadline)
+                try:
+                    await exchange.send(
+                        encode_request(method, target, pool.authority, headers, body),
+                        head_request=method == "HEAD",
+                    )
+                    response_headers = headers_for_client(exchange.headers) + extra_headers
+                    if (
+                        streams
+                        and not exchange.complete
+                        and header_value(exchange.headers, b"content-length") is None
+                    ):
+                        relayed = True
+                        exchange.disarm()
+                        return RelayedStream(pool, exchange, response_headers, self.metrics)
+                    body_read = await exchange.read_all(MAX_BUFFERED_BYTES)
+                    return BufferedResponse(exchange.status, response_headers, body_read)
+                except UpstreamClosedError as exc:
+                    if retries > 0 and _may_retry(exchange, scope):
+                        retries -= 1
+                        fresh = True
+                        self.metrics.upstream_error(UPSTREAM_RETRIED)
                         last_error = exc
                         continue
-                    relayed = False
-                    try:
-                        await exchange.send(
-                            encode_request(method, target, pool.authority, headers, body),
-                            head_request=method == "HEAD",
-                        )
-                        response_headers = headers_for_client(exchange.headers) + extra_headers
-                        if (
-                            streams
-                            and not exchange.complete
-                            and header_value(exchange.headers, b"content-length") is None
-                        ):
-                            relayed = True
-                            return RelayedStream(pool, exchange, response_headers, self.metrics)
-                        body_read = await exchange.read_all(MAX_BUFFERED_BYTES)
-                        return BufferedResponse(exchange.status, response_headers, body_read)
-                    except UpstreamClosedError as exc:
-                        if retries > 0 and _may_retry(exchange, scope):
-                            retries -= 1
-                            fresh = True
-                            self.metrics.upstream_error(UPSTREAM_RETRIED)
-                            last_error = exc
-                            continue
-                        raise
-                    finally:
-                        if not relayed:
-                            pool.release(exchange, capped=capped)
+                    raise
+                finally:
+                    if not relayed:
+                        pool.release(exchange, capped=capped)
         except (UpstreamClosedError, UpstreamProtocolError) as exc:
             self.metrics.upstream_error(UPSTREAM_PROTOCOL)
             raise UpstreamError(UPSTREAM_PROTOCOL, f"bad answer from upstream: {exc}") from exc
-        except TimeoutError as exc:
+        except UpstreamTimeoutError as exc:
             self.metrics.upstream_error(UPSTREAM_TIMEOUT)
             raise UpstreamError(UPSTREAM_TIMEOUT, "upstream timed out") from exc
 

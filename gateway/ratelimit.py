@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
@@ -28,6 +29,7 @@ from common.redis_client import RedisClient
 from common.script_batch import ScriptBatcher
 from gateway.metrics import GatewayMetrics
 from gateway.routes import AUTH_GROUP
+from gateway.script_wire import WireScript, node_address
 from gateway.settings import Budget
 
 logger = logging.getLogger(__name__)
@@ -85,9 +87,17 @@ class RateLimiter:
         auth_per_ip: Budget,
         metrics: GatewayMetrics,
         prefix: str = "rl:",
+        timeout_s: float,
     ) -> None:
         self._redis = redis
-        self._script = ScriptBatcher(redis, lua.source(SCRIPT_NAME))
+        source = lua.source(SCRIPT_NAME)
+        address = node_address(redis) if isinstance(redis, Redis) else None
+        # A plain TCP node: the lean path (gateway/script_wire.py); else redis-py's.
+        self._script: ScriptBatcher | WireScript = (
+            ScriptBatcher(redis, source)
+            if address is None
+            else WireScript(source, **address, timeout_s=timeout_s)
+        )
         self._one_slot_per_call = isinstance(redis, RedisCluster)
         self._per_ip = per_ip
         self._per_user = per_user
@@ -123,7 +133,7 @@ class RateLimiter:
         return min(answers, key=lambda answer: int(answer[2]))  # the tightest bucket
 
     async def aclose(self) -> None:
-        """Closes the script's own per-node clients (cluster only)."""
+        """Closes the script's own connections (the main client is the caller's)."""
         await self._script.aclose()
 
     async def check_request(self, client_ip: str, user_id: str | None, group: str) -> Decision:

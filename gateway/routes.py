@@ -122,8 +122,23 @@ def _build_index() -> dict[int, list[tuple[_Pattern, RouteSpec]]]:
 _INDEX = _build_index()
 
 
+# Paths seen, with their spec: most requests of a drop hit a few fixed paths. Bounded: dropped
+# whole when full (paths carry ids).
+_SEEN: dict[str, RouteSpec] = {}
+_SEEN_MAX = 4096
+
+
 def classify(path: str) -> RouteSpec:
     """The route spec of an /api/v1 path (FALLBACK when no template matches)."""
+    spec = _SEEN.get(path)
+    if spec is None:
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        spec = _SEEN[path] = _match(path)
+    return spec
+
+
+def _match(path: str) -> RouteSpec:
     parts = path.split("/")
     for pattern, spec in _INDEX.get(len(parts), ()):
         for expected, actual in zip(pattern, parts, strict=True):

@@ -51,6 +51,11 @@ class UpstreamProtocolError(Exception):
     """The upstream sent something that is not a valid HTTP/1.1 answer."""
 
 
+class UpstreamTimeoutError(Exception):
+    """The request's deadline passed: waiting for a connection, or for the answer. (Not a
+    TimeoutError: a connect that times out is a refusal, and goes to the next upstream.)"""
+
+
 class Exchange(asyncio.Protocol):
     """One pooled connection; it carries one request/answer exchange at a time."""
 
@@ -60,6 +65,7 @@ class Exchange(asyncio.Protocol):
         self.idle_since = 0.0
         self._on_idle_close = on_idle_close
         self._poll: select.poll | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._loop = asyncio.get_running_loop()
         self._reset()
@@ -140,6 +146,23 @@ class Exchange(asyncio.Protocol):
         self._wake_reader()
 
     # -- the exchange
+
+    def expire_at(self, when: float) -> None:
+        """Fail the exchange with UpstreamTimeoutError if its answer is not complete by `when`
+        (the loop's clock). One timer per request: cheaper than `asyncio.timeout`, which the
+        profile put at ~4.5 % of the gateway's CPU per request."""
+        self.disarm()
+        self._deadline = self._loop.call_at(when, self._expired)
+
+    def disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if not self.complete:
+            self._fail(UpstreamTimeoutError("upstream timed out"))
 
     def _fail(self, error: Exception) -> None:
         if self._error is None:
@@ -285,14 +308,23 @@ class UpstreamPool:
             self.down_until = 0.0  # its time is up: tried again like any other
         return self.down_until > 0.0
 
-    async def acquire(self, *, capped: bool = True, fresh: bool = False) -> Exchange:
+    async def acquire(
+        self, *, capped: bool = True, fresh: bool = False, deadline: float | None = None
+    ) -> Exchange:
         """A connection ready for one request (`fresh`: a new one, not a pooled one).
         OSError/TimeoutError when none can be made (nothing was sent, so the caller may try
-        another upstream)."""
+        another upstream); UpstreamTimeoutError when `deadline` (the loop's clock) passes."""
         if capped:
-            await self._slots.acquire()
+            if self._slots.locked() and deadline is not None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._slots.acquire()
+                except TimeoutError:
+                    raise UpstreamTimeoutError("no upstream connection free in time") from None
+            else:
+                await self._slots.acquire()
         try:
-            return (None if fresh else self._reuse()) or await self._connect()
+            return (None if fresh else self._reuse()) or await self._connect(deadline)
         except BaseException:
             if capped:
                 self._slots.release()
@@ -307,18 +339,27 @@ class UpstreamPool:
             self._discard(connection)
         return None
 
-    async def _connect(self) -> Exchange:
+    async def _connect(self, deadline: float | None) -> Exchange:
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self._connect_timeout_s):
-            _, connection = await loop.create_connection(
-                lambda: Exchange(self._forget), self.host, self.port
-            )
+        connect_by = loop.time() + self._connect_timeout_s
+        try:
+            async with asyncio.timeout_at(
+                connect_by if deadline is None else min(connect_by, deadline)
+            ):
+                _, connection = await loop.create_connection(
+                    lambda: Exchange(self._forget), self.host, self.port
+                )
+        except TimeoutError:
+            if deadline is not None and deadline < connect_by:
+                raise UpstreamTimeoutError("upstream timed out") from None
+            raise
         self.down_until = 0.0  # it answers again
         self._open.add(connection)
         return connection
 
     def release(self, connection: Exchange, *, capped: bool = True) -> None:
         """Return a connection after its exchange: kept when reusable, else closed."""
+        connection.disarm()
         if capped:
             self._slots.release()
         if connection.reusable():

@@ -27,6 +27,7 @@ from gateway.forwarding import resolve_forwarding, upstream_headers
 from gateway.guard import Authenticator, authorization_header
 from gateway.proxy import Upstreams
 from gateway.ratelimit import RateLimiter
+from gateway.request_ids import new_request_id
 from gateway.routes import ROUTE_SCOPE_KEY, classify
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class WebSocketProxy:
             refusal = "a bearer access token is required"
 
         # Limited first, as HTTP: a bad token is no way around the client's budget.
-        request_id = scope.get(REQUEST_ID_SCOPE_KEY) or incoming_request_id(scope)
+        request_id = scope.get(REQUEST_ID_SCOPE_KEY) or incoming_request_id(scope, new_request_id)
         forwarding = resolve_forwarding(scope, settings.trusted_proxy_hops, request_id)
         limiter: RateLimiter = state["limiter"]
         decision = await limiter.check_request(forwarding.client_ip, user_id, spec.group)

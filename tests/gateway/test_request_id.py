@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import httpx
 import pytest
 
+from gateway.request_ids import RequestIds, new_request_id
 from tests.gateway.conftest import seen_headers
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
@@ -41,3 +43,23 @@ async def test_present_on_errors(gateway: httpx.AsyncClient) -> None:
         assert answer.status_code in (401, 404)
         assert answer.headers["x-request-id"] == "err-1"
     assert GENERATED.fullmatch((await gateway.get("/nowhere")).headers["x-request-id"])
+
+
+def test_generated_ids_are_distinct_and_keep_the_format() -> None:
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(GENERATED.fullmatch(request_id.decode()) for request_id in ids)
+    assert RequestIds()()[:16] != new_request_id()[:16]  # another process: another prefix
+
+
+def test_a_forked_process_takes_another_prefix() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes its id and leaves
+        os.write(write, new_request_id())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64)
+    os.close(read)
+    os.close(write)
+    assert child[:16] != new_request_id()[:16]

@@ -177,23 +177,35 @@ async def run_streams(
     max_seconds: float,
     database: str,
     redis_db: int,
+    via_gateway: bool = False,
 ) -> dict[str, Any]:
     database_url = with_database(endpoints.database_url, database)
     redis_url = redis_db_url(endpoints.redis_url, redis_db)
     flusher = await prepare_stores(database_url, redis_url)
     assert flusher is not None
     secret, internal = new_secrets("streams")
-    env = service_env(secret, internal, raise_limits=False)  # the booking process alone: no limiter
-    settings = StackSettings(booking_port=free_port(), database_name=database)
+    # Through the gateway its rate limits are raised (in the path, never hit); alone, the booking
+    # process has no limiter.
+    env = service_env(secret, internal, raise_limits=via_gateway)
+    settings = StackSettings(
+        booking_port=free_port(),
+        booking_replicas=1,  # one booking process: every stream on the process measured
+        gateway_port=free_port(),
+        database_name=database,
+    )
     ours = Endpoints(redis_url, database_url, endpoints.kafka_bootstrap)
-    stack = quiet_stack(RUN_DIR, env, settings, ours, ["booking"])
+    names = ["booking", "gateway"] if via_gateway else ["booking"]
+    stack = quiet_stack(RUN_DIR, env, settings, ours, names)
     keys = token_keys(secret)
-    run = StreamsRun(settings.booking_url + "/api/v1", redis_url, database_url, keys)
-    result: dict[str, Any] = {"timed_out": False}
+    front = settings.gateway_url if via_gateway else settings.booking_url
+    run = StreamsRun(front + "/api/v1", redis_url, database_url, keys)
+    result: dict[str, Any] = {"timed_out": False, "via_gateway": via_gateway}
     watches: list[PositionWatch] = []
     stack.start()
     meter = ProcessMeter(stack.pids()["booking"])
     sampler = asyncio.create_task(meter.sample_forever())
+    gateway_meter = ProcessMeter(stack.pids()["gateway"]) if via_gateway else None
+    gateway_sampler = asyncio.create_task(gateway_meter.sample_forever()) if gateway_meter else None
     try:
         async with asyncio.timeout(max_seconds):
             event_id = await run.queued_event(streams, release_per_tick)
@@ -221,15 +233,21 @@ async def run_streams(
             result["ticks"] = await run.release_until_delivered(watches, tick_s, internal)
             result["release_seconds"] = round(time.monotonic() - started, 1)
             meter.mark("end")
+            if gateway_meter is not None:
+                result["gateway_cpu_s"] = round(gateway_meter.cpu_s(), 2)
     except TimeoutError:
         result["timed_out"] = True
     finally:
         sampler.cancel()
+        if gateway_sampler is not None:
+            gateway_sampler.cancel()
         for watch in watches:
             watch.close()
         stack.stop()
         await flush_close(flusher)
     result["rss_mb_peak"] = round(meter.peak_rss_mb, 1)
+    if gateway_meter is not None:
+        result["gateway_rss_mb_peak"] = round(gateway_meter.peak_rss_mb, 1)
     marks = meter.marks
     if "opened" in marks:
         result["cpu_s_open"] = round(marks["opened"] - marks["open"], 2)
@@ -258,6 +276,11 @@ def _raise_open_files_limit(streams: int) -> None:
 @click.option("--database", default=DATABASE, show_default=True, help="PostgreSQL database")
 @click.option("--redis-db", default=REDIS_DB, show_default=True, help="Redis db (flushed)")
 @click.option("--results-dir", type=click.Path(path_type=Path), default=RESULTS_DIR)
+@click.option(
+    "--via-gateway",
+    is_flag=True,
+    help="join and open the streams through a gateway in front of the booking process",
+)
 def main(
     streams: int,
     release_per_tick: int,
@@ -267,6 +290,7 @@ def main(
     database: str,
     redis_db: int,
     results_dir: Path,
+    via_gateway: bool,
 ) -> None:
     """Open STREAMS queue position streams on one booking process and admit every user."""
     import uvloop
@@ -287,6 +311,7 @@ def main(
                 max_seconds=max_seconds,
                 database=database,
                 redis_db=redis_db,
+                via_gateway=via_gateway,
             )
         )
     finally:
@@ -298,6 +323,7 @@ def main(
         "command": (
             f"python -m loadtests.streams --streams {streams} --release-per-tick "
             f"{release_per_tick} --tick {tick_s} --open-concurrency {open_concurrency}"
+            + (" --via-gateway" if via_gateway else "")
         ),
         "streams": streams,
         **result,

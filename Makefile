@@ -7,10 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 LOCK   := requirements.lock
 # `make check` fails below this line coverage (percent) of booking, gateway, workers, common, lua
-# and stack, as measured in the pytest process: 87.52 % when the gate was added, 88.58 % (8543 of
-# 9644 statements) on a fresh clone on 2026-12-03, rounded down. Raise it as coverage rises; do
+# and stack, as measured in the pytest process: 87.52 % when the gate was added, 89.73 % (10654 of
+# 11874 statements) on a fresh clone on 2026-12-03, rounded down. Raise it as coverage rises; do
 # not lower it to let a change in.
-COV_FLOOR := 88
+COV_FLOOR := 89
 
 .DEFAULT_GOAL := help
 .PHONY: help run test check lint typecheck install lock clean-run tools dashboards drop bench \

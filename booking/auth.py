@@ -22,14 +22,8 @@ from booking.errors import (
 from booking.messaging import TOPIC_USERS, Envelope, add_to_outbox
 from booking.store import users as user_store
 from booking.store.users import UserRow
-from common.tokens import (
-    Identity,
-    TokenError,
-    TokenKeys,
-    TokenVerifier,
-    bearer_token,
-    issue_access_token,
-)
+from common.token_verifier import TokenVerifier
+from common.tokens import Identity, TokenError, TokenKeys, bearer_token, issue_access_token
 
 _hasher = PasswordHasher()
 # Verifying against this keeps a login for an unknown email as slow as one with a wrong password.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,13 +109,6 @@ def verify_access_token(keys: TokenKeys, token: str) -> Identity:
     return Identity(user_id=str(claims["sub"]), role=claims["role"], expires_at=claims["exp"])
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
-
-
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, or None."""
     if not authorization:
@@ -125,40 +117,3 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-class TokenVerifier:
-    """Verifies access tokens, remembering the ones already verified.
-
-    A client sends the same token on every request for its lifetime, and verifying costs about
-    100 us (far more with RS256), so verified tokens are kept until they expire. Only successes
-    are cached; the cache is dropped whole when full, which is cheap and bounded.
-    """
-
-    def __init__(
-        self, keys: TokenKeys, max_cached: int = 100_000, *, subject_is_uuid: bool = False
-    ) -> None:
-        self.keys = keys
-        self.max_cached = max_cached
-        # The booking service puts the subject into uuid columns: a signed token with another
-        # kind of subject (a key shared with another system, a bug) is refused, not a 500.
-        self.subject_is_uuid = subject_is_uuid
-        self._verified: dict[str, Identity] = {}
-
-    def verify(self, token: str) -> Identity:
-        identity = self._verified.get(token)
-        if identity is not None:
-            if time.time() < identity.expires_at:
-                return identity
-            del self._verified[token]
-        identity = self.verify_uncached(token)
-        if self.subject_is_uuid and not _is_uuid(identity.user_id):
-            raise TokenError("the subject is not a user id")
-        if len(self._verified) >= self.max_cached:
-            self._verified.clear()
-        self._verified[token] = identity
-        return identity
-
-    def verify_uncached(self, token: str) -> Identity:
-        """The check itself, without the cache (a subclass may shortcut it)."""
-        return verify_access_token(self.keys, token)

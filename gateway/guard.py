@@ -6,8 +6,8 @@ import logging
 
 from starlette.types import Scope
 
-from common.tokens import Identity, TokenError, TokenKeys, TokenVerifier, bearer_token
-from gateway.fast_tokens import FastHS256
+from common.token_verifier import TokenVerifier
+from common.tokens import Identity, TokenError, bearer_token
 from gateway.routes import RouteSpec
 
 logger = logging.getLogger(__name__)
@@ -32,19 +32,8 @@ def authorization_header(scope: Scope) -> str | None:
 
 
 class Authenticator(TokenVerifier):
-    """Verifies bearer tokens (cached until they expire, see TokenVerifier) per route rules;
-    HS256 tokens of the shape we issue are checked without PyJWT (gateway/fast_tokens.py)."""
-
-    def __init__(self, keys: TokenKeys, max_cached: int = 100_000) -> None:
-        super().__init__(keys, max_cached)
-        self._fast = FastHS256(keys) if keys.algorithm == "HS256" else None
-
-    def verify_uncached(self, token: str) -> Identity:
-        if self._fast is not None:
-            identity = self._fast.accept(token)
-            if identity is not None:
-                return identity
-        return super().verify_uncached(token)
+    """Verifies bearer tokens (cached until they expire, see common/token_verifier.py) per
+    route rules."""
 
     def authenticate(self, scope: Scope, spec: RouteSpec, method: str) -> Identity | None:
         """The caller's identity, None for an anonymous call of a public route.

@@ -8,10 +8,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from common.token_verifier import TokenVerifier
 from common.tokens import (
     TokenError,
     TokenKeys,
-    TokenVerifier,
     bearer_token,
     issue_access_token,
     verify_access_token,

@@ -1,5 +1,6 @@
-"""gateway/fast_tokens.py: the shortcut accepts exactly the tokens we issue, and for anything
-else the gateway's answer is PyJWT's (common/tokens.py), refusal for refusal."""
+"""common/fast_tokens.py: the shortcut accepts exactly the tokens we issue, and for anything
+else the verifier's answer (the gateway's and the booking service's) is PyJWT's
+(common/tokens.py), refusal for refusal."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from typing import Any
 import jwt
 import pytest
 
+from common.fast_tokens import FastHS256
+from common.token_verifier import TokenVerifier
 from common.tokens import ISSUER, TokenError, TokenKeys, issue_access_token, verify_access_token
-from gateway.fast_tokens import FastHS256
-from gateway.guard import Authenticator
-from tests.gateway.conftest import HS_SECRET
+
+HS_SECRET = "fast-tokens-tests-secret-" + "x" * 32
 
 KEYS = TokenKeys("HS256", verify_key=HS_SECRET)  # as the gateway gets them: no signing key
 SIGNING = TokenKeys("HS256", verify_key=HS_SECRET, signing_key=HS_SECRET)
@@ -97,7 +99,7 @@ def test_anything_else_gets_the_answer_pyjwt_gives(case: str) -> None:
     token = CASES[case]()
     fast = FastHS256(KEYS)
     expected = outcome(lambda t: verify_access_token(KEYS, t), token)
-    assert outcome(Authenticator(KEYS).verify, token) == expected
+    assert outcome(TokenVerifier(KEYS).verify, token) == expected
     if expected == "refused":
         assert fast.accept(token) is None  # the shortcut never accepts what PyJWT refuses
     elif fast.accept(token) is not None:

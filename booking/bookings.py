@@ -29,7 +29,7 @@ from booking.inventory.records import Hold
 from booking.inventory.scripts import Scripts
 from booking.messaging import TOPIC_BOOKINGS, add_to_outbox, booking_status_envelope
 from booking.metrics import RESERVATIONS, WAITLIST_OFFERS
-from booking.queue.passes import REJECTED_PASS, verify_pass
+from booking.queue.passes import verify_pass
 from booking.schemas import ReserveBody
 from booking.store import bookings as booking_store
 from booking.store import events as event_store
@@ -136,15 +136,12 @@ class Bookings:
         request_fingerprint = fingerprint(body.model_dump(mode="json"))
         pass_id = ""
         if queue_pass:
-            pass_id = (
-                verify_pass(
-                    self.pass_secret,
-                    queue_pass,
-                    event_id=event_id,
-                    user_id=identity.user_id,
-                    now_ms=now_ms,
-                )
-                or REJECTED_PASS
+            pass_id = verify_pass(
+                self.pass_secret,
+                queue_pass,
+                event_id=event_id,
+                user_id=identity.user_id,
+                now_ms=now_ms,
             )
         try:
             result = await self.scripts.reserve(

@@ -30,7 +30,10 @@ Errors ({0, CODE} or {0, CODE, detail}):
   INVALID_SEATS, detail   seats missing in a seated zone / given in a GA zone / empty / duplicate
   INVALID_QUANTITY        GA quantity not an integer >= 1
   PASS_REQUIRED           queue_enabled and no pass_id
-  PASS_INVALID            unknown pass, another user's, or expired (expires_ms <= now_ms)
+  PASS_INVALID, why       'unknown' pass (never issued, already used, or lapsed and swept),
+                          'other_user' (issued to someone else), 'expired' (expires_ms <= now_ms),
+                          or the reason the caller found: pass_id '!rejected:<why>'
+                          (booking.queue.passes: not_ours, other_event, other_user, expired)
   UNKNOWN_SEAT, label
   SOLD_OUT, available     zone has fewer than asked (detail "0" = nothing left at all)
   SEAT_UNAVAILABLE, label seat held, sold or suspended
@@ -161,13 +164,19 @@ if pass_needed then
   if pass_id == '' then
     return {0, 'PASS_REQUIRED'}
   end
+  if string.sub(pass_id, 1, 10) == '!rejected:' then
+    return {0, 'PASS_INVALID', string.sub(pass_id, 11)}
+  end
   local pass = redis.call('HGET', PASSES, pass_id)
   if not pass then
-    return {0, 'PASS_INVALID'}
+    return {0, 'PASS_INVALID', 'unknown'}
   end
   local sep = string.find(pass, '|', 1, true)
-  if string.sub(pass, 1, sep - 1) ~= user or tonumber(string.sub(pass, sep + 1)) <= now then
-    return {0, 'PASS_INVALID'}
+  if string.sub(pass, 1, sep - 1) ~= user then
+    return {0, 'PASS_INVALID', 'other_user'}
+  end
+  if tonumber(string.sub(pass, sep + 1)) <= now then
+    return {0, 'PASS_INVALID', 'expired'}
   end
 end
 

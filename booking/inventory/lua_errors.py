@@ -21,6 +21,16 @@ def _sold_out(detail: str | None) -> errors.BookingError:
     return errors.SoldOutError("sold out" if left == 0 else f"only {left} left")
 
 
+# Why a pass was refused, in the words of the answer's `detail` (the code stays one).
+_PASS_INVALID = {
+    "unknown": "The queue pass is unknown: never issued, already used for a hold, or lapsed",
+    "not_ours": "The queue pass is not one this service issued",
+    "other_event": "The queue pass is for another event",
+    "other_user": "The queue pass was issued to another user",
+    "expired": "The queue pass has expired: join the queue again",
+}
+
+
 ERRORS: dict[str, Callable[[str | None], errors.BookingError]] = {
     "SOLD_OUT": _sold_out,
     "SEAT_UNAVAILABLE": lambda d: errors.SeatUnavailableError(
@@ -37,7 +47,7 @@ ERRORS: dict[str, Callable[[str | None], errors.BookingError]] = {
         "quantity", "must be an integer >= 1"
     ),
     "PASS_REQUIRED": lambda d: errors.QueuePassRequiredError(),
-    "PASS_INVALID": lambda d: errors.QueuePassInvalidError(),
+    "PASS_INVALID": lambda d: errors.QueuePassInvalidError(_PASS_INVALID.get(d or "")),
     "IDEMPOTENCY_KEY_REUSED": lambda d: errors.IdempotencyKeyReusedError(),
     "IDEMPOTENCY_IN_FLIGHT": lambda d: errors.IdempotencyInFlightError(),
     "RESERVATION_EXPIRED": lambda d: errors.ReservationExpiredError(),

@@ -12,9 +12,10 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-# Handed to the reserve script in place of a pass that failed here, so the script answers
-# PASS_INVALID when the event's queue is on and ignores it when the queue is off.
-REJECTED_PASS = "!rejected"
+# Handed to the reserve script in place of a pass that failed here (followed by why), so the
+# script answers PASS_INVALID with that reason when the event's queue is on and ignores it when
+# the queue is off.
+REJECTED_PASS = "!rejected:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +45,22 @@ def sign_pass(secret: str, queue_pass: QueuePass) -> str:
     return f"{_b64(payload)}.{_b64(_signature(secret, payload))}"
 
 
-def verify_pass(secret: str, token: str, *, event_id: str, user_id: str, now_ms: int) -> str | None:
-    """The pass id when the token is ours, for this event and user, and unexpired; else None."""
+def verify_pass(secret: str, token: str, *, event_id: str, user_id: str, now_ms: int) -> str:
+    """The pass id when the token is ours, for this event and user, and unexpired; else
+    REJECTED_PASS and why: `not_ours`, `other_event`, `other_user` or `expired`."""
     try:
         payload_text, signature_text = token.split(".", 1)
         payload = _unb64(payload_text)
         signature = _unb64(signature_text)
         if not hmac.compare_digest(signature, _signature(secret, payload)):
-            return None
+            return REJECTED_PASS + "not_ours"
         pass_event, pass_user, pass_id, expires = payload.decode().split("|")
-        if pass_event != event_id or pass_user != user_id or int(expires) <= now_ms:
-            return None
+        if pass_event != event_id:
+            return REJECTED_PASS + "other_event"
+        if pass_user != user_id:
+            return REJECTED_PASS + "other_user"
+        if int(expires) <= now_ms:
+            return REJECTED_PASS + "expired"
         return pass_id
     except (ValueError, UnicodeDecodeError):
-        return None
+        return REJECTED_PASS + "not_ours"

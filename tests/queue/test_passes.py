@@ -53,22 +53,24 @@ async def test_every_rejection_answers_its_code(
 
     missing = await reserve(client, owner, event, None)
     assert (missing.status_code, missing.json()["code"]) == (403, "queue_pass_required")
-    for name, headers, candidate in [
-        ("forged", owner, _tampered(token)),
-        ("foreign key", owner, wrong_key),
-        ("garbage", owner, "not-a-pass"),
-        ("expired", owner, lapsed),
-        ("never issued", owner, unknown),
-        ("another user's", stranger, token),
-        ("another event's", owner, elsewhere),
+    for name, headers, candidate, why in [
+        ("forged", owner, _tampered(token), "not one this service issued"),
+        ("foreign key", owner, wrong_key, "not one this service issued"),
+        ("garbage", owner, "not-a-pass", "not one this service issued"),
+        ("expired", owner, lapsed, "has expired"),
+        ("never issued", owner, unknown, "is unknown"),
+        ("another user's", stranger, token, "issued to another user"),
+        ("another event's", owner, elsewhere, "for another event"),
     ]:
         answer = await reserve(client, headers, event, candidate)
         assert (answer.status_code, answer.json()["code"]) == (403, "queue_pass_invalid"), name
+        assert why in answer.json()["detail"], (name, answer.json())
 
     first = await reserve(client, owner, event, token)
     assert first.status_code == 201, first.text
     reused = await reserve(client, owner, event, token)
     assert (reused.status_code, reused.json()["code"]) == (403, "queue_pass_invalid")
+    assert "already used" in reused.json()["detail"]
     # the other event's pass still works there (bound to its own event only)
     there = await reserve(client, owner, other_event, elsewhere)
     assert there.status_code == 201, there.text

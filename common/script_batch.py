@@ -1,12 +1,14 @@
-"""Lua scripts run through one pipeline per event-loop turn (gateway rate limits, booking's
-inventory and queue scripts), on a single Redis or on a Redis Cluster."""
+"""Lua scripts run in batches of one event-loop turn (gateway rate limits, booking's inventory,
+queue and waitlist scripts): `script_runner` picks the lean wire on a plain TCP node
+(common/script_wire.py) and redis-py's pipelines elsewhere (`ScriptBatcher`: a Redis Cluster,
+TLS, a unix socket)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -22,11 +24,28 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.redis_client import RedisClient
+from common.script_wire import WireScript, node_address
+from common.turn_batch import Call, TurnBatcher
 
-_Call = tuple[Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
+
+class ScriptRunner(Protocol):
+    async def load(self) -> None: ...
+
+    async def run(self, keys: Sequence[Any], args: Sequence[Any]) -> Any: ...
+
+    async def aclose(self) -> None: ...
 
 
-class ScriptBatcher:
+def script_runner(redis: RedisClient, source: str) -> ScriptRunner:
+    """How `source` runs on `redis`: over the lean wire when it is one plain TCP node (with the
+    client's address, credentials, db and timeouts), else through redis-py."""
+    address = node_address(redis) if isinstance(redis, Redis) else None
+    if address is None:
+        return ScriptBatcher(redis, source)
+    return WireScript(source, **address)
+
+
+class ScriptBatcher(TurnBatcher):
     """Runs a Lua script, coalescing the calls made in one event-loop turn into one pipeline.
 
     Under load many requests run the same script in the same turn; one pipeline for all of them
@@ -43,34 +62,25 @@ class ScriptBatcher:
     """
 
     def __init__(self, redis: RedisClient, source: str) -> None:
+        super().__init__()
         self._redis = redis
         self._nodes: dict[str, Redis] = {}  # cluster only: one plain client per primary
         self._stale_map = False
         self._refreshing = asyncio.Lock()
         self.source = source
         self._sha = hashlib.sha1(source.encode()).hexdigest()
-        self._pending: list[_Call] = []
         self._running: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
         """SCRIPT LOAD (at start-up, so a syntax error fails there and not mid-sale)."""
         await self._redis.script_load(self.source)
 
-    async def run(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append((keys, args, future))
-        return await future
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+    def _flush(self, batch: list[Call]) -> None:
         task = asyncio.ensure_future(self._execute(batch))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _execute(self, batch: list[_Call]) -> None:
+    async def _execute(self, batch: list[Call]) -> None:
         try:
             results = await self._pipeline(batch)
             unloaded = [n for n, result in enumerate(results) if isinstance(result, NoScriptError)]
@@ -80,9 +90,7 @@ class ScriptBatcher:
                 for n, result in zip(unloaded, again, strict=True):
                     results[n] = result
         except Exception as exc:
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            self.fail(batch, exc)
             return
         for (*_, future), result in zip(batch, results, strict=True):
             if future.done():
@@ -92,18 +100,18 @@ class ScriptBatcher:
             else:
                 future.set_result(result)
 
-    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+    async def _pipeline(self, batch: list[Call]) -> list[Any]:
         if isinstance(self._redis, RedisCluster):
             return await self._cluster_pipeline(self._redis, batch)
         return await self._node_pipeline(self._redis, batch)
 
-    async def _node_pipeline(self, redis: Redis, batch: list[_Call]) -> list[Any]:
+    async def _node_pipeline(self, redis: Redis, batch: list[Call]) -> list[Any]:
         async with redis.pipeline(transaction=False) as pipe:
             for keys, args, _future in batch:
                 pipe.evalsha(self._sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
 
-    async def _cluster_pipeline(self, cluster: RedisCluster, batch: list[_Call]) -> list[Any]:
+    async def _cluster_pipeline(self, cluster: RedisCluster, batch: list[Call]) -> list[Any]:
         await cluster.initialize()
         if self._stale_map:
             async with self._refreshing:
@@ -133,7 +141,7 @@ class ScriptBatcher:
         return results
 
     async def _node_pipeline_or_errors(
-        self, cluster: RedisCluster, name: str, batch: list[_Call], *, asking: bool = False
+        self, cluster: RedisCluster, name: str, batch: list[Call], *, asking: bool = False
     ) -> list[Any]:
         try:
             client = self._node(cluster, name)
@@ -153,7 +161,7 @@ class ScriptBatcher:
             return [exc] * len(batch)
 
     async def _follow(
-        self, cluster: RedisCluster, calls: list[_Call], answers: list[Any]
+        self, cluster: RedisCluster, calls: list[Call], answers: list[Any]
     ) -> list[Any]:
         """Sends turned-away calls again where the cluster says, round by round (each round
         one pipeline per destination), until they run: MOVED (the slot has a new owner: the

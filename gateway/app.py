@@ -150,7 +150,6 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
             auth_per_ip=settings.auth_per_ip,
             metrics=metrics,
             prefix=settings.rate_limit_prefix,
-            timeout_s=REDIS_TIMEOUT_S,
         )
         upstreams = Upstreams(
             settings.upstreams, timeout_s=settings.upstream_timeout_s, metrics=metrics

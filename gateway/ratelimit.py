@@ -20,16 +20,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 import lua
 from common.redis_client import RedisClient
-from common.script_batch import ScriptBatcher
+from common.script_batch import script_runner
 from gateway.metrics import GatewayMetrics
 from gateway.routes import AUTH_GROUP
-from gateway.script_wire import WireScript, node_address
 from gateway.settings import Budget
 
 logger = logging.getLogger(__name__)
@@ -87,17 +85,10 @@ class RateLimiter:
         auth_per_ip: Budget,
         metrics: GatewayMetrics,
         prefix: str = "rl:",
-        timeout_s: float,
     ) -> None:
         self._redis = redis
-        source = lua.source(SCRIPT_NAME)
-        address = node_address(redis) if isinstance(redis, Redis) else None
-        # A plain TCP node: the lean path (gateway/script_wire.py); else redis-py's.
-        self._script: ScriptBatcher | WireScript = (
-            ScriptBatcher(redis, source)
-            if address is None
-            else WireScript(source, **address, timeout_s=timeout_s)
-        )
+        # The client's timeouts bound each call (gateway/app.py keeps them short).
+        self._script = script_runner(redis, lua.source(SCRIPT_NAME))
         self._one_slot_per_call = isinstance(redis, RedisCluster)
         self._per_ip = per_ip
         self._per_user = per_user
@@ -109,7 +100,7 @@ class RateLimiter:
     async def load_script(self) -> None:
         """Load the script at start-up so a syntax error fails fast; Redis down is tolerated."""
         try:
-            await self._redis.script_load(self._script.source)
+            await self._script.load()
         except ResponseError:
             raise
         except (RedisError, RedisClusterException, OSError) as exc:

@@ -180,4 +180,5 @@ async def booking_parts(redis_url: str, clean_db: Any) -> AsyncIterator[Any]:
         )
     finally:
         await writer.stop()
+        await scripts.aclose()
         await client.aclose()

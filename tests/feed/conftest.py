@@ -67,10 +67,11 @@ def settings(service_env: dict[str, str], feed_database_url: str, feed_pool: Any
 
 
 @pytest.fixture(scope="session")
-async def feed_scripts(redis: aioredis.Redis) -> Scripts:
+async def feed_scripts(redis: aioredis.Redis) -> AsyncIterator[Scripts]:
     loaded = Scripts(redis)
     await loaded.load()
-    return loaded
+    yield loaded
+    await loaded.aclose()
 
 
 @pytest.fixture

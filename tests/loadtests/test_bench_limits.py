@@ -31,6 +31,7 @@ async def event(redis_url: str) -> AsyncIterator[tuple[str, str, Scripts]]:
         from booking.inventory.keys import event_keys
 
         await client.delete(*event_keys(event_id).stored())
+        await scripts.aclose()
         await client.aclose()
 
 

@@ -125,8 +125,8 @@ async def test_a_payment_the_provider_never_accepted_keeps_its_hold_until_the_de
             uuid.UUID(booking["booking_id"]),
         )
         client = aioredis.Redis.from_url(redis_url)
+        scripts = Scripts(client)
         try:
-            scripts = Scripts(client)
             await scripts.load()
             async with stripe_workers(rig, stripe):
                 # Many SAGA_TIMEOUT_S later, well before the deadline: still paying.
@@ -139,6 +139,7 @@ async def test_a_payment_the_provider_never_accepted_keeps_its_hold_until_the_de
                 assert await rig.booking_status(booking["booking_id"]) == "RESERVED"
                 await wait_for(lambda: _saga_is(rig, payment_id, "COMPENSATED"), within=30)
         finally:
+            await scripts.aclose()
             await client.aclose()
     assert await rig.payment_status(payment_id) == "FAILED"
     failed_at = await rig.pool.fetchval(

@@ -221,9 +221,11 @@ async def test_crash_between_redis_and_postgres_confirm_is_finished_on_redeliver
     payment_id = (await rig.pay(buyer, booking["booking_id"])).json()["payment_id"]
     # The step already ran Redis's confirm, then died before PostgreSQL.
     client = aioredis.Redis.from_url(redis_url)
+    scripts = Scripts(client)
     try:
-        first = await Scripts(client).confirm(event["event_id"], booking["booking_id"])
+        first = await scripts.confirm(event["event_id"], booking["booking_id"])
     finally:
+        await scripts.aclose()
         await client.aclose()
     assert not first.already_confirmed
     await rig.deliver(*await rig.signed_webhook(payment_id))

@@ -37,6 +37,7 @@ async def test_look_many_reads_every_kind_of_user(redis: Any) -> None:
         )
     finally:
         await redis.delete(*keys.stored())
+        await store.aclose()
     assert outflow == Outflow(rate=2.5, release_per_tick=7, tick_ms=500, sold_out=False)
     assert placements == [
         Placement("waiting", position=4),  # behind the 2 of the pre-queue
@@ -51,6 +52,9 @@ async def test_look_many_reads_every_kind_of_user(redis: Any) -> None:
 
 async def test_look_on_an_unknown_queue_gives_defaults(redis: Any) -> None:
     store = QueueStore(redis)
-    placement, outflow = await store.look(str(uuid.uuid4()), "nobody", NOW)
+    try:
+        placement, outflow = await store.look(str(uuid.uuid4()), "nobody", NOW)
+    finally:
+        await store.aclose()
     assert placement is None
     assert outflow == Outflow(rate=0.0, release_per_tick=1, tick_ms=1000, sold_out=False)

@@ -1,4 +1,5 @@
-"""gateway/script_wire.py on real Redis: the rate limiter's lean single-node script path."""
+"""common/script_wire.py on real Redis: the lean single-node path every script takes (rate
+limits, inventory, queue, waitlist), and `script_runner` choosing it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.script_wire import WireScript, encode_command, node_address
+from common.script_batch import ScriptBatcher, script_runner
+from common.script_wire import DEFAULT_TIMEOUT_S, WireScript, encode_command, node_address
 
 ECHO = "return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}"
 BOOM = "if ARGV[1] == 'boom' then return redis.error_reply('BOOM') end return 1"
@@ -26,7 +28,7 @@ def wire_for(redis_url: str, source: str, *, timeout_s: float = 1.0, db: int | N
     assert address is not None
     if db is not None:
         address["db"] = db
-    return WireScript(source, **address, timeout_s=timeout_s)
+    return WireScript(source, **{**address, "timeout_s": timeout_s})
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ async def test_the_configured_db_is_selected(redis_url: str, unique: str) -> Non
     wire = wire_for(redis_url, "return redis.call('SET', KEYS[1], 'x', 'EX', 60)", db=other_db)
     address = node_address(base)
     assert address is not None
-    other = aioredis.Redis(**{**address, "db": other_db})
+    other = aioredis.Redis(host=address["host"], port=address["port"], db=other_db)
     try:
         assert await wire.run([key], []) == b"OK"
         assert await other.exists(key) == 1
@@ -160,7 +162,49 @@ def test_tls_and_unix_socket_clients_keep_redis_py() -> None:
         "db": 4,
         "username": "u",
         "password": "p",
+        "timeout_s": DEFAULT_TIMEOUT_S,
+        "connect_timeout_s": DEFAULT_TIMEOUT_S,
     }
+    timed = aioredis.Redis.from_url(
+        "redis://127.0.0.1:6390", socket_timeout=0.25, socket_connect_timeout=2
+    )
+    assert node_address(timed) == {
+        "host": "127.0.0.1",
+        "port": 6390,
+        "db": 0,
+        "username": None,
+        "password": None,
+        "timeout_s": 0.25,
+        "connect_timeout_s": 2.0,
+    }
+
+
+def test_script_runner_takes_the_wire_on_a_plain_node_only() -> None:
+    assert isinstance(
+        script_runner(aioredis.Redis.from_url("redis://127.0.0.1:6390"), ECHO), WireScript
+    )
+    tls = aioredis.Redis.from_url("rediss://127.0.0.1:6380/0")
+    assert isinstance(script_runner(tls, ECHO), ScriptBatcher)
+
+
+async def test_load_puts_the_script_in_redis_and_refuses_a_broken_one(
+    redis_url: str, redis: aioredis.Redis, fresh_source: str
+) -> None:
+    sha = hashlib.sha1(fresh_source.encode()).hexdigest()
+    wire = wire_for(redis_url, fresh_source)
+    broken = wire_for(redis_url, "return {")
+    try:
+        assert await redis.script_exists(sha) == [False]
+        await wire.load()
+        assert await redis.script_exists(sha) == [True]
+        assert len(wire._idle) == 1  # the connection it loaded with serves the calls
+        assert await wire.run(["k"], ["v", 1]) == [b"k", b"v", 2]
+        with pytest.raises(ResponseError):
+            await broken.load()
+        assert broken._idle == []
+    finally:
+        await wire.aclose()
+        await broken.aclose()
 
 
 def test_cached_encoding_is_the_plain_encoding() -> None:

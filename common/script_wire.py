@@ -1,18 +1,20 @@
-"""The rate limiter's script calls on a single Redis node, spoken in RESP directly.
+"""Lua scripts on a single Redis node, spoken in RESP directly: the path every script of the
+gateway and the booking service takes on a plain TCP node (`common.script_batch.script_runner`
+picks it; a cluster, TLS or a unix socket keep redis-py's, `ScriptBatcher`).
 
 Why not redis-py here: profiled under `make bench`, its pipeline (command packing, the
 retry wrapper, per-command response parsing, a task per batch) was ~20 % of the gateway's CPU
-per request for one call of one script. The calls of one event-loop turn are written as one
-buffer of EVALSHAs to one connection, parsed by `hiredis.Reader`, and each caller's future is
-resolved from `data_received`: no task and no await per batch. Each call is still its own
-atomic script; a batch holds its connection until its last answer, so batches in flight at
-once use connections of their own. A script Redis lost (restart, SCRIPT FLUSH) is sent again
-as EVAL for the calls that did not run.
+per request for one call of one script, and ~15 % of the booking service's per reserve. The
+calls of one event-loop turn are written as one buffer of EVALSHAs to one connection, parsed by
+`hiredis.Reader`, and each caller's future is resolved from `data_received`: no task and no
+await per batch. Each call is still its own atomic script; a batch holds its connection until
+its last answer, so batches in flight at once use connections of their own. A script Redis
+lost (restart, SCRIPT FLUSH) is sent again as EVAL for the calls that did not run.
 
-Errors take redis-py's classes (the limiter fails open on `RedisError`): a call Redis refused
-gets its `ResponseError`; a connection that fails, closes or stays silent past `timeout_s`
-fails every call of its batch (they may have run, as with a pipeline) and is dropped.
-On a cluster the limiter keeps `common.script_batch.ScriptBatcher`, which routes by slot.
+Errors take redis-py's classes (`RedisError`): a call Redis refused gets its `ResponseError`; a
+connection that fails, closes or stays silent past `timeout_s` fails every call of its batch
+(they may have run, as with a pipeline) and is dropped. Unlike redis-py's pipeline, a batch is
+never sent twice by itself: a script that may have run is not run again behind the caller's back.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from common.turn_batch import Call, TurnBatcher
+
 _ENCODED_MAX = 1024
-_Call = tuple[Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
+# Without a socket timeout on the client: how long a batch or a connect may take.
+DEFAULT_TIMEOUT_S = 10.0
 # Called once with every answer of a batch, in order, or with the error that ended it.
 _Done = Callable[[list[Any] | Exception], None]
 
@@ -113,25 +118,28 @@ class _Connection(asyncio.Protocol):
 
 
 def node_address(redis: Redis) -> dict[str, Any] | None:
-    """Where a plain TCP client connects (host, port, db, credentials); None for anything else
-    (TLS, a unix socket), which keeps the redis-py path."""
+    """Where a plain TCP client connects (host, port, db, credentials) and its timeouts; None
+    for anything else (TLS, a unix socket), which keeps the redis-py path."""
     pool = redis.connection_pool
     if pool.connection_class is not Connection:
         return None
     options = pool.connection_kwargs
+    timeout_s = options.get("socket_timeout") or DEFAULT_TIMEOUT_S
     return {
         "host": options.get("host", "localhost"),
         "port": int(options.get("port", 6379)),
         "db": int(options.get("db", 0) or 0),
         "username": options.get("username"),
         "password": options.get("password"),
+        "timeout_s": float(timeout_s),
+        "connect_timeout_s": float(options.get("socket_connect_timeout") or timeout_s),
     }
 
 
-class WireScript:
+class WireScript(TurnBatcher):
     """Runs one Lua script on one Redis node: the calls of one loop turn share one write.
-    `run` has the signature of `ScriptBatcher.run`; answers come as hiredis gives them
-    (bulk strings as bytes, integers as int)."""
+    Answers come as hiredis gives them (bulk strings as bytes, integers as int), as redis-py
+    gives them without `decode_responses`."""
 
     def __init__(
         self,
@@ -143,11 +151,14 @@ class WireScript:
         username: str | None = None,
         password: str | None = None,
         timeout_s: float,
+        connect_timeout_s: float | None = None,
     ) -> None:
+        super().__init__()
         self.source = source
         self._sha = hashlib.sha1(source.encode()).hexdigest()
         self._host, self._port = host, port
         self._timeout_s = timeout_s
+        self._connect_timeout_s = timeout_s if connect_timeout_s is None else connect_timeout_s
         handshake: list[bytes] = []
         if password is not None:
             auth = (username, password) if username else (password,)
@@ -161,19 +172,21 @@ class WireScript:
         self._encoded_args: dict[tuple[Any, ...], bytes] = {}
         self._heads: dict[tuple[str, int, int], bytes] = {}
         self._idle: list[_Connection] = []
-        self._pending: list[_Call] = []
         self._connecting: set[asyncio.Task[None]] = set()
 
-    async def run(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append((keys, args, future))
-        return await future
+    async def load(self) -> None:
+        """SCRIPT LOAD (at start-up, so a syntax error fails there and not mid-sale)."""
+        connection = await self._connect()
+        loaded: asyncio.Future[list[Any] | Exception] = asyncio.get_running_loop().create_future()
+        connection.send(encode_command("SCRIPT", "LOAD", self.source), 1, loaded.set_result)
+        outcome = await loaded
+        answer = outcome if isinstance(outcome, Exception) else outcome[0]
+        if isinstance(answer, Exception):
+            connection.close()
+            raise answer
+        self._idle.append(connection)
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+    def _flush(self, batch: list[Call]) -> None:
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed:
@@ -183,11 +196,11 @@ class WireScript:
         self._connecting.add(task)
         task.add_done_callback(self._connecting.discard)
 
-    async def _connect_and_send(self, batch: list[_Call]) -> None:
+    async def _connect_and_send(self, batch: list[Call]) -> None:
         try:
             connection = await self._connect()
         except Exception as exc:
-            self._fail(batch, exc)
+            self.fail(batch, exc)
             return
         self._send(connection, batch, "EVALSHA", self._sha)
 
@@ -195,7 +208,7 @@ class WireScript:
         loop = asyncio.get_running_loop()
         connection: _Connection | None = None
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(self._connect_timeout_s):
                 _, connection = await loop.create_connection(
                     lambda: _Connection(loop, self._timeout_s), self._host, self._port
                 )
@@ -217,7 +230,9 @@ class WireScript:
             if connection is not None:
                 connection.close()
             if isinstance(exc, TimeoutError):
-                raise RedisTimeoutError(f"no connection to Redis in {self._timeout_s} s") from exc
+                raise RedisTimeoutError(
+                    f"no connection to Redis in {self._connect_timeout_s} s"
+                ) from exc
             if isinstance(exc, OSError):
                 raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
             raise
@@ -238,12 +253,12 @@ class WireScript:
             self._heads[shape] = head
         return b"".join([head, *[_bulk(key) for key in keys], tail])
 
-    def _send(self, connection: _Connection, batch: list[_Call], verb: str, script: str) -> None:
+    def _send(self, connection: _Connection, batch: list[Call], verb: str, script: str) -> None:
         data = b"".join([self._encode(verb, script, keys, args) for keys, args, _ in batch])
 
         def done(outcome: list[Any] | Exception) -> None:
             if isinstance(outcome, Exception):
-                self._fail(batch, outcome)
+                self.fail(batch, outcome)
                 return
             unloaded = [
                 n
@@ -263,12 +278,6 @@ class WireScript:
                 self._idle.append(connection)
 
         connection.send(data, len(batch), done)
-
-    @staticmethod
-    def _fail(batch: list[_Call], error: Exception) -> None:
-        for *_, future in batch:
-            if not future.done():
-                future.set_exception(error)
 
     async def aclose(self) -> None:
         for task in tuple(self._connecting):

@@ -85,6 +85,50 @@ async def test_oversell_is_refused_with_sold_out(clean_db: Any) -> None:
         await writer.stop()
 
 
+async def test_a_hold_refused_while_a_lapse_is_recorded_commits_once_it_is(
+    clean_db: Any,
+) -> None:
+    """Seat-release ends a lapsed hold in Redis first and in PostgreSQL a moment later; a reserve
+    that takes the freed seats in between must not be told "sold out". Without the late retry
+    this write is refused with SoldOutError (zones_no_oversell)."""
+    from booking.bookings import record_ended
+
+    event, _ = await _event(clean_db)
+    ga, seated = event.zones  # GA capacity 3; seats A1, A2
+    committed: list[list[str]] = []
+    writer = await _writer(clean_db, committed)
+    lapsed_ga = _hold(event, ga, await _buyer(clean_db), 2)
+    lapsed_seat = _hold(event, seated, await _buyer(clean_db), 1, ("A1",))
+    try:
+        await writer.write(lapsed_ga)
+        await writer.write(lapsed_seat)
+        ids = [lapsed_ga.booking.booking_id, lapsed_seat.booking.booking_id]
+
+        async def record_the_lapse_late() -> None:
+            await asyncio.sleep(0.15)
+            await record_ended(clean_db, ids, status="EXPIRED")
+
+        recorder = asyncio.create_task(record_the_lapse_late())
+        fresh_ga = _hold(event, ga, await _buyer(clean_db), 2)
+        fresh_seat = _hold(event, seated, await _buyer(clean_db), 1, ("A1",))
+        bystander = _hold(event, seated, await _buyer(clean_db), 1, ("A2",))
+        started = asyncio.get_running_loop().time()
+        results = await asyncio.gather(
+            writer.write(fresh_ga), writer.write(fresh_seat), writer.write(bystander)
+        )
+        await recorder
+    finally:
+        await writer.stop()
+    assert results == [None, None, None]
+    assert asyncio.get_running_loop().time() - started < 2.0
+    assert sorted(committed[-1]) == sorted(
+        [fresh_ga.booking.booking_id, fresh_seat.booking.booking_id]
+    )
+    assert bystander.booking.booking_id in committed[-2]  # answered without waiting for them
+    held = await clean_db.fetchval("SELECT held FROM zones WHERE zone_id = $1::uuid", ga.zone_id)
+    assert held == 2
+
+
 async def test_a_database_outage_fails_the_batch_at_once_and_writes_resume_after(
     clean_db: Any, migrated_database: str
 ) -> None:

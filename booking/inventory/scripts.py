@@ -6,6 +6,7 @@ class mapped in `ERRORS`. Time is passed in (`now_ms`), defaulting to the inject
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -47,6 +48,7 @@ INVENTORY_SCRIPT_NAMES = (
     "suspend",
     "unsuspend",
     "sold_out_look",
+    "mark_durable",
 )
 SCRIPT_NAMES = (*INVENTORY_SCRIPT_NAMES, *WAITLIST_SCRIPT_NAMES)
 RunnerFactory = Callable[[RedisClient, str], ScriptRunner]
@@ -114,6 +116,7 @@ class Scripts:
         self._suspend = self._register("suspend")
         self._unsuspend = self._register("unsuspend")
         self._sold_out_look = self._register("sold_out_look")
+        self._mark_durable = self._register("mark_durable")
         self.waitlist = WaitlistScripts(redis, self._register, clock)
 
     def _register(self, name: str) -> TimedScript:
@@ -313,14 +316,20 @@ class Scripts:
 
     async def mark_durable(self, event_id: str, booking_id: str) -> None:
         """The hold is committed in PostgreSQL: idempotent replays may now answer it."""
-        await self._redis.hdel(event_keys(event_id).pending, booking_id)
+        await self.mark_all_durable([(event_id, booking_id)])
 
     async def mark_all_durable(self, holds: Sequence[tuple[str, str]]) -> None:
-        """`mark_durable` for many (event_id, booking_id) pairs in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
+        """`mark_durable` for many (event_id, booking_id) pairs: one script call per event,
+        the calls of one loop turn in one write (lua/mark_durable.lua)."""
+        by_event: dict[str, list[str]] = {}
         for event_id, booking_id in holds:
-            pipe.hdel(event_keys(event_id).pending, booking_id)
-        await pipe.execute()
+            by_event.setdefault(event_id, []).append(booking_id)
+        await asyncio.gather(
+            *(
+                self._mark_durable(keys=script_keys(event_id), args=booking_ids)
+                for event_id, booking_ids in by_event.items()
+            )
+        )
 
     async def availability(self, event_id: str) -> dict[str, ZoneAvailability]:
         """Per-zone counters (one HGETALL); empty when the event has no inventory."""

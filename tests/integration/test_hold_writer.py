@@ -119,7 +119,7 @@ async def test_a_hold_refused_while_a_lapse_is_recorded_commits_once_it_is(
         await recorder
     finally:
         await writer.stop()
-    assert results == [None, None, None]
+    assert list(results) == [None, None, None]
     assert asyncio.get_running_loop().time() - started < 2.0
     assert sorted(committed[-1]) == sorted(
         [fresh_ga.booking.booking_id, fresh_seat.booking.booking_id]

@@ -3,7 +3,10 @@
 
 -- Frees the hold's seats (those it still owns), moves qty from `counter` (held | sold) back
 -- (`put_back`: on sale, or withheld for the waitlist), drops the user's count, forgets an
--- unacknowledged hold's idempotency entry, and stores the record with its final status.
+-- unacknowledged hold's idempotency entry and gives back the queue pass it consumed (unless
+-- that pass has expired meanwhile: the buyer was never told the hold existed, so the pass must
+-- work for their next try, as a refused reserve keeps it), and stores the record with its
+-- final status.
 -- Returns the zone's available count, whether the hold was still pending (never
 -- acknowledged), the stored JSON, and whether the seats were withheld.
 local function give_back(booking_id, hold, counter, final_status, now)
@@ -27,6 +30,14 @@ local function give_back(booking_id, hold, counter, final_status, now)
   if was_pending == 1 and hold.idem ~= '' then
     -- never acknowledged (not durable): a retry with the same key must start afresh
     redis.call('HDEL', IDEM, hold.user .. ':' .. hold.idem)
+  end
+  if was_pending == 1 and hold.pass then
+    local sep = string.find(hold.pass, '|', 1, true)
+    local expires = tonumber(string.sub(hold.pass, sep + 1))
+    if expires > now then
+      redis.call('HSET', PASSES, hold.pass_id, hold.pass)
+      redis.call('ZADD', PASSES_ACTIVE, expires, hold.pass_id)
+    end
   end
   hold.status = final_status
   hold.ended_ms = now

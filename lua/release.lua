@@ -29,7 +29,8 @@ Effects: seats -> free ("" in `seats` when still owned by this booking), held (o
   SEAT_AVAILABLE.
   Idempotency: a durable booking keeps its `idem` entry (a retry answers this record); a hold
   still in `pending` was never acknowledged (e.g. its PostgreSQL write failed), so its `idem`
-  entry is dropped and a retry with the same key reserves afresh.
+  entry is dropped and a retry with the same key reserves afresh, and the queue pass it
+  consumed is put back (unless expired) so the buyer's next try can use it.
 ]]
 --@include _event_keys
 --@include _withhold

@@ -51,8 +51,9 @@ Check order, and why:
   keeps the pass, so a buyer can pick other seats with it.
   With queue_enabled = 0 the pass argument is ignored and nothing is consumed.
   The offer, like the pass, is checked at 5 and consumed only with the write.
-Effects: hold record (RESERVED), expiry index, zone + total counters, user count, pending,
-  idem, seat owners; PUBLISH SEAT_RESERVED. With an offer: withheld + offered -> held, the
+Effects: hold record (RESERVED; with the consumed pass's id and record, which a release of the
+  hold while still pending puts back: lua/_give_back.lua), expiry index, zone + total counters,
+  user count, pending, idem, seat owners; PUBLISH SEAT_RESERVED. With an offer: withheld + offered -> held, the
   offer TAKEN (kept until PostgreSQL records it), the waitlist entry gone.
 ]]
 --@include _event_keys
@@ -160,6 +161,7 @@ if offer_id ~= '' then
   end
 end
 local pass_needed = meta[4] == '1' and not offer
+local pass = nil
 if pass_needed then
   if pass_id == '' then
     return {0, 'PASS_REQUIRED'}
@@ -167,7 +169,7 @@ if pass_needed then
   if string.sub(pass_id, 1, 10) == '!rejected:' then
     return {0, 'PASS_INVALID', string.sub(pass_id, 11)}
   end
-  local pass = redis.call('HGET', PASSES, pass_id)
+  pass = redis.call('HGET', PASSES, pass_id)
   if not pass then
     return {0, 'PASS_INVALID', 'unknown'}
   end
@@ -236,6 +238,10 @@ local hold = {
 }
 if labels then
   hold.seats = labels
+end
+if pass_needed then
+  -- kept so that a hold never acknowledged (PostgreSQL refused or failed it) gives it back
+  hold.pass_id, hold.pass = pass_id, pass
 end
 local hold_json = cjson.encode(hold)
 redis.call('HSET', HOLDS, booking_id, hold_json)

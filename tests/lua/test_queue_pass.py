@@ -59,6 +59,44 @@ async def test_refused_reservation_keeps_the_pass(
     assert retry.hold.seats == ("A2",)
 
 
+async def test_a_hold_never_acknowledged_gives_its_pass_back(
+    scripts: Scripts, redis: aioredis.Redis, queued_event: str
+) -> None:
+    """PostgreSQL refused the hold (or was down): the booking service releases it while it is
+    still pending, and the buyer, who was told no, can try again with the same pass."""
+    keys = event_keys(queued_event)
+    refused = await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
+    assert await redis.hget(keys.passes, "pass-u1") is None
+    await scripts.release(queued_event, refused.hold.booking_id, reason="CANCELLED", now_ms=NOW)
+    assert await redis.hget(keys.passes, "pass-u1") == f"u1|{NOW + 60_000}"
+    assert await redis.zscore(keys.passes_active, "pass-u1") == NOW + 60_000
+    again = await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
+    assert again.hold.status == "RESERVED"
+
+
+async def test_an_acknowledged_hold_keeps_its_pass_spent(
+    scripts: Scripts, redis: aioredis.Redis, queued_event: str
+) -> None:
+    keys = event_keys(queued_event)
+    held = await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
+    await scripts.mark_durable(queued_event, held.hold.booking_id)
+    await scripts.release(queued_event, held.hold.booking_id, reason="CANCELLED", now_ms=NOW)
+    assert await redis.hget(keys.passes, "pass-u1") is None
+    with pytest.raises(errors.QueuePassInvalidError):
+        await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
+
+
+async def test_an_expired_pass_is_not_given_back(
+    scripts: Scripts, redis: aioredis.Redis, queued_event: str
+) -> None:
+    keys = event_keys(queued_event)
+    refused = await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
+    later = NOW + 60_000
+    await scripts.release(queued_event, refused.hold.booking_id, reason="CANCELLED", now_ms=later)
+    assert await redis.hget(keys.passes, "pass-u1") is None
+    assert await redis.zscore(keys.passes_active, "pass-u1") is None
+
+
 async def test_replay_after_the_pass_was_consumed(scripts: Scripts, queued_event: str) -> None:
     request: dict[str, Any] = {
         "quantity": 1,

@@ -286,7 +286,7 @@ OPERATIONS: list[Operation] = [
     Operation(
         "post", "/events/{event_id}/seats/suspend", "suspendSeats",
         "Take free seats out of sale (organizer, admin)", 200, schemas.SuspendBody,
-        responses.SuspendResult, problems=("seat_unavailable",),
+        responses.SuspendResult, problems=("seat_unavailable", "invalid_state"),
     ),
     Operation(
         "post", "/events/{event_id}/seats/unsuspend", "unsuspendSeats",

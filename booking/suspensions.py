@@ -57,6 +57,10 @@ class Suspensions:
             raise NotFoundError("no such event")
         if not may_manage(identity, event):
             raise ForbiddenError("only the event's organizer or an admin may suspend its seats")
+        if event.status == "draft":
+            # Nothing is on sale yet and Redis holds no inventory for it (publishing loads it,
+            # without suspensions): there is nothing to take out of sale.
+            raise InvalidStateError("the event is a draft: publish it before suspending seats")
         zone = event.zone(request.zone_id)
         if zone is None:
             raise InvalidRequestError.field("zone_id", "not a zone of this event")

@@ -202,3 +202,28 @@ async def test_only_its_managers_and_well_formed_requests(
         f"{API}/events/{uuid.uuid4()}/seats/suspend", json=body, headers=admin
     )
     assert unknown.status_code == 404
+
+
+async def test_a_draft_has_no_seats_on_sale_to_suspend(
+    client: httpx.AsyncClient, make_user: Any, clean_db: Any
+) -> None:
+    """Found by the contract run: an admin suspending seats of an unpublished event got 503
+    (no inventory in Redis). It is 409 invalid_state, and nothing changes in PostgreSQL."""
+    from tests.api.conftest import event_payload
+
+    _, organizer = await make_user("organizer")
+    _, admin = await make_user("admin")
+    created = await client.post(f"{API}/events", json=event_payload(), headers=organizer)
+    assert created.status_code == 201, created.text
+    event = created.json()
+    floor = event["zones"][0]["zone_id"]
+    for who in (organizer, admin):
+        answer = await client.post(
+            f"{API}/events/{event['event_id']}/seats/suspend",
+            json={"zone_id": floor, "quantity": 1, "reason": "x"},
+            headers=who,
+        )
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["code"] == "invalid_state"
+    assert await _zone_row(clean_db, floor) == (0, 0, 0)
+    assert await clean_db.fetchval("SELECT count(*) FROM seat_suspensions") == 0

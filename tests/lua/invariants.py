@@ -16,11 +16,16 @@ from booking.inventory.records import EventSpec, ZoneSpec
 from booking.inventory.scripts import Scripts
 from common.redis_client import RedisClient
 
-TTL_MS = 600_000
+# Six hours, longer than any test session: NOW is taken once, when the suite is collected, and
+# sweepers of other suites share this Redis (the package-scoped live stack of tests/on_cluster
+# runs seat-release on the cluster) and sweep every live event with the real clock. With ten
+# minutes, a test reached more than ten minutes into the suite had its holds expired under it
+# (the resharding storm: 411 reserves made, 1 still held).
+TTL_MS = 6 * 3600 * 1000
 # Every seat of a zone is in exactly one of these (inv `<zone>:<counter>`).
 COUNTERS = ("available", "held", "sold", "suspended", "withheld")
-# Real time (whole seconds), not a fixed past date: other suites' sweepers share this Redis and
-# sweep every live event with the real clock; holds dated in the past would be theirs to expire.
+# Real time (whole seconds), not a fixed past date: holds dated in the past would be those
+# sweepers' to expire.
 NOW = time.time_ns() // 1_000_000_000 * 1000
 
 

@@ -254,7 +254,25 @@ class WireScript(TurnBatcher):
         return b"".join([head, *[_bulk(key) for key in keys], tail])
 
     def _send(self, connection: _Connection, batch: list[Call], verb: str, script: str) -> None:
-        data = b"".join([self._encode(verb, script, keys, args) for keys, args, _ in batch])
+        # Encoded here, in a loop callback: a call whose arguments cannot be encoded must fail
+        # on its own, or its caller (and what it holds, a row lock say) would wait forever.
+        parts: list[bytes] = []
+        sendable: list[Call] = []
+        for call in batch:
+            keys, args, future = call
+            try:
+                parts.append(self._encode(verb, script, keys, args))
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            sendable.append(call)
+        if not sendable:
+            if not connection.closed:
+                self._idle.append(connection)
+            return
+        batch = sendable
+        data = b"".join(parts)
 
         def done(outcome: list[Any] | Exception) -> None:
             if isinstance(outcome, Exception):

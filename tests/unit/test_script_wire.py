@@ -213,3 +213,20 @@ def test_cached_encoding_is_the_plain_encoding() -> None:
         assert wire._encode("EVALSHA", "ab", ["k1", "k2"], ["", 1, 2.5, 10]) == encode_command(
             "EVALSHA", "ab", 2, "k1", "k2", "", 1, 2.5, 10
         )
+
+
+async def test_a_call_that_cannot_be_encoded_fails_alone(redis_url: str, fresh_source: str) -> None:
+    """Its error reaches its caller; the other calls of its turn get their answers (an error
+    escaping the loop callback would leave every caller of the batch waiting forever)."""
+    wire = wire_for(redis_url, fresh_source)
+    try:
+        calls = asyncio.gather(
+            wire.run(["k"], ["v", 1]), wire.run(["k"], ["\udad2", 1]), return_exceptions=True
+        )
+        answers: Any = await asyncio.wait_for(calls, 2)
+        good, bad = answers
+        assert good == [b"k", b"v", 2]
+        assert isinstance(bad, UnicodeEncodeError)
+        assert await asyncio.wait_for(wire.run(["k"], ["w", 2]), 2) == [b"k", b"w", 3]
+    finally:
+        await wire.aclose()

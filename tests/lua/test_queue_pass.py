@@ -21,6 +21,17 @@ async def queued_event(scripts: Scripts, redis: aioredis.Redis, event_id: str) -
     return event_id
 
 
+async def _assert_spent(
+    scripts: Scripts, redis: aioredis.Redis, event_id: str, pass_id: str
+) -> None:
+    """The pass is gone from Redis and a reserve with it is refused."""
+    keys = event_keys(event_id)
+    assert await redis.hget(keys.passes, pass_id) is None
+    assert await redis.zscore(keys.passes_active, pass_id) is None
+    with pytest.raises(errors.QueuePassInvalidError):
+        await reserve(scripts, event_id, quantity=1, pass_id=pass_id)
+
+
 async def test_pass_required(scripts: Scripts, queued_event: str) -> None:
     with pytest.raises(errors.QueuePassRequiredError):
         await reserve(scripts, queued_event, quantity=1)
@@ -39,13 +50,9 @@ async def test_pass_invalid(scripts: Scripts, queued_event: str, user: str, pass
 async def test_pass_is_consumed_once(
     scripts: Scripts, redis: aioredis.Redis, queued_event: str
 ) -> None:
-    keys = event_keys(queued_event)
     held = await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
     assert held.hold.status == "RESERVED"
-    assert await redis.hget(keys.passes, "pass-u1") is None
-    assert await redis.zscore(keys.passes_active, "pass-u1") is None
-    with pytest.raises(errors.QueuePassInvalidError):
-        await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
+    await _assert_spent(scripts, redis, queued_event, "pass-u1")
 
 
 async def test_refused_reservation_keeps_the_pass(
@@ -77,13 +84,10 @@ async def test_a_hold_never_acknowledged_gives_its_pass_back(
 async def test_an_acknowledged_hold_keeps_its_pass_spent(
     scripts: Scripts, redis: aioredis.Redis, queued_event: str
 ) -> None:
-    keys = event_keys(queued_event)
     held = await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
     await scripts.mark_durable(queued_event, held.hold.booking_id)
     await scripts.release(queued_event, held.hold.booking_id, reason="CANCELLED", now_ms=NOW)
-    assert await redis.hget(keys.passes, "pass-u1") is None
-    with pytest.raises(errors.QueuePassInvalidError):
-        await reserve(scripts, queued_event, quantity=1, pass_id="pass-u1")
+    await _assert_spent(scripts, redis, queued_event, "pass-u1")
 
 
 async def test_an_expired_pass_is_not_given_back(

@@ -31,7 +31,7 @@ def serve() -> None:
     """Run the booking service (uvicorn, uvloop, httptools)."""
     import uvicorn
 
-    from common.http_server import HTTP_PROTOCOL
+    from common.http_server import HTTP_PROTOCOL, KEEP_ALIVE_S
     from common.limits import raise_open_files_limit
 
     raise_open_files_limit()
@@ -58,7 +58,7 @@ def serve() -> None:
         proxy_headers=False,
         # Longer than the gateway's pooled keep-alive (30 s), so the gateway always closes an idle
         # connection first and never writes a request into one we are closing.
-        timeout_keep_alive=75,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     uvicorn.Server(config).run()
 

@@ -83,11 +83,19 @@ async def read_body(request: Request, model: type[ModelT]) -> ModelT:
     if raw and not is_json_media_type(request.headers.get("content-type", "")):
         raise UnsupportedMediaTypeError("send the body as application/json")
     try:
-        return model.model_validate_json(raw or b"{}")
+        parsed = model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         errors = validation_errors(exc)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise InvalidRequestError(detail, errors=errors) from exc
+    if not raw:
+        # A body whose every field is optional (a PATCH) would otherwise take "nothing sent"
+        # for "change nothing"; a client that forgot its body should hear so.
+        raise InvalidRequestError(
+            "send a JSON object as the body",
+            errors=[{"field": "body", "message": "a JSON object is required"}],
+        )
+    return parsed
 
 
 def services(connection: HTTPConnection) -> Services:

@@ -26,6 +26,12 @@ HTTP_PROTOCOL = "common.http_server:CoalescingHttpToolsProtocol"
 # within the 10 s a supervisor grants before SIGKILL.
 GRACEFUL_SHUTDOWN_S = 5
 
+# uvicorn's `timeout_keep_alive` for both servers. Its default (5 s) equals httpx's idle expiry
+# and is below any load balancer's (60 s): a client reusing a connection just as the server
+# closes it gets a reset instead of an answer, and a busy loop widens that window. A server
+# must outlast its callers' idle timeouts, so the caller always closes first.
+KEEP_ALIVE_S = 75
+
 
 class CoalescingTransport:
     """Wraps a transport: `write`s gather until the loop's next turn, then go out joined.

@@ -9,7 +9,7 @@ from typing import Any
 
 import uvicorn
 
-from common.http_server import GRACEFUL_SHUTDOWN_S, HTTP_PROTOCOL
+from common.http_server import GRACEFUL_SHUTDOWN_S, HTTP_PROTOCOL, KEEP_ALIVE_S
 from common.limits import raise_open_files_limit
 from common.logs import logging_config
 from common.redis_client import refuse_mismatch_at_start
@@ -36,6 +36,8 @@ def serve(settings: GatewaySettings) -> None:
         "proxy_headers": False,
         # Open SSE streams and WebSockets must not keep a stopping gateway alive.
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        # Clients and load balancers keep idle connections up to 60 s; we must outlast them.
+        "timeout_keep_alive": KEEP_ALIVE_S,
     }
     if settings.workers > 1:
         # Several processes need an import string; each worker rebuilds settings from env.

@@ -76,6 +76,9 @@ async def test_patch_changes_the_outflow_live(
     assert refused.status_code == 403
     invalid = await client.patch(url, json={"max_concurrent": 0}, headers=organizer)
     assert invalid.status_code == 422
+    bodiless = await client.patch(url, headers=organizer)
+    assert bodiless.status_code == 422, bodiless.text
+    assert bodiless.json()["errors"] == [{"field": "body", "message": "a JSON object is required"}]
     changed = await client.patch(
         url, json={"max_concurrent": 7, "release_per_tick": 5, "paused": True}, headers=organizer
     )

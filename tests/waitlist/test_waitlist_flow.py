@@ -163,6 +163,10 @@ async def test_join_needs_a_sell_out_and_an_open_waitlist(
         f"/api/v1/events/{event['event_id']}/waitlist/settings", json={}, headers=organizer
     )
     assert nothing.status_code == 422
+    bodiless = await client.patch(
+        f"/api/v1/events/{event['event_id']}/waitlist/settings", headers=organizer
+    )
+    assert (bodiless.status_code, bodiless.json()["code"]) == (422, "invalid_request")
 
 
 async def test_the_offer_is_pushed_to_the_buyers_stream(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from booking.payments.service import Payments
     from booking.sold_out import SoldOutWall
+
+
+@functools.cache
+def _outcome(label: str) -> Any:
+    """The outcome's counter child, looked up once (a reserve's hot path counts every answer)."""
+    return RESERVATIONS.labels(label)
 
 
 # Lua/domain error -> the reservation outcome label of booking_rush_reservations_total
@@ -110,9 +117,9 @@ class Bookings:
                 identity, body, idempotency_key, queue_pass, now_ms, waitlist_offer
             )
         except errors.BookingError as exc:
-            RESERVATIONS.labels(_OUTCOMES.get(type(exc), "error")).inc()
+            _outcome(_OUTCOMES.get(type(exc), "error")).inc()
             raise
-        RESERVATIONS.labels("idempotent_replay" if replay else "reserved").inc()
+        _outcome("idempotent_replay" if replay else "reserved").inc()
         return booking, replay
 
     async def _reserve(

@@ -17,6 +17,7 @@ from booking.feed import LiveFeed
 from booking.hold_writer import HoldWriter
 from booking.inventory.scripts import Scripts
 from booking.live_figures import LiveFigures
+from booking.metrics import EVENT_LOOP_LAG
 from booking.middleware import BookingApp
 from booking.payments import routes as payment_routes
 from booking.payments.providers import create_provider
@@ -46,6 +47,7 @@ from booking.tickets import routes as ticket_routes
 from booking.tickets.service import Tickets
 from booking.waitlist.service import Waitlist
 from common import heap
+from common.loop_watch import LoopWatch
 from common.redis_client import RedisClient, connect, open_redis
 
 API_PREFIX = "/api/v1"
@@ -175,6 +177,8 @@ def create_app(settings: Settings) -> Starlette:
             live_figures=live_figures,
             waitlist=Waitlist(pool=pool, redis=redis, scripts=scripts, catalog=catalog),
         )
+        loop_watch = LoopWatch(EVENT_LOOP_LAG)
+        loop_watch.start()
         heap.settle_after_startup()
         try:
             yield
@@ -192,6 +196,7 @@ def create_app(settings: Settings) -> Starlette:
             await pool.close()
             await scripts.aclose()
             await redis.aclose()
+            await loop_watch.stop()
 
     app = BookingApp(
         routes=[Mount(API_PREFIX, routes=API_ROUTES), *ops_routes.routes],

@@ -13,6 +13,7 @@ __all__ = [
     "DEPENDENCY_UP",
     "EMAILS",
     "EMAIL_RETRIES",
+    "EVENT_LOOP_LAG",
     "EXPIRY_WARNINGS",
     "FEED_CONNECTIONS",
     "FEED_DROPPED",
@@ -62,6 +63,11 @@ HTTP_LATENCY = Histogram(
     "Booking-service request latency",
     ["route", "status_class"],
     buckets=LATENCY_BUCKETS,
+)
+EVENT_LOOP_LAG = Histogram(
+    "booking_rush_event_loop_lag_seconds",
+    "How much later than asked the event loop woke a short sleep (common/loop_watch.py)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 RESERVATIONS = Counter(
     "booking_rush_reservations_total",

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common import heap, tracing
 from common.asgi import RequestMiddleware
+from common.loop_watch import LoopWatch
 from common.problems import problem_response
 from common.redis_client import RedisClient, RedisModeError, open_redis, verify_mode
 from gateway import ops
@@ -156,6 +157,8 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
         )
         await limiter.load_script()
         await upstreams.start()
+        loop_watch = LoopWatch(metrics.loop_lag)
+        loop_watch.start()
         heap.settle_after_startup()
         try:
             yield {
@@ -170,6 +173,7 @@ def create_app(settings: GatewaySettings, metrics: GatewayMetrics | None = None)
             await upstreams.stop()
             await limiter.aclose()
             await redis.aclose()
+            await loop_watch.stop()
 
     app = Starlette(
         routes=_routes(settings.web_root),

@@ -18,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from gateway.routes import AUTH_GROUP, DEFAULT_GROUP
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 # What can go wrong towards the booking service (the `kind` label).
@@ -76,6 +77,12 @@ class GatewayMetrics:
         self.rate_limit_fail_open = Counter(
             "booking_rush_gateway_rate_limit_fail_open_total",
             "Requests let through unchecked because the rate-limit Redis was unavailable.",
+            registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "booking_rush_gateway_event_loop_lag_seconds",
+            "How much later than asked the event loop woke a short sleep (common/loop_watch.py).",
+            buckets=LOOP_LAG_BUCKETS,
             registry=self.registry,
         )
         # Closed label sets start at 0, so rates and alerts see "none yet" rather than no series.

@@ -132,6 +132,23 @@ INFRASTRUCTURE = (
         q("sum by (service) (rate(process_cpu_seconds_total[1m]))", "{{service}}"),
     ),
     series(
+        "Event loop lag (p99)",
+        "s",
+        "How late each service's event loop woke a 0.1 s sleep. Lag with CPU near one core is "
+        "saturation (add replicas); lag without it is a blocking call: the process's log names "
+        "its stack ('event loop blocked').",
+        q(
+            "histogram_quantile(0.99, sum by (le, service) "
+            "(rate(booking_rush_event_loop_lag_seconds_bucket[1m])))",
+            "{{service}}",
+        ),
+        q(
+            "histogram_quantile(0.99, sum by (le, service) "
+            "(rate(booking_rush_gateway_event_loop_lag_seconds_bucket[1m])))",
+            "{{service}}",
+        ),
+    ),
+    series(
         "Process memory (RSS)",
         "bytes",
         "Resident memory of each process.",

@@ -10,6 +10,7 @@ the runs really reserved and paid. Any failure fails the build.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,7 +97,7 @@ def _schemathesis(live: LiveStack, token: str, report: Path, max_time_s: int, *e
     )
     output = done.stdout + done.stderr
     report.with_suffix(".txt").write_text(output)
-    assert done.returncode == 0, output[-20000:]
+    assert done.returncode == 0, output[-20000:] + _blocked_loops(live)
     return output
 
 
@@ -154,3 +155,19 @@ async def test_the_api_keeps_its_contract_as_a_buyer(
 ) -> None:
     _, token = await _user(contract_stack, "customer")
     _schemathesis(contract_stack, token, REPORTS / "buyer.xml", max_time_s=45)
+
+
+def _blocked_loops(live: LiveStack) -> str:
+    """What the services logged about blocked event loops (common/loop_watch.py), stacks
+    included: the first place to look when a request timed out."""
+    found = []
+    for path in sorted(live.stack.logs_dir.glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if "event loop blocked" not in line and "event loop ran again" not in line:
+                continue
+            try:
+                entry = json.loads(line)
+                found.append(f"{path.name} {entry['ts']}: {entry['msg']}")
+            except (ValueError, KeyError, TypeError):
+                found.append(f"{path.name}: {line}")
+    return "\n\nBlocked event loops:\n" + "\n".join(found[-8:]) if found else ""

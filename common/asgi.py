@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common import tracing
 from common.logs import request_id_var
+from common.loop_watch import answered, in_flight
 
 REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID_SCOPE_KEY = "booking_rush.request_id"
@@ -77,12 +78,15 @@ class RequestMiddleware:
         started = time.perf_counter()
         status = 0  # until the answer starts
         header = (REQUEST_ID_HEADER, request_id)
+        waiting = in_flight(scope["method"], scope["path"], request_id) if kind == "http" else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] in _ANSWER_STARTS:
                 status = message.get("status", 101)
                 message["headers"] = [*message.get("headers", ()), header]
+                if waiting is not None:
+                    answered(waiting)
             await send(message)
 
         try:
@@ -100,6 +104,8 @@ class RequestMiddleware:
             if kind != "http" or not status:
                 raise
         finally:
+            if waiting is not None:
+                answered(waiting)
             request_id_var.reset(token)
             if kind == "http":
                 route = self.route_of(scope)

@@ -10,6 +10,12 @@ from outside it looks like a service that stopped answering. `LoopWatch` makes t
   it logs, while the loop is still blocked, the stack the loop's thread is running: the code
   to blame, named. One warning per block, and one line when the loop runs again, with how long
   it was stuck.
+
+A loop that runs but a request that waits (a lock, an exhausted pool, a peer that never
+answers) is the other way to stop answering. The request middleware (common/asgi.py) marks each
+HTTP request `in_flight` until its answer starts; the probe looks at the oldest of them once a
+second and logs, once per request, any still unanswered after `SLOW_REQUEST_S`, with where its
+task is waiting.
 """
 
 from __future__ import annotations
@@ -21,12 +27,30 @@ import sys
 import threading
 import time
 import traceback
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 PROBE_S = 0.1
 BLOCKED_S = 1.0
+SLOW_REQUEST_S = 5.0
+SWEEP_EVERY_S = 1.0
+
+# Requests not yet answered, oldest first (dicts keep insertion order): token -> (started at,
+# the request's task, method, path, request id). One registry per process, for every app in it.
+_in_flight: dict[object, tuple[float, asyncio.Task[Any] | None, str, str, bytes]] = {}
+
+
+def in_flight(method: str, path: str, request_id: bytes) -> object:
+    """Marks the current request unanswered; pass the token to `answered` once its answer
+    starts. Cheap (a reserve's hot path runs it): a tuple and a dict insert, no formatting."""
+    token = object()
+    _in_flight[token] = (time.monotonic(), asyncio.current_task(), method, path, request_id)
+    return token
+
+
+def answered(token: object) -> None:
+    _in_flight.pop(token, None)
 
 
 class Observer(Protocol):
@@ -40,16 +64,20 @@ class LoopWatch:
         *,
         probe_s: float = PROBE_S,
         blocked_s: float = BLOCKED_S,
+        slow_request_s: float = SLOW_REQUEST_S,
     ) -> None:
         self._lag = lag
         self._probe_s = probe_s
         self._blocked_s = blocked_s
+        self._slow_request_s = slow_request_s
+        self._reported: set[object] = set()
         self._beat = time.monotonic()
         self._loop_thread = 0
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.blocks = 0  # blocks reported so far
+        self.slow_requests = 0  # slow requests reported so far
 
     def start(self) -> None:
         """Starts the probe on the running loop and the watching thread."""
@@ -70,11 +98,33 @@ class LoopWatch:
 
     async def _probe(self) -> None:
         loop = asyncio.get_running_loop()
+        swept = time.monotonic()
         while True:
             asked = loop.time()
             await asyncio.sleep(self._probe_s)
             self._lag.observe(max(0.0, loop.time() - asked - self._probe_s))
-            self._beat = time.monotonic()
+            self._beat = now = time.monotonic()
+            if now - swept >= SWEEP_EVERY_S:
+                swept = now
+                self._report_slow_requests(now)
+
+    def _report_slow_requests(self, now: float) -> None:
+        self._reported &= _in_flight.keys()
+        for token, (started, task, method, path, request_id) in list(_in_flight.items()):
+            if now - started < self._slow_request_s:
+                break  # the rest are younger
+            if token in self._reported:
+                continue
+            self._reported.add(token)
+            self.slow_requests += 1
+            log.warning(
+                "request unanswered after %.1f s: %s %s (request id %s); it is waiting at:\n%s",
+                now - started,
+                method,
+                path,
+                request_id.decode(errors="replace"),
+                _task_stack(task),
+            )
 
     def _watch(self) -> None:
         blocked_since = 0.0
@@ -101,3 +151,21 @@ class LoopWatch:
         if frame is None:
             return "  (the loop's thread is gone)"
         return "".join(traceback.format_stack(frame)).rstrip()
+
+
+def _task_stack(task: asyncio.Task[Any] | None) -> str:
+    """Where a suspended task waits: its chain of awaits, outermost first, down to what it
+    awaits last (a future, or a coroutine of a compiled library)."""
+    if task is None or task.done():
+        return "  (no task)"
+    lines: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(lines) < 60:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            lines.append(f"  awaiting {awaited!r}"[:300])
+            break
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join(lines) or "  (no frames)"

@@ -249,6 +249,11 @@ class Exchange(asyncio.Protocol):
 
     def finish(self) -> None:
         """Ready the connection for its next request (call only when `reusable()`)."""
+        if self._paused and self.transport is not None:
+            # A large answer paused reading and was then read whole (`read_all` takes it in
+            # one piece, never through `_take`): a connection pooled while paused would never
+            # read its next answer, and that request would wait out the gateway's timeout.
+            self.transport.resume_reading()
         self._reset()
         self.idle_since = time.monotonic()
 

@@ -322,6 +322,34 @@ async def test_body_beyond_the_limit_is_refused() -> None:
         pool.release(exchange)
 
 
+async def test_a_connection_reused_after_a_large_answer_reads_the_next_one() -> None:
+    # An answer above HIGH_WATER pauses reading while it is buffered; the connection must be
+    # reading again when it goes back to the pool, or the next answer is never read.
+    large = b"x" * (HIGH_WATER * 3)
+    async with scripted(lambda head: ok(large if b" /large " in head else b"{}")) as (
+        upstream,
+        pool,
+    ):
+        for _ in range(3):
+            exchange = await pool.acquire()
+            await exchange.send(
+                encode_request("GET", b"/large", pool.authority, [], None), head_request=False
+            )
+            assert await asyncio.wait_for(exchange.read_all(1 << 22), 2) == large
+            pool.release(exchange)
+            exchange = await pool.acquire()
+            await asyncio.wait_for(
+                exchange.send(
+                    encode_request("GET", b"/small", pool.authority, [], None),
+                    head_request=False,
+                ),
+                2,
+            )
+            assert await asyncio.wait_for(exchange.read_all(1 << 20), 2) == b"{}"
+            pool.release(exchange)
+    assert upstream.connections == 1
+
+
 async def test_idle_connection_past_its_time_is_not_reused() -> None:
     async with scripted(lambda head: ok(), idle_s=0.2) as (upstream, pool):
         await call(pool)

@@ -8,6 +8,8 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from common.loop_watch import LAG_BUCKETS
+
 __all__ = [
     "CHECKINS",
     "DEPENDENCY_UP",
@@ -67,7 +69,7 @@ HTTP_LATENCY = Histogram(
 EVENT_LOOP_LAG = Histogram(
     "booking_rush_event_loop_lag_seconds",
     "How much later than asked the event loop woke a short sleep (common/loop_watch.py)",
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=LAG_BUCKETS,
 )
 RESERVATIONS = Counter(
     "booking_rush_reservations_total",

@@ -35,6 +35,8 @@ PROBE_S = 0.1
 BLOCKED_S = 1.0
 SLOW_REQUEST_S = 5.0
 SWEEP_EVERY_S = 1.0
+# The lag histogram's buckets, the same in every service that exports one.
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # Requests not yet answered, oldest first (dicts keep insertion order): token -> (started at,
 # the request's task, method, path, request id). One registry per process, for every app in it.

@@ -15,10 +15,10 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from common.loop_watch import LAG_BUCKETS
 from gateway.routes import AUTH_GROUP, DEFAULT_GROUP
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 # What can go wrong towards the booking service (the `kind` label).
@@ -82,7 +82,7 @@ class GatewayMetrics:
         self.loop_lag = Histogram(
             "booking_rush_gateway_event_loop_lag_seconds",
             "How much later than asked the event loop woke a short sleep (common/loop_watch.py).",
-            buckets=LOOP_LAG_BUCKETS,
+            buckets=LAG_BUCKETS,
             registry=self.registry,
         )
         # Closed label sets start at 0, so rates and alerts see "none yet" rather than no series.
